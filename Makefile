@@ -1,11 +1,74 @@
 # Every target is documented in README.md ("Make targets").
 SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
 VENV := .venv
 PY := $(VENV)/bin/python
+STACK ?= local
+KIND_CLUSTER ?= redis-keda
+# Image refs: keep in step with components/versions.py (tests/test_make_consistency.py checks).
+REGISTRY ?=
+IMAGE_TAG ?= 0.1.0
+IMAGE_PREFIX := $(if $(REGISTRY),$(REGISTRY)/,)redis-keda-platform
+CACHE_API_IMAGE := $(IMAGE_PREFIX)/cache-api:$(IMAGE_TAG)
+WORKER_IMAGE := $(IMAGE_PREFIX)/worker:$(IMAGE_TAG)
+PRODUCER_IMAGE := $(IMAGE_PREFIX)/producer:$(IMAGE_TAG)
+IMAGES := $(CACHE_API_IMAGE) $(WORKER_IMAGE) $(PRODUCER_IMAGE)
+# load: how many tasks, how fast (0 = as fast as possible)
+COUNT ?= 500
+RATE ?= 0
+PULUMI_ARGS ?=
 
-.PHONY: setup test
-setup: ## virtualenv + pinned dependencies; checks redis-server
+.PHONY: help setup test render scan bench images push kind-up up load watch down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-server
 	bash scripts/setup.sh
 
-test: ## the whole test suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server
+test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server
 	$(PY) -m pytest
+
+render: ## write the manifests STACK would create to out/STACK (Pulumi mocks, offline)
+	$(PY) tools/render.py --stack $(STACK) --out out/$(STACK)
+
+scan: ## checkov over the rendered manifests of every stack and worker mode
+	bash scripts/scan.sh
+
+bench: ## run the benchmarks (cache API vs its ceiling, worker safe vs default settings)
+	$(PY) bench/cache_api_bench.py --plot docs/img/cache_api_bench.png
+	$(PY) bench/worker_bench.py --plot docs/img/worker_bench.png
+
+images: ## build the three app images (REGISTRY=..., IMAGE_TAG=...)
+	@scripts/require.sh docker
+	docker build -f apps/cache_api/Dockerfile -t $(CACHE_API_IMAGE) .
+	docker build -f apps/worker/Dockerfile -t $(WORKER_IMAGE) .
+	docker build -f apps/producer/Dockerfile -t $(PRODUCER_IMAGE) .
+
+push: ## push the images to REGISTRY (e.g. an ACR: az acr login -n NAME first)
+	@scripts/require.sh docker
+	@test -n "$(REGISTRY)" || { echo "error: set REGISTRY=<registry host>, e.g. REGISTRY=myacr.azurecr.io" >&2; exit 1; }
+	for image in $(IMAGES); do docker push $$image || exit 1; done
+
+kind-up: ## create the kind cluster (deploy/kind/cluster.yaml), metrics-server, load the images
+	KIND_CLUSTER=$(KIND_CLUSTER) IMAGES="$(IMAGES)" bash scripts/kind_up.sh
+
+up: ## pulumi up on STACK=local|aks (PULUMI_ARGS=--yes to skip the prompt)
+	@scripts/require.sh pulumi
+	@if [ "$(STACK)" = aks ]; then scripts/require.sh az; fi
+	pulumi stack select --create $(STACK)
+	pulumi up --stack $(STACK) $(PULUMI_ARGS)
+
+load: ## submit COUNT tasks at RATE/s from the deployed producer, then wait for every result
+	@scripts/require.sh pulumi kubectl
+	STACK=$(STACK) COUNT=$(COUNT) RATE=$(RATE) bash scripts/load.sh
+
+watch: ## print worker and cache API replica counts over time (Ctrl-C to stop)
+	@scripts/require.sh pulumi kubectl
+	STACK=$(STACK) bash scripts/watch.sh
+
+down: ## pulumi destroy STACK, then (local) delete the kind cluster
+	@scripts/require.sh pulumi
+	pulumi destroy --stack $(STACK) $(PULUMI_ARGS)
+	@if [ "$(STACK)" = local ]; then scripts/require.sh kind && kind delete cluster --name $(KIND_CLUSTER); fi

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End-to-end on kind: build the images, `pulumi up` a throwaway copy of the local stack
+# on a local backend, push a burst of tasks, assert the worker scales 0 -> N -> 0 and
+# that every task's record exists, assert the cache API answers, then `pulumi destroy`
+# and assert nothing is left behind. Needs Docker, kind, kubectl and the Pulumi CLI.
+# Used by the `e2e-kind` job of .github/workflows/ci.yml; runnable by hand the same way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/require.sh docker kind kubectl pulumi
+
+COUNT=${COUNT:-200}
+STACK=e2e                                   # a copy of stacks/Pulumi.local.yaml (gitignored)
+KIND_CLUSTER=${KIND_CLUSTER:-redis-keda}
+export KUBE_CONTEXT="kind-${KIND_CLUSTER}"
+export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-e2e-throwaway-passphrase}
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$(mktemp -d)}
+export PULUMI_SKIP_UPDATE_CHECK=true
+
+log() { printf '\n=== %s %s\n' "$(date +%H:%M:%S)" "$*"; }
+fail() { echo "E2E FAILED: $*" >&2; exit 1; }
+cleanup() {
+  log "cleanup"
+  kill "${BURST_PID:-}" "${PF_PID:-}" 2>/dev/null || true
+  [ "${KEEP:-0}" = 1 ] || kind delete cluster --name "$KIND_CLUSTER" || true
+  rm -f stacks/Pulumi.e2e.yaml
+}
+trap cleanup EXIT
+
+log "images + kind cluster"
+make images
+make kind-up KIND_CLUSTER="$KIND_CLUSTER"
+
+log "pulumi up (stack $STACK, backend $PULUMI_BACKEND_URL)"
+cp stacks/Pulumi.local.yaml stacks/Pulumi.e2e.yaml
+pulumi stack init "$STACK" --secrets-provider passphrase
+pulumi config set --stack "$STACK" kubeconfigContext "$KUBE_CONTEXT"
+pulumi config set --stack "$STACK" producerRate 0          # only the burst below submits tasks
+pulumi up --stack "$STACK" --yes --skip-preview
+
+. scripts/stack_env.sh
+MODE=$(out workerMode); WORKER=$(out workerDeploymentName); PRODUCER=$(out producerDeploymentName)
+API_SVC=$(out cacheApiServiceName)
+[ "$MODE" = deployment ] || fail "the e2e job expects workerMode=deployment in stacks/Pulumi.local.yaml"
+replicas() { "${KUBECTL[@]}" get deploy "$WORKER" -o jsonpath='{.status.replicas}' | sed 's/^$/0/'; }
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2; local start; start=$(date +%s)
+  until "$@"; do
+    [ $(( $(date +%s) - start )) -lt "$limit" ] || fail "timed out after ${limit}s waiting for: $what"
+    sleep 5
+  done
+  echo "ok: $what ($(( $(date +%s) - start ))s)"
+}
+
+log "worker starts at zero replicas"
+wait_for 180 "worker at 0 replicas" test "$(replicas)" -eq 0
+
+log "burst of $COUNT tasks"
+"${KUBECTL[@]}" exec "deploy/$PRODUCER" -- \
+  python -m apps.producer --count "$COUNT" --rate 0 --wait-results 900 > /tmp/e2e-burst.log 2>&1 &
+BURST_PID=$!
+wait_for 300 "KEDA scales the worker up from 0" test "$(replicas)" -ge 1
+max=0
+while kill -0 "$BURST_PID" 2>/dev/null; do r=$(replicas); [ "$r" -gt "$max" ] && max=$r; sleep 5; done
+wait "$BURST_PID" || { cat /tmp/e2e-burst.log; fail "not every task's record exists (see the producer's output above)"; }
+BURST_PID=
+cat /tmp/e2e-burst.log
+echo "ok: all $COUNT task records exist; worker peaked at $max replicas"
+
+log "worker scales back to zero"
+wait_for 900 "worker back to 0 replicas" test "$(replicas)" -eq 0
+
+log "cache API answers"
+"${KUBECTL[@]}" port-forward "svc/$API_SVC" 18000:8000 >/dev/null 2>&1 &
+PF_PID=$!
+TAG=$(ls apps/cache_api/dataset/*.json | head -1 | xargs basename | sed 's/\.json$//')
+wait_for 60 "/readyz is 200" curl -fsS -o /dev/null http://127.0.0.1:18000/readyz
+body=$(curl -fsS "http://127.0.0.1:18000/github_stats/${TAG}?limit=3")
+echo "$body" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, list) and len(d) == 3 and "stars" in d[0], d' \
+  || fail "GET /github_stats/${TAG} did not return a JSON list of 3 repos: $body"
+status=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18000/github_stats/no-such-tag-e2e)
+[ "$status" = 404 ] || fail "unknown tag answered $status, expected 404"
+kill "$PF_PID"; PF_PID=
+echo "ok: cache API serves ${TAG}"
+
+log "pulumi destroy leaves nothing behind"
+pulumi destroy --stack "$STACK" --yes --skip-preview
+left=$(pulumi stack export --stack "$STACK" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["deployment"].get("resources") or []))')
+[ "$left" = 0 ] || fail "the stack still holds $left resources after destroy"
+for ns in "$NS" keda; do
+  wait_for 180 "namespace $ns deleted" bash -c "! kubectl --context $KUBE_CONTEXT get namespace $ns >/dev/null 2>&1"
+done
+if kubectl --context "$KUBE_CONTEXT" get crd scaledobjects.keda.sh >/dev/null 2>&1; then
+  fail "KEDA's CRDs are still installed after destroy"
+fi
+pulumi stack rm "$STACK" --yes
+log "E2E PASSED"
