@@ -1,0 +1,1 @@
+"""Cache API: top GitHub repositories per tag, served from Redis (cache-aside, stampede-proof)."""

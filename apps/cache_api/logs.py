@@ -1,0 +1,52 @@
+"""Structured logs: one JSON object per line on stderr, for our logger and uvicorn's."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+
+import orjson
+
+LOGGER_NAME = "apps.cache_api"
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", ...extra}``; extras come from ``logger.info(msg, extra={...})``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO") -> logging.Logger:
+    """Idempotent: JSON handler on our logger; uvicorn's handlers (if any) switched to JSON too."""
+    formatter = JsonFormatter()
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level)
+    logger.propagate = False
+    if not any(getattr(h, "_cache_api", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler._cache_api = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    for handler in logger.handlers:
+        handler.setFormatter(formatter)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        for handler in logging.getLogger(name).handlers:
+            handler.setFormatter(formatter)
+    return logger
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")

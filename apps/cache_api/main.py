@@ -1,0 +1,50 @@
+"""The FastAPI app: ``uvicorn apps.cache_api.main:app --host 0.0.0.0 --port 8000``.
+
+``create_app(settings)`` builds an independent app (own Redis clients, metrics registry,
+in-process cache): tests build several against one Redis to play a fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from apps.cache_api import errors
+from apps.cache_api.cache import TagCache
+from apps.cache_api.logs import configure_logging
+from apps.cache_api.metrics import Metrics, MetricsMiddleware
+from apps.cache_api.redis_clients import RedisClients
+from apps.cache_api.routers import github_stats, ops
+from apps.cache_api.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log = configure_logging(settings.log_level)
+        redis = RedisClients.from_settings(settings)
+        app.state.redis = redis
+        app.state.cache = TagCache(settings, redis, metrics)
+        log.info("cache api starting", extra={"settings": settings.summary()})
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            log.info("cache api stopped")
+
+    app = FastAPI(title="Cache API", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.include_router(github_stats.router)
+    app.include_router(ops.router)
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+app = create_app()

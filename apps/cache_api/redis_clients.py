@@ -1,0 +1,79 @@
+"""Async Redis clients that fail fast and heal themselves.
+
+- Short connect/read timeouts and a single immediate retry (redis-py's default retries
+  ten times with backoff, which turns "Redis is down" into a multi-second hang).
+  The one retry reconnects a pooled connection that died while Redis restarted.
+- A blocking pool with a bound: when every connection is busy a request waits at most
+  the socket timeout instead of opening connections without limit.
+- TLS always verifies the certificate and the host name (``REDIS_CA_FILE`` or the
+  system trust store); there is no switch to turn verification off.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from apps.cache_api.settings import Settings
+
+
+def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[str, object]:
+    kwargs: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "db": settings.redis_db,
+        "password": settings.redis_password.get_secret_value() if settings.redis_password else None,
+        "socket_connect_timeout": settings.redis_connect_timeout_seconds,
+        "socket_timeout": settings.redis_socket_timeout_seconds,
+        "retry": Retry(NoBackoff(), retries=1),
+        "max_connections": settings.redis_max_connections,
+        "timeout": settings.redis_socket_timeout_seconds,
+        "client_name": "cache-api",
+        "connection_class": Connection,
+    }
+    if tls:
+        kwargs |= {
+            "connection_class": SSLConnection,
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+            "ssl_ca_certs": str(settings.redis_ca_file) if settings.redis_ca_file else None,
+            "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+        }
+    return kwargs
+
+
+def make_client(settings: Settings, host: str, port: int, tls: bool) -> Redis:
+    return Redis.from_pool(BlockingConnectionPool(**_pool_kwargs(settings, host, port, tls)))
+
+
+@dataclass
+class RedisClients:
+    """``primary``: writes, the loader lock, the fill wait. ``reader``: cache reads (may be the primary)."""
+
+    primary: Redis
+    reader: Redis
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RedisClients":
+        primary = make_client(settings, settings.redis_host, settings.redis_port, settings.redis_tls)
+        if settings.redis_read_host is None:
+            return cls(primary=primary, reader=primary)
+        # The read replica is a sidecar on loopback, plain TCP (docs/contract.md).
+        assert settings.redis_read_port is not None
+        reader = make_client(settings, settings.redis_read_host, settings.redis_read_port, tls=False)
+        return cls(primary=primary, reader=reader)
+
+    async def ping(self) -> None:
+        await self.primary.ping()
+        if self.reader is not self.primary:
+            await self.reader.ping()
+
+    async def aclose(self) -> None:
+        await self.primary.aclose()
+        if self.reader is not self.primary:
+            await self.reader.aclose()

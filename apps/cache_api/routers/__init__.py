@@ -1,0 +1,1 @@
+"""Routers per area: ``github_stats`` (the data) and ``ops`` (probes and metrics)."""

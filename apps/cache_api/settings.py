@@ -1,0 +1,91 @@
+"""Settings from the environment (docs/contract.md); every field is overridable in tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SAMPLE_DATASET_DIR = Path(__file__).resolve().parent / "dataset"
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """One field per environment variable (the name upper-cased): ``redis_host`` is ``REDIS_HOST``."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    # Redis endpoint (DESIGN.md contract).
+    redis_host: str = "localhost"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    redis_password: SecretStr | None = None
+    redis_tls: bool = False
+    redis_db: int = Field(0, ge=0)
+    redis_ca_file: Path | None = None
+    """PEM CA bundle used to verify the server certificate; unset = the system trust store."""
+
+    # Optional read path (replica sidecar): cache reads go there; writes and the lock go to the primary.
+    redis_read_host: str | None = None
+    redis_read_port: int | None = Field(None, ge=1, le=65535)
+    """Defaults to ``REDIS_PORT`` when only ``REDIS_READ_HOST`` is set."""
+
+    # Fail fast when Redis is down.
+    redis_connect_timeout_seconds: PositiveSeconds = 1.0
+    redis_socket_timeout_seconds: PositiveSeconds = 1.0
+    redis_max_connections: int = Field(64, ge=1)
+
+    # Dataset.
+    dataset_dir: Path = SAMPLE_DATASET_DIR
+    dataset_load_delay_seconds: float = Field(0.0, ge=0)
+    """Artificial delay added to every dataset load (simulates a slow source in demos and tests)."""
+
+    # Cache.
+    cache_ttl_seconds: PositiveSeconds = 3600.0
+    cache_ttl_jitter_ratio: float = Field(0.1, ge=0, le=1)
+    """Each key lives ``CACHE_TTL_SECONDS * (1 + U(0, ratio))`` so keys do not expire together."""
+    cache_key_prefix: str = Field("cache_api:v1", min_length=1)
+    local_cache_ttl_seconds: float = Field(1.0, ge=0)
+    """Staleness bound of the in-process cache in front of Redis; 0 disables it."""
+    local_cache_max_entries: int = Field(1024, ge=1)
+
+    # Stampede protection.
+    lock_timeout_seconds: PositiveSeconds = 10.0
+    """Life of the loader lock: a loader that dies blocks the others at most this long."""
+    fill_wait_seconds: PositiveSeconds = 15.0
+    """How long a request waits for another loader's value before answering 503."""
+
+    log_level: str = "INFO"
+
+    @field_validator("redis_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"REDIS_CA_FILE {value} is not a readable file")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _read_port_default(self) -> "Settings":
+        if self.redis_read_host is not None and self.redis_read_port is None:
+            object.__setattr__(self, "redis_read_port", self.redis_port)
+        return self
+
+    @property
+    def has_read_replica(self) -> bool:
+        return self.redis_read_host is not None
+
+    def summary(self) -> dict[str, object]:
+        """What is safe to log: everything but the password (only whether one is set)."""
+        data = self.model_dump(exclude={"redis_password"}, mode="json")
+        data["redis_password_set"] = self.redis_password is not None
+        return data
