@@ -1,0 +1,1 @@
+"""Celery worker: processes user records from the Redis list that KEDA watches."""

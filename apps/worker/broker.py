@@ -1,0 +1,171 @@
+"""kombu's Redis transport with a recoverable pop and a dead-letter list for garbage.
+
+Stock kombu consumes with ``BRPOP``: Redis removes the message from the list, and only
+afterwards does the worker record it as unacknowledged (``ZADD``/``HSET``). A worker
+killed between the two (SIGKILL, OOM, node loss) loses that message for good.
+
+Here the pop is ``BLMOVE <queue> <queue>.inflight RIGHT LEFT``: the message stays in
+Redis while in flight. Once kombu has recorded it as unacknowledged it is removed from
+``<queue>.inflight``. The periodic restore sweep (the one that redelivers unacked
+messages older than ``visibility_timeout``) also pushes back inflight entries that have
+stayed there for ``visibility_timeout``: their worker died in that window. The worst
+case is a duplicate delivery, which the task tolerates (it rewrites the same key).
+
+A message that is not JSON or not a kombu envelope cannot reach Celery at all; stock
+kombu raises inside the event loop. Here it is pushed to the dead-letter list with the
+reason, and the worker goes on.
+
+Only the plain single-key case is changed (one queue, ``priority_steps=[0]``, no
+``global_keyprefix``): anything else falls back to kombu's own BRPOP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from queue import Empty
+
+from kombu.transport import redis as kredis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+logger = logging.getLogger(__name__)
+
+INFLIGHT_SUFFIX = ".inflight"
+
+# Move one inflight entry back to its queue, once, even if two sweepers race.
+_RESTORE_INFLIGHT = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def dead_letter_entry(reason: str, payload: str, **meta) -> str:
+    """One dead-letter list element: JSON with the reason and the original payload."""
+    entry = {"reason": reason, "payload": payload, "dead_lettered_at": time.time(), **meta}
+    return json.dumps(entry, default=str)
+
+
+class QoS(kredis.QoS):
+    def restore_visible(self, start=0, num=10, interval=10):
+        due = self._vrestore_count % (interval or 1) == 0
+        super().restore_visible(start=start, num=num, interval=interval)
+        if due:
+            self.channel.restore_inflight()
+
+
+class Channel(kredis.Channel):
+    QoS = QoS
+
+    #: Redis list receiving messages that cannot be decoded (transport option).
+    dead_letter_list: str | None = None
+
+    from_transport_options = kredis.Channel.from_transport_options + ("dead_letter_list",)
+
+    _blmove_key: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._inflight_seen: dict[bytes, float] = {}
+
+    # ---- consuming --------------------------------------------------------------------
+    def _single_key(self, queues) -> str | None:
+        keys = [self._q_for_pri(q, pri) for pri in self.priority_steps for q in queues]
+        if len(keys) != 1 or self.global_keyprefix:
+            return None
+        return keys[0]
+
+    def _brpop_start(self, timeout=None):
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        key = self._single_key(queues)
+        if key is None:
+            self._blmove_key = None
+            return super()._brpop_start(timeout)
+        self._blmove_key = key
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()
+        self.client.connection.send_command(
+            "BLMOVE", key, key + INFLIGHT_SUFFIX, "RIGHT", "LEFT", timeout or 0)
+
+    def _brpop_read(self, **options):
+        key = self._blmove_key
+        if key is None:
+            return super()._brpop_read(**options)
+        try:
+            try:
+                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if item is None:
+                raise Empty()
+            inflight = key + INFLIGHT_SUFFIX
+            payload = self._envelope_or_dead_letter(item, key)
+            if payload is not None:
+                queue = key.rsplit(self.sep, 1)[0]
+                self._queue_cycle.rotate(queue)
+                # Records the message as unacked (QoS.append) before Celery sees it.
+                self.connection._deliver(payload, queue)
+            with self.conn_or_acquire() as client:
+                client.lrem(inflight, 1, item)
+            if payload is None:
+                raise Empty()
+            return True
+        finally:
+            self._in_poll = None
+            self._blmove_key = None
+            self._flush_brpop_reauth()
+
+    def _envelope_or_dead_letter(self, item: bytes, queue_key: str):
+        raw = bytes_to_str(item)
+        try:
+            payload = loads(raw)
+            self.Message(payload, channel=self)  # the checks kombu makes on delivery
+        except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
+            reason = f"undecodable message: {type(exc).__name__}: {exc}"
+            logger.error("dead-lettering message from %s: %s", queue_key, reason)
+            if self.dead_letter_list:
+                with self.conn_or_acquire() as client:
+                    client.lpush(self.dead_letter_list,
+                                 dead_letter_entry(reason, raw, queue=queue_key, stage="transport"))
+            return None
+        return payload
+
+    # ---- recovery ---------------------------------------------------------------------
+    def restore_inflight(self) -> int:
+        """Push back entries left in ``<queue>.inflight`` for ``visibility_timeout``."""
+        key = self._single_key(self.active_queues) if self.active_queues else None
+        if key is None:
+            return 0
+        inflight = key + INFLIGHT_SUFFIX
+        now = time.monotonic()
+        restored = 0
+        try:
+            with self.conn_or_acquire() as client:
+                items = client.lrange(inflight, 0, -1)
+                seen: dict[bytes, float] = {}
+                for item in items:
+                    first = self._inflight_seen.get(item, now)
+                    if now - first >= self.visibility_timeout:
+                        restored += int(client.eval(_RESTORE_INFLIGHT, 2, inflight, key, item))
+                    else:
+                        seen[item] = first
+                self._inflight_seen = seen
+        except self.connection_errors:
+            logger.debug("inflight sweep skipped: connection error", exc_info=True)
+        if restored:
+            logger.warning("restored %d message(s) popped by a worker that died before "
+                           "recording them", restored)
+        return restored
+
+
+class Transport(kredis.Transport):
+    Channel = Channel

@@ -1,0 +1,95 @@
+"""The Celery app, built from environment settings.
+
+``celery -A apps.worker.celery_app worker --loglevel=INFO`` (docs/contract.md).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from celery import Celery
+from pydantic import ValidationError
+
+from apps.worker import tasks
+from apps.worker.settings import WorkerSettings
+
+#: kombu transport with a recoverable pop (see broker.py).
+RELIABLE_TRANSPORT = "apps.worker.broker:Transport"
+
+
+def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
+    """Celery settings. ``safe=False`` gives Celery's own delivery defaults (benchmark)."""
+    transport_options: dict = {
+        # One list per queue, named exactly CELERY_QUEUE (what KEDA's listName watches):
+        # with the default steps [0, 3, 6, 9] a priority >0 goes to "<queue>\x06\x163" etc.
+        "priority_steps": [0],
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "health_check_interval": 25,
+    }
+    conf: dict = {
+        "broker_url": settings.redis_url,
+        "broker_use_ssl": settings.ssl_options(),
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport_options,
+        "task_default_queue": settings.celery_queue,
+        "task_default_exchange": settings.celery_queue,
+        "task_default_routing_key": settings.celery_queue,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "worker_state_db": None,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "worker_consumer": "apps.worker.runtime:WorkerConsumer",
+        "worker_hijack_root_logger": True,
+    }
+    if safe:
+        transport_options.update({
+            "dead_letter_list": settings.dead_letter_queue,
+            "visibility_timeout": settings.celery_visibility_timeout,
+            # Sweep for abandoned (unacked) messages every restore_interval seconds and
+            # scan Redis on every sweep (kombu's default: 10 s x throttle 10 = ~100 s).
+            "unacked_restore_interval": settings.restore_interval,
+            "unacked_restore_throttle": 1,
+            # A worker killed inside a sweep holds the sweep mutex until it expires.
+            "unacked_mutex_expire": max(5, min(300, int(settings.celery_visibility_timeout))),
+        })
+        conf.update({
+            "broker_transport": RELIABLE_TRANSPORT,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "task_acks_on_failure_or_timeout": True,  # failures are dead-lettered first
+            "worker_prefetch_multiplier": 1,
+        })
+    else:
+        conf.update({"task_acks_late": False, "task_reject_on_worker_lost": False,
+                     "worker_prefetch_multiplier": 4})
+    return conf
+
+
+def build_app(settings: WorkerSettings, safe: bool = True, main: str = "worker") -> Celery:
+    app = Celery(main, set_as_current=False, task_cls="apps.worker.runtime:WorkerTask")
+    app.conf.update(celery_config(settings, safe=safe))
+    app.worker_settings = settings  # read by apps.worker.runtime
+    tasks.register(app, settings)
+    from apps.worker.runtime import RuntimeStep
+
+    app.steps["consumer"].add(RuntimeStep)
+    return app
+
+
+def load_settings() -> WorkerSettings:
+    try:
+        return WorkerSettings()
+    except ValidationError as exc:
+        print(f"worker configuration error (refusing to start):\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = load_settings()
+app = build_app(settings)

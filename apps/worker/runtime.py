@@ -1,0 +1,222 @@
+"""What runs in the worker's main process: metrics, heartbeat, idle exit, dead letters.
+
+With the prefork pool, task bodies run in child processes, but the ``Request``
+callbacks (``on_success``, ``on_failure``, ...), the ``Consumer`` and the event-loop
+timers all run in the main process. Metrics are therefore counted here, in one
+process, and served by one HTTP server: no Prometheus multiprocess directory needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from billiard.exceptions import WorkerLostError
+from celery import Task, bootsteps
+from celery.exceptions import Ignore, Reject, Retry, Terminated, TimeLimitExceeded
+from celery.worker import state
+from celery.worker.consumer import Consumer
+from celery.worker.request import Request
+from kombu.utils.encoding import safe_str
+from prometheus_client import Counter, Gauge, start_http_server
+
+from apps.worker.settings import WorkerSettings
+from apps.worker.users import dead_letter
+
+logger = logging.getLogger(__name__)
+
+SUCCEEDED = Counter("celery_tasks_succeeded", "Tasks that completed successfully.")
+FAILED = Counter("celery_tasks_failed", "Tasks that failed (and were dead-lettered).", ["reason"])
+RETRIED = Counter("celery_tasks_retried", "Tasks scheduled for a retry.")
+REQUEUED = Counter("celery_tasks_requeued", "Tasks requeued because their pool process died.")
+DEAD_LETTERED = Counter("celery_dead_lettered", "Messages pushed to the dead-letter list.", ["stage"])
+IN_PROGRESS = Gauge("celery_tasks_in_progress", "Tasks running in this worker now.")
+IN_PROGRESS.set_function(lambda: len(state.active_requests))
+LAST_ACTIVITY = Gauge("celery_worker_last_activity_timestamp_seconds",
+                      "Unix time of the last task start or finish in this worker.")
+
+_main_client: redis.Redis | None = None
+_metrics_started = False
+
+
+def _settings(app) -> WorkerSettings:
+    return app.worker_settings
+
+
+def _client(settings: WorkerSettings) -> redis.Redis:
+    global _main_client
+    if _main_client is None:
+        _main_client = redis.Redis(**settings.redis_client_kwargs())
+    return _main_client
+
+
+def push_dead_letter(settings: WorkerSettings, reason: str, payload, stage: str, **meta) -> None:
+    """Dead-letter from the main process; never raises (the message is acked anyway)."""
+    try:
+        dead_letter(_client(settings), settings.dead_letter_queue, reason, payload, stage=stage, **meta)
+        DEAD_LETTERED.labels(stage).inc()
+        logger.error("dead-lettered (%s): %s", stage, reason)
+    except redis.RedisError:
+        logger.exception("could not dead-letter message (%s): %s", stage, reason)
+
+
+def _message_payload(message) -> dict:
+    body = message.body
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", errors="replace")
+    return {"body": body, "headers": message.headers, "content_type": message.content_type}
+
+
+class WorkerRequest(Request):
+    """Counts outcomes and dead-letters failures, in the main process."""
+
+    def on_accepted(self, pid, time_accepted):
+        LAST_ACTIVITY.set_to_current_time()
+        return super().on_accepted(pid, time_accepted)
+
+    def on_success(self, failed__retval__runtime, **kwargs):
+        failed, _, _ = failed__retval__runtime
+        if not failed:
+            SUCCEEDED.inc()
+            LAST_ACTIVITY.set_to_current_time()
+        return super().on_success(failed__retval__runtime, **kwargs)
+
+    def on_retry(self, exc_info):
+        RETRIED.inc()
+        return super().on_retry(exc_info)
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        LAST_ACTIVITY.set_to_current_time()
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, (Retry, Ignore, Terminated)):
+            pass
+        elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)):
+            REQUEUED.inc()  # task_reject_on_worker_lost: the message goes back to the queue
+        elif isinstance(exc, Reject):
+            FAILED.labels("bad_payload").inc()  # the task dead-lettered it itself
+        else:
+            reason = "time_limit" if isinstance(exc, TimeLimitExceeded) else "error"
+            FAILED.labels(reason).inc()
+            if self.task.acks_late and self.task.acks_on_failure:
+                push_dead_letter(_settings(self.task.app), f"task failed: {safe_str(repr(exc))}",
+                                 _message_payload(self._message), stage="task_failure",
+                                 task_id=self.id, task=self.name)
+        return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+
+class WorkerTask(Task):
+    Request = "apps.worker.runtime:WorkerRequest"
+
+
+class WorkerConsumer(Consumer):
+    """Messages Celery cannot run go to the dead-letter list before being dropped."""
+
+    def _dead(self, message, reason: str) -> None:
+        push_dead_letter(_settings(self.app), reason, _message_payload(message), stage="consumer",
+                         task_id=(message.headers or {}).get("id"))
+
+    def on_decode_error(self, message, exc):
+        self._dead(message, f"cannot decode message: {safe_str(exc)}")
+        return super().on_decode_error(message, exc)
+
+    def on_unknown_message(self, body, message):
+        self._dead(message, "not a Celery task message (no task header)")
+        return super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body, message, exc):
+        self._dead(message, f"unknown task: {safe_str(exc)}")
+        return super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body, message, exc):
+        self._dead(message, f"invalid task message: {safe_str(exc)}")
+        return super().on_invalid_task(body, message, exc)
+
+
+def write_heartbeat(path: Path, settings: WorkerSettings, now: float | None = None) -> dict:
+    """Atomically write the liveness file read by ``apps.worker.healthcheck``."""
+    now = time.time() if now is None else now
+    starts = [r.time_start for r in list(state.active_requests) if getattr(r, "time_start", None)]
+    beat = {
+        "ts": now,
+        "pid": os.getpid(),
+        "active": len(state.active_requests),
+        "reserved": len(state.reserved_requests),
+        "oldest_active_seconds": max((now - s for s in starts), default=0.0),
+        "task_time_limit": settings.task_time_limit,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(beat, f)
+    os.replace(tmp, path)
+    return beat
+
+
+class IdleExit:
+    """Job mode: ask for a warm shutdown (exit code 0) after ``idle_seconds`` with no task."""
+
+    def __init__(self, idle_seconds: float, clock=time.monotonic):
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self.last_busy = clock()
+
+    def busy(self) -> bool:
+        return bool(state.active_requests or state.reserved_requests)
+
+    def check(self) -> bool:
+        now = self.clock()
+        if self.busy():
+            self.last_busy = now
+            return False
+        if now - self.last_busy >= self.idle_seconds and state.should_stop is None:
+            logger.info("idle for %.1fs with no task: warm shutdown (job mode)", now - self.last_busy)
+            state.should_stop = 0  # EX_OK: the event loop raises WorkerShutdown(0)
+            return True
+        return False
+
+
+class RuntimeStep(bootsteps.StartStopStep):
+    """Consumer bootstep: metrics server, heartbeat timer and (job mode) idle timer."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.trefs = []
+        self.idle: IdleExit | None = None
+
+    def start(self, c):
+        global _metrics_started
+        settings = _settings(c.app)
+        if settings.worker_metrics_port and not _metrics_started:
+            start_http_server(settings.worker_metrics_port)
+            _metrics_started = True
+            logger.info("metrics on :%d/metrics", settings.worker_metrics_port)
+        path = settings.worker_heartbeat_file
+        write_heartbeat(path, settings)
+        self.trefs.append(c.timer.call_repeatedly(
+            settings.worker_heartbeat_interval, self._beat, (path, settings), priority=10))
+        if settings.worker_idle_exit_seconds:
+            if self.idle is None:
+                self.idle = IdleExit(settings.worker_idle_exit_seconds)
+            interval = min(1.0, settings.worker_idle_exit_seconds / 4)
+            self.trefs.append(c.timer.call_repeatedly(interval, self.idle.check, priority=10))
+
+    @staticmethod
+    def _beat(path: Path, settings: WorkerSettings) -> None:
+        try:
+            write_heartbeat(path, settings)
+        except OSError:
+            logger.exception("cannot write heartbeat file %s", path)
+
+    def stop(self, c):
+        for tref in self.trefs:
+            tref.cancel()
+        self.trefs.clear()
+
+    shutdown = stop

@@ -1,0 +1,49 @@
+"""Thin Celery tasks over the plain functions in ``users.py``."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import redis
+from celery import Celery, Task
+from celery.exceptions import Reject
+
+from apps.worker.settings import TASK_NAME, WorkerSettings
+from apps.worker.users import BadPayload, dead_letter, parse_record, simulate_work, store_user, work_time
+
+#: Transient Redis errors are retried (with backoff) instead of dead-lettered.
+RETRY_ON = (redis.ConnectionError, redis.TimeoutError)
+
+_clients: dict[int, redis.Redis] = {}
+
+
+def redis_client(settings: WorkerSettings) -> redis.Redis:
+    """One client per process (pool children are forked: never share sockets)."""
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients.clear()
+        kwargs = settings.redis_client_kwargs()
+        kwargs.update(socket_timeout=3, socket_connect_timeout=3)
+        _clients[pid] = redis.Redis(**kwargs)
+    return _clients[pid]
+
+
+def register(app: Celery, settings: WorkerSettings) -> Task:
+    """Register the task on ``app`` (the worker's app, or the benchmark's baseline)."""
+
+    @app.task(name=TASK_NAME, bind=True, autoretry_for=RETRY_ON, max_retries=5,
+              retry_backoff=1, retry_backoff_max=8, retry_jitter=True)
+    def process_user(self: Task, *args, **kwargs) -> str:
+        client = redis_client(settings)
+        try:
+            record = parse_record(args, kwargs)
+        except BadPayload as exc:
+            dead_letter(client, settings.dead_letter_queue, str(exc), {"args": args, "kwargs": kwargs},
+                        task_id=self.request.id, task=self.name, stage="task")
+            raise Reject(str(exc), requeue=False) from None
+        simulate_work(work_time(settings.work_seconds_min, settings.work_seconds_max, random))
+        worker_id = f"{self.request.hostname}/{os.getpid()}"
+        return store_user(client, self.request.id, record, worker_id)
+
+    return process_user
