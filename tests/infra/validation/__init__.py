@@ -1,0 +1,14 @@
+"""Validators for what ``tools/render.py`` writes (issues 2 and 5).
+
+Pure functions over plain dicts (Kubernetes objects as loaded from YAML, Azure resources
+as ``{type, name, properties}``). Each check returns a list of problems; an empty list
+means the check passed. The tests under ``tests/infra`` run them over every rendered stack
+variant, and ``tests/infra/test_validators.py`` proves each one can fail.
+
+- ``k8s_schema``: built-in kinds against Kubernetes 1.31's OpenAPI schema (strict).
+- ``keda_schema``: ``keda.sh`` kinds against KEDA 2.20.2's CRD schemas, tightened so
+  unknown fields fail.
+- ``scaler_params``: redis trigger metadata keys against the scaler's own parameter list.
+- ``security``: the hardening rules of issue 5 (pods, secrets, network policy, services,
+  Azure).
+"""

@@ -1,0 +1,145 @@
+"""Loading rendered manifests and walking the pods inside them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+# Kinds whose spec.template is a PodTemplateSpec of pods meant to keep running.
+_LONG_RUNNING_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
+# Cluster-scoped kinds (everything else must say which namespace it lives in).
+CLUSTER_SCOPED_KINDS = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "ClusterTriggerAuthentication",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+}
+
+
+def load_k8s_dir(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every object under ``<out_dir>/k8s/*.yaml`` (one object per file), in file order."""
+    k8s_dir = Path(out_dir) / "k8s"
+    files = sorted(k8s_dir.glob("*.yaml"))
+    if not files:
+        raise FileNotFoundError(f"no manifests under {k8s_dir}")
+    objects = []
+    for path in files:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        if len(docs) != 1:
+            raise ValueError(f"{path}: expected one object per file, found {len(docs)}")
+        objects.append(docs[0])
+    return objects
+
+
+def load_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def ref(obj: dict[str, Any]) -> str:
+    """``Kind namespace/name`` (``Kind name`` when cluster-scoped)."""
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    name = meta.get("name", "<no name>")
+    return f"{obj.get('kind', '<no kind>')} {ns + '/' if ns else ''}{name}"
+
+
+def namespace(obj: dict[str, Any]) -> str | None:
+    return (obj.get("metadata") or {}).get("namespace")
+
+
+def name(obj: dict[str, Any]) -> str | None:
+    return (obj.get("metadata") or {}).get("name")
+
+
+def annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    """A pod template found in a rendered object."""
+
+    owner: dict[str, Any]
+    """The object holding the template (Deployment, ScaledJob, ...)."""
+    path: str
+    """Where the template is inside ``owner`` (e.g. ``spec.template``)."""
+    template: dict[str, Any]
+    """``{metadata, spec}``; for a bare Pod the Pod itself."""
+    long_running: bool
+    """False for run-to-completion pods of a plain Job/CronJob."""
+
+    @property
+    def where(self) -> str:
+        return f"{ref(self.owner)} ({self.path})"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.template.get("spec") or {}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return (self.template.get("metadata") or {}).get("labels") or {}
+
+    @property
+    def namespace(self) -> str | None:
+        return namespace(self.owner)
+
+    def containers(self, include_init: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(field, container)`` for containers (and init containers)."""
+        fields = ("initContainers", "containers") if include_init else ("containers",)
+        for field in fields:
+            for container in self.spec.get(field) or []:
+                yield field, container
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> list[PodTemplate]:
+    """Every pod template in the objects, including a ScaledJob's ``jobTargetRef``."""
+    found = []
+    for obj in objects:
+        kind = obj.get("kind")
+        spec = obj.get("spec") or {}
+        if kind in _LONG_RUNNING_TEMPLATE_KINDS:
+            found.append(PodTemplate(obj, "spec.template", spec.get("template") or {}, True))
+        elif kind == "Job":
+            found.append(PodTemplate(obj, "spec.template", spec.get("template") or {}, False))
+        elif kind == "CronJob":
+            template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+            found.append(PodTemplate(obj, "spec.jobTemplate.spec.template", template, False))
+        elif kind == "Pod":
+            found.append(PodTemplate(obj, ".", obj, True))
+        elif kind == "ScaledJob" and str(obj.get("apiVersion", "")).startswith("keda.sh/"):
+            template = (spec.get("jobTargetRef") or {}).get("template") or {}
+            # A ScaledJob's worker drains the queue until idle: long-running by design.
+            found.append(PodTemplate(obj, "spec.jobTargetRef.template", template, True))
+    return found
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def find(objects: list[dict[str, Any]], kind: str, ns: str | None, obj_name: str) -> dict | None:
+    for obj in objects:
+        if obj.get("kind") == kind and name(obj) == obj_name and namespace(obj) == ns:
+            return obj
+    return None
+
+
+def container_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``name -> env entry`` of a container."""
+    return {e.get("name"): e for e in container.get("env") or [] if isinstance(e, dict)}
+
+
+def secret_keys(secret: dict[str, Any]) -> set[str]:
+    return set((secret.get("data") or {}).keys()) | set((secret.get("stringData") or {}).keys())

@@ -1,0 +1,46 @@
+"""Where the repository and the shared KEDA schemas are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+KEDA_VERSION = "v2.20.2"
+_KEDA_REL = Path("schemas") / "keda" / KEDA_VERSION
+ENV_OVERRIDE = "KEDA_SCHEMA_DIR"
+
+
+def keda_schema_candidates() -> list[Path]:
+    """Where the KEDA CRDs may be, in order of preference.
+
+    1. ``$KEDA_SCHEMA_DIR`` if set;
+    2. ``<repo>/../shared/schemas/keda/v2.20.2`` (the shared folder beside the clone, as
+       here and in CI);
+    3. ``<repo>/schemas/keda/v2.20.2`` (the verbatim copy vendored in the repository).
+    """
+    candidates: list[Path] = []
+    if os.environ.get(ENV_OVERRIDE):
+        candidates.append(Path(os.environ[ENV_OVERRIDE]))
+    candidates.append(REPO_ROOT.parent / "shared" / _KEDA_REL)
+    candidates.append(REPO_ROOT / _KEDA_REL)
+    return candidates
+
+
+def _is_schema_dir(path: Path) -> bool:
+    return (path / "keda.sh_scaledobjects.yaml").is_file() and (
+        path / "redis-scaler-params.yaml"
+    ).is_file()
+
+
+def keda_schema_dir() -> Path:
+    """The first candidate holding the CRDs; ``FileNotFoundError`` naming all tried."""
+    candidates = keda_schema_candidates()
+    for path in candidates:
+        if _is_schema_dir(path):
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"KEDA {KEDA_VERSION} CRD schemas not found (tried: {tried}); "
+        f"set {ENV_OVERRIDE} or put the shared folder beside the repository"
+    )

@@ -1,0 +1,22 @@
+"""One entry point: validate any rendered object against the right schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .k8s_schema import validate_k8s_object
+from .keda_schema import is_keda, validate_keda_object
+
+
+def validate_object(obj: dict[str, Any]) -> list[str]:
+    """``keda.sh`` kinds against the tightened KEDA CRDs, the rest against Kubernetes 1.31."""
+    if not isinstance(obj, dict):
+        return [f"not an object: {obj!r}"]
+    return validate_keda_object(obj) if is_keda(obj) else validate_k8s_object(obj)
+
+
+def validate_objects(objects: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    for obj in objects:
+        problems += validate_object(obj)
+    return problems
