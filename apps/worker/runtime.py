@@ -72,6 +72,12 @@ def _message_payload(message) -> dict:
     return {"body": body, "headers": message.headers, "content_type": message.content_type}
 
 
+def _count_success(failed__retval__runtime) -> None:
+    if not failed__retval__runtime[0]:
+        SUCCEEDED.inc()
+        LAST_ACTIVITY.set_to_current_time()
+
+
 class WorkerRequest(Request):
     """Counts outcomes and dead-letters failures, in the main process."""
 
@@ -80,11 +86,20 @@ class WorkerRequest(Request):
         return super().on_accepted(pid, time_accepted)
 
     def on_success(self, failed__retval__runtime, **kwargs):
-        failed, _, _ = failed__retval__runtime
-        if not failed:
-            SUCCEEDED.inc()
-            LAST_ACTIVITY.set_to_current_time()
+        _count_success(failed__retval__runtime)
         return super().on_success(failed__retval__runtime, **kwargs)
+
+    def __init_subclass__(cls, **kwargs):
+        # Celery's strategy builds a subclass per task (create_request_cls) whose
+        # on_success does not call super(): wrap it so successes are still counted.
+        super().__init_subclass__(**kwargs)
+        inner = cls.__dict__.get("on_success")
+        if inner is not None:
+            def on_success(self, failed__retval__runtime, **kw):
+                _count_success(failed__retval__runtime)
+                return inner(self, failed__retval__runtime, **kw)
+
+            cls.on_success = on_success
 
     def on_retry(self, exc_info):
         RETRIED.inc()

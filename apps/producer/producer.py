@@ -1,0 +1,135 @@
+"""Send tasks at a fixed rate (or as fast as possible) through Celery's ``send_task``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery import Celery
+
+from apps.producer.settings import TASK_NAME, ProducerSettings
+
+logger = logging.getLogger("apps.producer")
+
+
+def build_app(settings: ProducerSettings) -> Celery:
+    app = Celery("producer", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_use_ssl=settings.ssl_options(),
+        # Same single list as the worker: CELERY_QUEUE, no priority sub-lists.
+        broker_transport_options={"priority_steps": [0], "socket_timeout": 10,
+                                  "socket_connect_timeout": 5},
+        broker_connection_timeout=5,
+        broker_connection_retry_on_startup=False,
+        broker_connection_max_retries=2,
+        task_serializer="json",
+        task_default_queue=settings.celery_queue,
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2,
+                                   "interval_step": 0.5, "interval_max": 2},
+        result_backend=None,
+        task_ignore_result=True,
+    )
+    return app
+
+
+def write_heartbeat(path: Path, sent: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat-")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"ts": time.time(), "pid": os.getpid(), "sent": sent}, f)
+    os.replace(tmp, path)
+
+
+@dataclass
+class RunResult:
+    sent: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else float("inf")
+
+
+class Stop:
+    """Set by SIGTERM/SIGINT in forever mode: finish the current send and exit 0."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+
+def run(send: Callable[[dict], None], records: Iterator[dict], count: int | None, rate: float,
+        *, progress: Callable[[int], None] = lambda n: None, stop: Stop | None = None,
+        heartbeat: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+        heartbeat_every: float = 5.0) -> RunResult:
+    """Send ``count`` records (None: until stopped) at ``rate`` per second (0: unthrottled).
+
+    Pacing is by schedule (task i goes at start + i/rate), so a slow send does not
+    lower the average rate, and no burst exceeds one task ahead of schedule.
+    """
+    stop = stop or Stop()
+    start = clock()
+    last_beat = float("-inf")
+    sent = 0
+    while (count is None or sent < count) and not stop.requested:
+        if rate > 0:
+            due = start + sent / rate
+            while not stop.requested:
+                now = clock()
+                if heartbeat and now - last_beat >= heartbeat_every:
+                    heartbeat(sent)
+                    last_beat = now
+                if now >= due:
+                    break
+                sleep(min(due - now, 1.0))
+            if stop.requested:
+                break
+        elif heartbeat and clock() - last_beat >= heartbeat_every:
+            heartbeat(sent)
+            last_beat = clock()
+        send(next(records))
+        sent += 1
+        progress(1)
+    if heartbeat:
+        heartbeat(sent)
+    return RunResult(sent=sent, seconds=clock() - start)
+
+
+def make_progress(total: int | None, tty: bool, log_every: float = 5.0):
+    """tqdm in a terminal; otherwise a plain log line every ``log_every`` seconds."""
+    if tty:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="task", dynamic_ncols=True)
+        return bar.update, bar.close
+    state = {"n": 0, "last": time.monotonic()}
+
+    def update(n: int) -> None:
+        state["n"] += n
+        now = time.monotonic()
+        if now - state["last"] >= log_every or (total is not None and state["n"] == total):
+            state["last"] = now
+            logger.info("sent %d%s tasks", state["n"], f"/{total}" if total else "")
+
+    return update, lambda: None
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

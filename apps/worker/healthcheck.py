@@ -1,0 +1,54 @@
+"""Liveness/readiness: ``python -m apps.worker.healthcheck`` (exit 0 healthy, 1 not).
+
+The worker's main process rewrites a heartbeat file every WORKER_HEARTBEAT_INTERVAL
+seconds from its event loop (apps/worker/runtime.py). Unhealthy when:
+- the file is missing or older than WORKER_HEARTBEAT_MAX_AGE (event loop stuck, broker
+  connection lost and not coming back, process dead), or
+- a task has been running longer than the hard time limit plus a grace period (the
+  pool failed to kill it: a stuck worker).
+
+It reads only the environment and the file: no Redis round trip, no Celery import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+#: Seconds a task may run past its hard time limit before the worker is called stuck.
+STUCK_GRACE_SECONDS = 30.0
+
+
+def check(path: Path, max_age: float, now: float | None = None) -> tuple[bool, str]:
+    now = time.time() if now is None else now
+    try:
+        beat = json.loads(path.read_text())
+        ts = float(beat["ts"])
+    except FileNotFoundError:
+        return False, f"no heartbeat file at {path} (worker not started or not connected)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return False, f"unreadable heartbeat file {path}: {exc}"
+    age = now - ts
+    if age > max_age:
+        return False, f"heartbeat is {age:.0f}s old (max {max_age:g}s): worker event loop stuck or down"
+    oldest = float(beat.get("oldest_active_seconds", 0.0)) + max(age, 0.0)
+    limit = float(beat.get("task_time_limit", 0.0))
+    if limit and oldest > limit + STUCK_GRACE_SECONDS:
+        return False, (f"a task has run {oldest:.0f}s, past its hard time limit {limit:g}s "
+                       f"+ {STUCK_GRACE_SECONDS:g}s: worker stuck")
+    return True, f"ok: heartbeat {age:.1f}s old, {beat.get('active', 0)} task(s) running"
+
+
+def main() -> int:
+    path = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat.json"))
+    max_age = float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "30"))
+    ok, message = check(path, max_age)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Fixtures for worker tests: a factory of real worker processes, always cleaned up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.apps.worker.helpers import Worker
+
+
+@pytest.fixture
+def workers(tmp_path: Path):
+    """``workers(env, concurrency=1)`` starts a worker; every one is stopped at teardown."""
+    started: list[Worker] = []
+
+    def start(env: dict[str, str], concurrency: int = 1, **kwargs) -> Worker:
+        worker = Worker(env, tmp_path / "workers", concurrency=concurrency, **kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+@pytest.fixture
+def send():
+    """Publish tasks the way the producer does (its own Celery app, no worker code)."""
+    from apps.producer.producer import build_app
+    from apps.producer.settings import TASK_NAME, ProducerSettings
+    from tests.apps.worker.helpers import clean_env
+
+    apps = {}
+
+    def _send(env: dict[str, str], *args, name: str = TASK_NAME, **options) -> str:
+        key = tuple(sorted(env.items()))
+        if key not in apps:
+            import os
+            from unittest import mock
+
+            with mock.patch.dict(os.environ, clean_env(**env), clear=True):
+                apps[key] = build_app(ProducerSettings())
+        return apps[key].send_task(name, args=list(args), **options).id
+
+    return _send

@@ -1,0 +1,172 @@
+"""The worker against a real redis-server with real ``celery worker`` processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.apps.redis_server import free_port
+from tests.apps.worker.helpers import CELERY, REPO, clean_env, wait_for
+
+RECORD = {"name": "Ada Lovelace", "email": "ada@example.org", "address": "12 St James's Sq, London"}
+FAST = {"WORK_SECONDS_MIN": "0", "WORK_SECONDS_MAX": "0", "CELERY_VISIBILITY_TIMEOUT": "10"}
+
+
+def env_for(server, **extra) -> dict[str, str]:
+    return {**server.env, **FAST, **{k: str(v) for k, v in extra.items()}}
+
+
+def user_keys(client) -> set[bytes]:
+    return set(client.scan_iter("users:*", count=1000))
+
+
+def test_queue_list_is_exactly_celery_queue(redis_server, send):
+    """KEDA's listName must see every pending task: one list named CELERY_QUEUE, even
+    for tasks sent with a priority (kombu would otherwise use '<queue>\\x06\\x16<pri>')."""
+    env = env_for(redis_server, CELERY_QUEUE="jobs")
+    for i in range(7):
+        send(env, RECORD, priority=(i * 3) % 10)
+    with redis_server.client() as c:
+        assert c.llen("jobs") == 7
+        lists = [k for k in c.scan_iter("jobs*") if c.type(k) == b"list"]
+        assert lists == [b"jobs"]
+
+
+def test_round_trip_hash_metrics_and_health(redis_server, send, workers):
+    port = free_port()
+    env = env_for(redis_server, WORKER_METRICS_PORT=port, CELERY_QUEUE="q1")
+    ids = [send(env, RECORD) for _ in range(20)]
+    worker = workers(env, concurrency=2).wait_ready()
+    with redis_server.client() as c:
+        wait_for(lambda: len(user_keys(c)) == 20, 30, message="20 hashes")
+        h = c.hgetall(f"users:{ids[0]}")
+        assert h[b"name"] == b"Ada Lovelace" and h[b"email"] == b"ada@example.org"
+        assert h[b"worker_id"].startswith(f"{worker.name}@localhost/".encode())
+        assert abs(float(h[b"processed_at"]) - time.time()) < 60
+        assert c.llen("q1") == 0
+        assert not c.exists("q1.inflight", "unacked", "q1.dead_letter")
+
+    def succeeded() -> float:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        for line in body.splitlines():
+            if line.startswith("celery_tasks_succeeded_total "):
+                return float(line.split()[1])
+        raise AssertionError("celery_tasks_succeeded_total missing:\n" + body)
+
+    assert wait_for(lambda: succeeded() == 20.0, 10, message="metric = 20")
+    ok = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "apps.worker.healthcheck"], cwd=REPO,
+                        env=clean_env(**worker.env), capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, workers):
+    env = env_for(redis_server)
+    with redis_server.client() as c:
+        c.lpush("celery", b"\xff not json {")                          # undecodable
+        c.lpush("celery", json.dumps({"body": "x"}))                   # JSON, not a kombu envelope
+    send(env, {"name": "x", "email": "not-an-email", "address": "y"})  # wrong field
+    send(env, "just a string")                                         # wrong shape
+    send(env, RECORD, RECORD)                                          # wrong arity
+    send(env, RECORD, name="users.no_such_task")                       # unknown task
+    good = send(env, RECORD)
+    worker = workers(env).wait_ready()
+    with redis_server.client() as c:
+        wait_for(lambda: c.exists(f"users:{good}") and c.llen("celery.dead_letter") == 6, 30,
+                 message="good task done and 6 dead letters")
+        entries = [json.loads(e) for e in c.lrange("celery.dead_letter", 0, -1)]
+        assert c.llen("celery") == 0 and not c.exists("celery.inflight", "unacked")
+        assert len(user_keys(c)) == 1
+    reasons = " | ".join(e["reason"] for e in entries)
+    for expected in ("undecodable message", "email", "must be an object", "expected one user record",
+                     "unknown task"):
+        assert expected in reasons, reasons
+    assert all(e["payload"] for e in entries)
+    assert any(e["payload"] == {"body": "x"} or e["payload"] == '{"body": "x"}' for e in entries)
+    assert worker.alive()
+
+
+def test_refuses_to_start_when_visibility_timeout_not_above_longest_task(redis_server):
+    env = clean_env(**env_for(redis_server, WORK_SECONDS_MAX=20, CELERY_VISIBILITY_TIMEOUT=15))
+    proc = subprocess.run([CELERY, "-A", "apps.worker.celery_app", "worker"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT" in proc.stderr and "refusing to start" in proc.stderr
+
+
+def test_sigterm_mid_task_finishes_it_and_leaves_the_rest_queued(redis_server, send, workers):
+    env = env_for(redis_server, WORK_SECONDS_MIN=3, WORK_SECONDS_MAX=3)
+    ids = [send(env, RECORD) for _ in range(3)]
+    worker = workers(env).wait_ready()
+    with redis_server.client() as c:
+        wait_for(lambda: c.llen("celery") == 2 and c.hlen("unacked") == 1, 15, message="first task started")
+        time.sleep(0.5)
+        worker.terminate()
+        assert worker.wait(timeout=20) == 0
+        assert c.exists(f"users:{ids[0]}"), "the running task must complete before exit"
+        # Nothing stranded in unacked / inflight: the other two are still queued.
+        assert c.llen("celery") == 2 and not c.exists("unacked", "celery.inflight")
+    workers(env).wait_ready()
+    with redis_server.client() as c:
+        wait_for(lambda: all(c.exists(f"users:{i}") for i in ids), 30, message="all three done")
+
+
+def test_job_mode_exits_zero_when_idle_and_not_during_a_task(redis_server, send, workers):
+    idle = 2.0
+    env = env_for(redis_server, WORK_SECONDS_MIN=4, WORK_SECONDS_MAX=4, WORKER_IDLE_EXIT_SECONDS=idle)
+    task = send(env, RECORD)
+    started = time.monotonic()
+    worker = workers(env).wait_ready()
+    # The task (4 s) outlives the idle timeout (2 s): the worker must not leave meanwhile.
+    time.sleep(3.5)
+    assert worker.alive(), worker.log()
+    assert worker.wait(timeout=30) == 0, worker.log()
+    elapsed = time.monotonic() - started
+    with redis_server.client() as c:
+        assert c.exists(f"users:{task}")
+        assert c.llen("celery") == 0 and not c.exists("unacked")
+    assert elapsed >= 4 + idle
+
+
+def test_job_mode_empty_queue_exits_after_idle_timeout(redis_server, workers):
+    worker = workers(env_for(redis_server, WORKER_IDLE_EXIT_SECONDS=1.5))
+    started = time.monotonic()
+    worker.wait_ready()
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - started >= 1.5
+
+
+def test_tls_round_trip_verified(redis_tls, send, workers):
+    env = env_for(redis_tls, CELERY_QUEUE="tlsq")
+    with redis_tls.client() as c:
+        c.flushall()
+    task = send(env, RECORD)
+    workers(env).wait_ready()
+    with redis_tls.client() as c:
+        wait_for(lambda: c.exists(f"users:{task}"), 30, message="TLS task done")
+
+
+@pytest.mark.parametrize("ca", ["wrong", "system"])
+def test_tls_worker_with_untrusted_ca_does_not_connect(redis_tls, tls_files, tmp_path, send, workers, ca):
+    """REDIS_TLS=true verifies the certificate: a CA that did not sign it (or the system
+    trust store) means no connection, not a silent unverified one."""
+    from tests.apps.redis_server import make_tls_files
+
+    env = env_for(redis_tls, CELERY_QUEUE="tlsbad")
+    with redis_tls.client() as c:
+        c.flushall()
+    send(env, RECORD)
+    if ca == "wrong":
+        env["REDIS_CA_FILE"] = str(make_tls_files(tmp_path / "other-ca").ca)
+    else:
+        env.pop("REDIS_CA_FILE")
+    worker = workers(env)
+    time.sleep(6)
+    with redis_tls.client() as c:
+        assert c.llen("tlsbad") == 1, "a worker with an untrusted CA consumed a task"
+        assert not list(c.scan_iter("users:*"))
+    assert not worker.heartbeat.exists()
+    assert "CERTIFICATE_VERIFY_FAILED" in worker.log() or "certificate verify failed" in worker.log()
