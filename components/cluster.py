@@ -1,0 +1,207 @@
+"""Clusters. Each exposes the same shape: ``provider`` (a pulumi_kubernetes Provider)
+and ``kubeconfig`` (a secret Output). Workloads take only the provider."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native as azure_native
+import pulumi_kubernetes as k8s
+from pulumi import Output, ResourceOptions
+
+# Built-in roles.
+ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+AKS_RBAC_CLUSTER_ADMIN_ROLE_ID = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+
+
+def _role_definition(role_id: str) -> Output[str]:
+    sub = azure_native.authorization.get_client_config_output().subscription_id
+    return Output.concat("/subscriptions/", sub, "/providers/Microsoft.Authorization/roleDefinitions/", role_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KindClusterArgs:
+    context: str
+    """kubeconfig context of an existing kind cluster (``kind create cluster --name redis-keda`` -> ``kind-redis-keda``)."""
+    kubeconfig_path: str | None = None
+    """Optional kubeconfig file; default: the usual $KUBECONFIG / ~/.kube/config chain."""
+
+    def __post_init__(self) -> None:
+        if not self.context:
+            raise ValueError("KindClusterArgs.context must not be empty")
+
+
+class KindCluster(pulumi.ComponentResource):
+    """An existing kind cluster: nothing is created but a Provider pinned to its context."""
+
+    provider: k8s.Provider
+    kubeconfig: Output[str]
+
+    def __init__(self, name: str, args: KindClusterArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:KindCluster", name, None, opts)
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            context=args.context,
+            kubeconfig=args.kubeconfig_path,
+            enable_server_side_apply=True,
+            delete_unreachable=False,
+            opts=ResourceOptions(parent=self),
+        )
+        # No credential is read here: the "kubeconfig" of a kind stack is the context name
+        # of the user's own kubeconfig. Still a secret so consumers treat both targets alike.
+        self.kubeconfig = Output.secret(f"context: {args.context}")
+        self.register_outputs({"kubeconfig": self.kubeconfig})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AksClusterArgs:
+    location: str
+    """Azure region."""
+    kubernetes_version: str
+    """Pinned AKS Kubernetes version (control plane and node pools)."""
+    system_node_vm_size: str = "Standard_D2s_v5"
+    """System pool VM size."""
+    system_node_count: int = 2
+    """System pool node count (critical add-ons only, tainted)."""
+    user_node_vm_size: str = "Standard_D4s_v5"
+    """User pool VM size (the workloads)."""
+    user_node_min_count: int = 1
+    """User pool autoscaler minimum."""
+    user_node_max_count: int = 5
+    """User pool autoscaler maximum."""
+    create_acr: bool = False
+    """Create an Azure Container Registry and grant the kubelet identity AcrPull."""
+
+    def __post_init__(self) -> None:
+        if self.system_node_count < 1:
+            raise ValueError("AksClusterArgs.system_node_count must be >= 1")
+        if self.user_node_max_count < self.user_node_min_count:
+            raise ValueError("AksClusterArgs.user_node_max_count must be >= user_node_min_count")
+
+
+class AksCluster(pulumi.ComponentResource):
+    """Resource group + AKS (managed identity, Azure RBAC for Kubernetes authorization with
+    local accounts disabled, Cilium network policy) + optional ACR with AcrPull."""
+
+    resource_group: azure_native.resources.ResourceGroup
+    cluster: azure_native.containerservice.ManagedCluster
+    provider: k8s.Provider
+    kubeconfig: Output[str]
+    acr_login_server: Output[str] | None
+
+    def __init__(self, name: str, args: AksClusterArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:AksCluster", name, None, opts)
+        self.resource_group = azure_native.resources.ResourceGroup(
+            f"{name}-rg", location=args.location, opts=ResourceOptions(parent=self)
+        )
+        self.cluster = self._create_cluster(name, args)
+        # Azure RBAC: whoever runs `pulumi up` gets cluster-admin *through Entra ID* on this
+        # cluster only (no local account); the Kubernetes provider authenticates via kubelogin.
+        deployer_admin = azure_native.authorization.RoleAssignment(
+            f"{name}-deployer-admin",
+            principal_id=azure_native.authorization.get_client_config_output().object_id,
+            role_definition_id=_role_definition(AKS_RBAC_CLUSTER_ADMIN_ROLE_ID),
+            scope=self.cluster.id,
+            opts=ResourceOptions(parent=self),
+        )
+        self.kubeconfig = self._user_kubeconfig()
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=ResourceOptions(parent=self, depends_on=[deployer_admin], additional_secret_outputs=["kubeconfig"]),
+        )
+        self.acr_login_server = self._create_acr(name, args) if args.create_acr else None
+        self.register_outputs({"kubeconfig": self.kubeconfig, "clusterName": self.cluster.name})
+
+    def _create_cluster(self, name: str, args: AksClusterArgs) -> azure_native.containerservice.ManagedCluster:
+        cs = azure_native.containerservice
+        system_pool = cs.ManagedClusterAgentPoolProfileArgs(
+            name="system",
+            mode=cs.AgentPoolMode.SYSTEM,
+            count=args.system_node_count,
+            vm_size=args.system_node_vm_size,
+            os_type=cs.OSType.LINUX,
+            os_sku=cs.OSSKU.AZURE_LINUX,
+            type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            orchestrator_version=args.kubernetes_version,
+            node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+            enable_auto_scaling=False,
+        )
+        user_pool = cs.ManagedClusterAgentPoolProfileArgs(
+            name="user",
+            mode=cs.AgentPoolMode.USER,
+            count=args.user_node_min_count if args.user_node_min_count > 0 else 1,
+            min_count=args.user_node_min_count,
+            max_count=args.user_node_max_count,
+            enable_auto_scaling=True,
+            vm_size=args.user_node_vm_size,
+            os_type=cs.OSType.LINUX,
+            os_sku=cs.OSSKU.AZURE_LINUX,
+            type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            orchestrator_version=args.kubernetes_version,
+        )
+        return cs.ManagedCluster(
+            f"{name}-aks",
+            resource_group_name=self.resource_group.name,
+            location=args.location,
+            dns_prefix=f"{name}-aks",
+            kubernetes_version=args.kubernetes_version,
+            identity=cs.ManagedClusterIdentityArgs(type=cs.ResourceIdentityType.SYSTEM_ASSIGNED),
+            agent_pool_profiles=[system_pool, user_pool],
+            enable_rbac=True,
+            # Entra ID authentication + Azure RBAC for Kubernetes authorization; no static
+            # local admin account (its kubeconfig would be a long-lived cluster-admin credential).
+            aad_profile=cs.ManagedClusterAADProfileArgs(managed=True, enable_azure_rbac=True),
+            disable_local_accounts=True,
+            network_profile=cs.ContainerServiceNetworkProfileArgs(
+                network_plugin=cs.NetworkPlugin.AZURE,
+                network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
+                network_dataplane=cs.NetworkDataplane.CILIUM,
+                network_policy=cs.NetworkPolicy.CILIUM,
+            ),
+            auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=cs.UpgradeChannel.PATCH,
+                node_os_upgrade_channel=cs.NodeOSUpgradeChannel.NODE_IMAGE,
+            ),
+            oidc_issuer_profile=cs.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=cs.ManagedClusterSecurityProfileArgs(
+                workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+            ),
+            opts=ResourceOptions(parent=self),
+        )
+
+    def _user_kubeconfig(self) -> Output[str]:
+        """The *user* kubeconfig (Entra ID login via kubelogin), never the admin one; secret."""
+        creds = azure_native.containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=self.resource_group.name,
+            resource_name=self.cluster.name,
+            format="exec",
+        )
+        return Output.secret(
+            creds.kubeconfigs.apply(lambda kcs: base64.b64decode(kcs[0].value).decode())
+        )
+
+    def _create_acr(self, name: str, args: AksClusterArgs) -> Output[str]:
+        acr = azure_native.containerregistry.Registry(
+            f"{name}-acr",
+            resource_group_name=self.resource_group.name,
+            location=args.location,
+            sku=azure_native.containerregistry.SkuArgs(name="Standard"),
+            admin_user_enabled=False,
+            opts=ResourceOptions(parent=self),
+        )
+        kubelet_object_id = self.cluster.identity_profile.apply(
+            lambda p: p["kubeletidentity"].object_id
+        )
+        azure_native.authorization.RoleAssignment(
+            f"{name}-acr-pull",
+            principal_id=kubelet_object_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=_role_definition(ACR_PULL_ROLE_ID),
+            scope=acr.id,
+            opts=ResourceOptions(parent=self),
+        )
+        return acr.login_server

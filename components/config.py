@@ -1,0 +1,248 @@
+"""The stack configuration: one pydantic model, validated once, before any resource.
+
+Keys are flat camelCase under the project namespace (``redis-keda-platform:<key>``),
+exactly as they appear in ``stacks/Pulumi.<stack>.yaml`` and in ``Pulumi.yaml``'s
+``config:`` block. ``load_config`` is shared by ``__main__.py`` (raw values from the
+Pulumi engine) and ``tools/render.py`` (raw values from the stack file).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from components import versions
+
+PROJECT = "redis-keda-platform"
+
+# DNS-1123 label (namespaces, names).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# An image reference pinned by tag and/or digest: [registry/]repo[:tag][@sha256:...]
+_IMAGE_REF = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$")
+_K8S_VERSION = re.compile(r"^1\.[0-9]{2}(\.[0-9]+)?$")
+
+
+class ConfigError(ValueError):
+    """Invalid stack configuration. ``str()`` is one line per problem, naming the key."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__(
+            "; ".join(f"{PROJECT}:{key}: {msg}" if key else msg for key, msg in problems)
+        )
+
+
+class PlatformConfig(BaseModel):
+    """Every stack config key, its type, its default. Secure, working defaults."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+        str_strip_whitespace=True,
+    )
+
+    # --- where -----------------------------------------------------------------
+    target: Literal["aks", "kind"] = Field("kind", description="Where to deploy: `kind` (existing local cluster, in-cluster Redis) or `aks` (Azure: AKS + Azure Cache for Redis).")
+    namespace: str = Field("platform", description="Kubernetes namespace of the apps and (in-cluster) Redis.")
+    keda_namespace: str = Field("keda", description="Kubernetes namespace of the KEDA release.")
+    kubeconfig_context: str = Field("kind-redis-keda", description="kind: kubeconfig context of the existing cluster.")
+    location: str = Field("westeurope", description="aks: Azure region.")
+    kubernetes_version: str = Field(versions.AKS_KUBERNETES_VERSION, description="aks: pinned Kubernetes version of the AKS control plane and node pools.")
+    system_node_vm_size: str = Field("Standard_D2s_v5", description="aks: VM size of the system node pool.")
+    system_node_count: int = Field(2, ge=1, le=10, description="aks: nodes in the system node pool.")
+    user_node_vm_size: str = Field("Standard_D4s_v5", description="aks: VM size of the user (workload) node pool.")
+    user_node_min_count: int = Field(1, ge=0, le=100, description="aks: cluster-autoscaler minimum of the user node pool.")
+    user_node_max_count: int = Field(5, ge=1, le=100, description="aks: cluster-autoscaler maximum of the user node pool.")
+    create_acr: bool = Field(False, description="aks: create an Azure Container Registry and grant the kubelet identity AcrPull.")
+    redis_sku: Literal["Basic", "Standard", "Premium"] = Field("Standard", description="aks: Azure Cache for Redis SKU (Standard = replicated, SLA).")
+    redis_capacity: int = Field(1, ge=0, le=6, description="aks: Azure Cache for Redis size within the SKU family (C0..C6 / P1..P5).")
+    redis_public_network_access: Literal["Enabled", "Disabled"] = Field("Enabled", description="aks: Azure Redis public network access (TLS + key always required). `Disabled` needs a private endpoint (see docs/infra.md).")
+    redis_storage_size: str = Field("1Gi", description="kind: size of the in-cluster Redis PersistentVolumeClaim.")
+    redis_storage_class: str = Field("", description="kind: StorageClass of the Redis PVC; empty = the cluster default.")
+    redis_db: int = Field(0, ge=0, le=15, description="Redis database index used by every app and the KEDA trigger.")
+
+    # --- images ------------------------------------------------------------------
+    cache_api_image: str = Field(versions.CACHE_API_IMAGE, description="Cache API image (pinned tag or digest).")
+    worker_image: str = Field(versions.WORKER_IMAGE, description="Celery worker image (pinned tag or digest).")
+    producer_image: str = Field(versions.PRODUCER_IMAGE, description="Producer image (pinned tag or digest).")
+    redis_image: str = Field(versions.REDIS_IMAGE, description="kind: in-cluster Redis image (also the cache API replica sidecar).")
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field("IfNotPresent", description="imagePullPolicy of every app container (kind loads images locally: IfNotPresent).")
+
+    # --- worker + KEDA -----------------------------------------------------------
+    worker_mode: Literal["deployment", "job"] = Field("deployment", description="`deployment`: Deployment + ScaledObject; `job`: ScaledJob (each Job exits when idle).")
+    queue_name: str = Field("celery", description="Celery queue = Redis list = KEDA listName.")
+    list_length: int = Field(5, ge=1, description="KEDA target: queued tasks per worker replica.")
+    activation_list_length: int = Field(0, ge=0, description="KEDA: scale from zero when the list is longer than this.")
+    cooldown_seconds: int = Field(60, ge=0, description="KEDA ScaledObject cooldownPeriod before scaling to zero.")
+    polling_interval_seconds: int = Field(5, ge=1, description="KEDA pollingInterval.")
+    worker_min_replicas: int = Field(0, ge=0, description="Minimum worker replicas (0 = scale to zero).")
+    worker_max_replicas: int = Field(10, ge=1, le=1000, description="Maximum worker replicas (deployment) or parallel Jobs (job).")
+    work_seconds_min: float = Field(1.0, ge=0, description="WORK_SECONDS_MIN: shortest simulated task.")
+    work_seconds_max: float = Field(10.0, ge=0, description="WORK_SECONDS_MAX: longest simulated task.")
+    visibility_timeout_seconds: int = Field(120, ge=1, description="CELERY_VISIBILITY_TIMEOUT: seconds before an unacked task is redelivered; must exceed workSecondsMax.")
+    worker_idle_exit_seconds: int = Field(30, ge=1, description="job mode: WORKER_IDLE_EXIT_SECONDS, a Job's worker exits after this long idle.")
+    job_scaling_strategy: Literal["default", "accurate", "eager"] = Field("accurate", description="job mode: ScaledJob scalingStrategy.strategy.")
+
+    # --- producer ----------------------------------------------------------------
+    producer_rate: float = Field(1.0, ge=0, description="Producer Deployment: tasks per second (0 = as fast as it can).")
+    producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas (0 = only the CLI for bursts).")
+
+    # --- cache API ---------------------------------------------------------------
+    cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (also sets the PDB).")
+    cache_api_max_replicas: int = Field(6, ge=1, le=100, description="Cache API HPA maxReplicas.")
+    cache_api_cpu_target_percent: int = Field(70, ge=10, le=100, description="Cache API HPA average CPU utilization target.")
+    cache_api_read_path: Literal["central", "replica-sidecar"] = Field("central", description="`central`: reads from the Redis primary; `replica-sidecar`: a Redis replica per API pod (in-cluster Redis only).")
+    cache_ttl_seconds: int = Field(300, ge=1, description="CACHE_TTL_SECONDS: TTL of cached entries.")
+
+    # --- field validators ---------------------------------------------------------
+    @field_validator("namespace", "keda_namespace")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not _DNS_LABEL.match(v):
+            raise ValueError(f"{v!r} is not a valid DNS-1123 label (lowercase alphanumerics and '-', max 63)")
+        return v
+
+    @field_validator("cache_api_image", "worker_image", "producer_image", "redis_image")
+    @classmethod
+    def _pinned_image(cls, v: str) -> str:
+        m = _IMAGE_REF.match(v)
+        if not m:
+            raise ValueError(f"{v!r} is not a valid image reference")
+        if not m.group("tag") and not m.group("digest"):
+            raise ValueError(f"{v!r} is not pinned: give a tag or a digest")
+        if m.group("tag") == "latest" and not m.group("digest"):
+            raise ValueError(f"{v!r} uses the mutable tag 'latest': pin a version or a digest")
+        return v
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        if any(c.isspace() for c in v) or len(v) > 200:
+            raise ValueError(f"{v!r} must be a single token without whitespace (max 200 chars)")
+        return v
+
+    @field_validator("kubeconfig_context", "location", "system_node_vm_size", "user_node_vm_size")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _k8s_version(cls, v: str) -> str:
+        if not _K8S_VERSION.match(v):
+            raise ValueError(f"{v!r} is not a Kubernetes version like '1.33' or '1.33.2'")
+        return v
+
+    @field_validator("redis_storage_size")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        if not _QUANTITY.match(v):
+            raise ValueError(f"{v!r} is not a storage quantity like '1Gi'")
+        return v
+
+    @field_validator("work_seconds_min", "work_seconds_max", "producer_rate")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    # --- cross-field rules (message starts with the key) ---------------------------
+    @model_validator(mode="after")
+    def _cross_field(self) -> "PlatformConfig":
+        problems: list[tuple[str, str]] = []
+        if self.worker_max_replicas < self.worker_min_replicas:
+            problems.append(("workerMaxReplicas", f"{self.worker_max_replicas} is less than workerMinReplicas ({self.worker_min_replicas})"))
+        if self.cache_api_max_replicas < self.cache_api_min_replicas:
+            problems.append(("cacheApiMaxReplicas", f"{self.cache_api_max_replicas} is less than cacheApiMinReplicas ({self.cache_api_min_replicas})"))
+        if self.user_node_max_count < self.user_node_min_count:
+            problems.append(("userNodeMaxCount", f"{self.user_node_max_count} is less than userNodeMinCount ({self.user_node_min_count})"))
+        if self.work_seconds_max < self.work_seconds_min:
+            problems.append(("workSecondsMax", f"{self.work_seconds_max:g} is less than workSecondsMin ({self.work_seconds_min:g})"))
+        if self.visibility_timeout_seconds <= self.work_seconds_max:
+            problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}), or running tasks are redelivered"))
+        if self.cache_api_read_path == "replica-sidecar" and self.target == "aks":
+            problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); Azure Cache for Redis cannot be replicated into a pod: use 'central' on aks"))
+        if problems:
+            raise _CrossFieldError(problems)
+        return self
+
+    # --- derived -----------------------------------------------------------------
+    @property
+    def worker_grace_seconds(self) -> int:
+        """terminationGracePeriodSeconds of the worker: longest task + a 30 s margin."""
+        return int(math.ceil(self.work_seconds_max)) + 30
+
+
+class _CrossFieldError(ValueError):
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {m}" for k, m in problems))
+
+
+def config_keys() -> dict[str, Any]:
+    """camelCase key -> pydantic FieldInfo, in declaration order."""
+    return {info.alias or name: info for name, info in PlatformConfig.model_fields.items()}
+
+
+def _strip_namespace(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep our project's keys (``redis-keda-platform:x`` or bare ``x``); drop other namespaces
+    (``kubernetes:context``, ``azure-native:location``: provider settings, not ours)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        ns, sep, bare = key.rpartition(":")
+        if not sep:
+            out[key] = value
+        elif ns == PROJECT:
+            out[bare] = value
+    return out
+
+
+def load_config(raw: Mapping[str, Any]) -> PlatformConfig:
+    """Validate raw stack config. Raises ConfigError naming every bad key."""
+    data = _strip_namespace(raw)
+    try:
+        return PlatformConfig.model_validate(data)
+    except ValidationError as exc:
+        problems: list[tuple[str, str]] = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append((loc, "unknown config key (see Pulumi.yaml for the known keys)"))
+                continue
+            ctx_err = err.get("ctx", {}).get("error")
+            if isinstance(ctx_err, _CrossFieldError):
+                problems.extend(ctx_err.problems)
+                continue
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append((loc, f"{msg} (got {err.get('input')!r})" if err["type"] != "value_error" else msg))
+        raise ConfigError(problems) from None
+
+
+def raw_pulumi_config() -> dict[str, Any]:
+    """Every config value the Pulumi engine passed to this program, keyed
+    ``namespace:key``. pulumi.Config can only *get* named keys; to reject unknown keys we
+    need them all: the engine hands them to the language host, which stores them in the
+    runtime's config map (older hosts: the PULUMI_CONFIG env var, read here too)."""
+    from pulumi.runtime import config as runtime_config
+
+    merged: dict[str, Any] = dict(runtime_config.get_config_env())
+    merged.update(runtime_config.CONFIG.get())
+    return merged

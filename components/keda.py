@@ -1,0 +1,118 @@
+"""KEDA from its official Helm chart, pinned (components/versions.py), in its own namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import ResourceOptions
+
+from components import versions
+
+
+@dataclass(frozen=True, kw_only=True)
+class KedaArgs:
+    namespace: str = "keda"
+    """Namespace of the release (created here, PSS restricted)."""
+    watch_namespace: pulumi.Input[str] = ""
+    """Only watch this namespace (least privilege); empty = all namespaces."""
+    chart_version: str = versions.KEDA_CHART_VERSION
+    """Pinned chart version."""
+    image_tag: str = versions.KEDA_APP_VERSION
+    """Tag of the three KEDA images (the chart's appVersion)."""
+
+    def __post_init__(self) -> None:
+        if not self.namespace:
+            raise ValueError("KedaArgs.namespace must not be empty")
+        if not self.chart_version:
+            raise ValueError("KedaArgs.chart_version must be pinned")
+
+
+def _component_security() -> dict[str, Any]:
+    return {
+        "capabilities": {"drop": ["ALL"]},
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def keda_values(args: KedaArgs) -> dict[str, Any]:
+    """Chart values (camelCase, as the chart reads them)."""
+    def res(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> dict[str, Any]:
+        return {"requests": {"cpu": cpu_req, "memory": mem_req}, "limits": {"cpu": cpu_lim, "memory": mem_lim}}
+
+    return {
+        "image": {
+            "keda": {"registry": "", "repository": versions.KEDA_OPERATOR_IMAGE, "tag": args.image_tag},
+            "metricsApiServer": {"registry": "", "repository": versions.KEDA_METRICS_API_SERVER_IMAGE, "tag": args.image_tag},
+            "webhooks": {"registry": "", "repository": versions.KEDA_WEBHOOKS_IMAGE, "tag": args.image_tag},
+            "pullPolicy": "IfNotPresent",
+        },
+        "crds": {"install": True},
+        "watchNamespace": args.watch_namespace,
+        "securityContext": {
+            "operator": _component_security(),
+            "metricServer": _component_security(),
+            "webhooks": _component_security(),
+        },
+        "podSecurityContext": {
+            "operator": _pod_security(),
+            "metricServer": _pod_security(),
+            "webhooks": _pod_security(),
+        },
+        "resources": {
+            "operator": res("100m", "100Mi", "1", "1000Mi"),
+            "metricServer": res("100m", "100Mi", "1", "1000Mi"),
+            "webhooks": res("10m", "10Mi", "50m", "100Mi"),
+        },
+        "http": {"minTlsVersion": "TLS12"},
+    }
+
+
+class Keda(pulumi.ComponentResource):
+    """Namespace + ``helm.v3.Release`` of the KEDA chart. Every KEDA custom resource must
+    ``depends_on`` ``release`` (CRDs first on up; CRs removed first on destroy)."""
+
+    release: k8s.helm.v3.Release
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KedaArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:Keda", name, None, opts)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={
+                "name": args.namespace,
+                "labels": {
+                    "app.kubernetes.io/part-of": "redis-keda-platform",
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+            opts=ResourceOptions(parent=self),
+        )
+        self.namespace = ns.metadata.name
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="keda",
+            chart=versions.KEDA_CHART,
+            version=args.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.KEDA_CHART_REPO),
+            namespace=ns.metadata.name,
+            create_namespace=False,
+            atomic=True,
+            cleanup_on_fail=True,
+            wait_for_jobs=True,
+            timeout=600,
+            values=keda_values(args),
+            opts=ResourceOptions(parent=self),
+        )
+        self.register_outputs({"namespace": self.namespace, "releaseStatus": self.release.status})

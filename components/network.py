@@ -1,0 +1,99 @@
+"""NetworkPolicies of the app namespace: default deny (ingress + egress), then the few
+flows the platform needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import ResourceOptions
+
+from components import k8s as kx
+from components.redis import RedisEndpoint
+
+NAME_LABEL = "app.kubernetes.io/name"
+NS_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkPoliciesArgs:
+    namespace: pulumi.Input[str]
+    """App namespace."""
+    endpoint: RedisEndpoint
+    """Redis: in the namespace (``pod_labels`` set) or outside the cluster (egress by port)."""
+    redis_clients: Sequence[str] = ("worker", "producer", "cache-api")
+    """``app.kubernetes.io/name`` of the pods that may talk to Redis."""
+    keda_namespace: pulumi.Input[str] = "keda"
+    """Namespace of the KEDA operator (measures the queue length in Redis)."""
+    api_app: str = "cache-api"
+    """``app.kubernetes.io/name`` of the cache API pods."""
+    api_port: int = 8000
+    """Port the cache API accepts traffic on."""
+    external_redis_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
+    """Egress CIDRs for an out-of-cluster Redis (Azure's public IP is not stable: by port only)."""
+
+    def __post_init__(self) -> None:
+        if not self.redis_clients:
+            raise ValueError("NetworkPoliciesArgs.redis_clients must not be empty")
+        if not 0 < self.api_port < 65536:
+            raise ValueError("NetworkPoliciesArgs.api_port out of range")
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:NetworkPolicies", name, None, opts)
+        self._name = name
+        self._ns = args.namespace
+        clients = {"matchExpressions": [{"key": NAME_LABEL, "operator": "In", "values": list(args.redis_clients)}]}
+        ep = args.endpoint
+
+        self._policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+        self._policy("allow-dns", {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{
+                    "namespaceSelector": {"matchLabels": {NS_LABEL: "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }],
+        })
+        if ep.pod_labels is not None:
+            redis_pods = {"matchLabels": dict(ep.pod_labels)}
+            to_redis: list[dict[str, Any]] = [{"podSelector": redis_pods}]
+            self._policy("redis-ingress", {
+                "podSelector": redis_pods,
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [
+                        {"podSelector": clients},
+                        {"namespaceSelector": {"matchLabels": {NS_LABEL: args.keda_namespace}}},
+                    ],
+                    "ports": [{"protocol": "TCP", "port": ep.port}],
+                }],
+            })
+        else:
+            to_redis = [{"ipBlock": {"cidr": c}} for c in args.external_redis_cidrs]
+        self._policy("redis-egress", {
+            "podSelector": clients,
+            "policyTypes": ["Egress"],
+            "egress": [{"to": to_redis, "ports": [{"protocol": "TCP", "port": ep.port}]}],
+        })
+        self._policy("cache-api-ingress", {
+            "podSelector": {"matchLabels": {NAME_LABEL: args.api_app}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": args.api_port}]}],
+        })
+        self.register_outputs({})
+
+    def _policy(self, suffix: str, spec: dict[str, Any]) -> k8s.networking.v1.NetworkPolicy:
+        return k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-{suffix}",
+            metadata={"name": suffix, "namespace": self._ns, "labels": {"app.kubernetes.io/part-of": kx.PART_OF}},
+            spec=spec,
+            opts=ResourceOptions(parent=self),
+        )

@@ -1,0 +1,97 @@
+"""The producer: submits Celery tasks at a steady rate (``--forever --rate R``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import ResourceOptions
+
+from components import k8s as kx
+from components.redis import RedisEndpoint
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProducerArgs:
+    namespace: pulumi.Input[str]
+    """App namespace."""
+    endpoint: RedisEndpoint
+    """Redis (the Celery broker)."""
+    secret_name: pulumi.Input[str]
+    """Secret with the Redis password."""
+    image: str
+    """Producer image (pinned)."""
+    image_pull_policy: str = "IfNotPresent"
+    """imagePullPolicy."""
+    queue_name: str = "celery"
+    """CELERY_QUEUE."""
+    redis_db: int = 0
+    """REDIS_DB."""
+    rate: float = 1.0
+    """Tasks per second (0 = as fast as it can)."""
+    replicas: int = 1
+    """Fixed replica count (not autoscaled)."""
+
+    def __post_init__(self) -> None:
+        if self.rate < 0:
+            raise ValueError("ProducerArgs.rate must be >= 0")
+        if self.replicas < 0:
+            raise ValueError("ProducerArgs.replicas must be >= 0")
+        if not self.queue_name:
+            raise ValueError("ProducerArgs.queue_name must not be empty")
+
+
+class Producer(pulumi.ComponentResource):
+    APP = "producer"
+
+    def __init__(self, name: str, args: ProducerArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:Producer", name, None, opts)
+        lbl = kx.labels(self.APP)
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": self.APP, "namespace": args.namespace, "labels": lbl},
+            automount_service_account_token=False,
+            opts=ResourceOptions(parent=self),
+        )
+        health = ["python", "-m", "apps.producer.healthcheck"]
+        container = {
+            "name": "producer",
+            "image": args.image,
+            "imagePullPolicy": args.image_pull_policy,
+            "command": ["python", "-m", "apps.producer", "--forever", "--rate", kx.fmt_number(args.rate)],
+            "env": kx.redis_env(args.endpoint, args.secret_name, args.redis_db)
+            + [{"name": "CELERY_QUEUE", "value": args.queue_name}],
+            "securityContext": kx.container_security_context(),
+            "resources": kx.resources("50m", "96Mi", "250m", "256Mi"),
+            "livenessProbe": kx.exec_probe(health, period=30, timeout=15, initial=15),
+            "readinessProbe": kx.exec_probe(health, period=15, timeout=15, initial=5),
+            "volumeMounts": [kx.TMP_MOUNT],
+        }
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={
+                "name": self.APP,
+                "namespace": args.namespace,
+                "labels": lbl,
+                "annotations": kx.checkov_skips(kx.APP_SKIPS),
+            },
+            spec={
+                "replicas": args.replicas,
+                "selector": {"matchLabels": lbl},
+                "template": {
+                    "metadata": {"labels": lbl},
+                    "spec": {
+                        "serviceAccountName": sa.metadata.name,
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": kx.pod_security_context(),
+                        "terminationGracePeriodSeconds": 15,
+                        "containers": [container],
+                        "volumes": [kx.tmp_volume()],
+                    },
+                },
+            },
+            opts=ResourceOptions(parent=self),
+        )
+        self.register_outputs({"deployment": self.deployment.metadata.name})

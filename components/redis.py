@@ -1,0 +1,241 @@
+"""Redis implementations. Both expose the same ``endpoint`` (RedisEndpoint); workloads
+take only the endpoint and never learn where Redis runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_azure_native as azure_native
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi import Output, ResourceOptions
+
+from components import k8s as kx
+from components import versions
+
+
+@dataclass(frozen=True)
+class RedisEndpoint:
+    """Where clients (pods and KEDA) reach Redis. ``password`` is a secret Output."""
+
+    host: Output[str]
+    port: int
+    tls: bool
+    password: Output[str]
+    pod_labels: Mapping[str, str] | None = None
+    """Labels of the Redis pods when Redis runs in the app namespace (NetworkPolicy
+    selects them); None when Redis is outside the cluster."""
+    namespace: Output[str] | None = None
+    """Namespace of the in-cluster Redis pods (None outside the cluster)."""
+
+
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class InClusterRedisArgs:
+    namespace: pulumi.Input[str]
+    """Namespace (must exist; pass the Namespace's output so it is created first)."""
+    image: str = versions.REDIS_IMAGE
+    """Redis image, pinned."""
+    image_pull_policy: str = "IfNotPresent"
+    """imagePullPolicy of the Redis container."""
+    storage_size: str = "1Gi"
+    """PVC size of /data."""
+    storage_class: str = ""
+    """StorageClass of the PVC; empty = cluster default."""
+    service_name: str = "redis"
+    """ClusterIP Service name (clients use ``<service>.<namespace>.svc.cluster.local``)."""
+
+    def __post_init__(self) -> None:
+        if not self.storage_size:
+            raise ValueError("InClusterRedisArgs.storage_size must not be empty")
+        if not self.service_name:
+            raise ValueError("InClusterRedisArgs.service_name must not be empty")
+
+
+class InClusterRedis(pulumi.ComponentResource):
+    """A single Redis primary: StatefulSet + PVC, password from pulumi-random, hardened pod,
+    AOF persistence, password in its own Secret (never on a command line)."""
+
+    endpoint: RedisEndpoint
+    password: Output[str]
+
+    APP = "redis"
+
+    def __init__(self, name: str, args: InClusterRedisArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:InClusterRedis", name, None, opts)
+        self._labels = kx.labels(self.APP, "primary")
+        password = random.RandomPassword(
+            f"{name}-password",
+            length=32,
+            special=False,
+            opts=ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+        )
+        self.password = Output.secret(password.result)
+        secret = k8s.core.v1.Secret(
+            f"{name}-server-auth",
+            metadata={"name": f"{args.service_name}-server-auth", "namespace": args.namespace, "labels": self._labels},
+            type="Opaque",
+            string_data={kx.PASSWORD_KEY: self.password},
+            opts=ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
+        )
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
+            automount_service_account_token=False,
+            opts=ResourceOptions(parent=self),
+        )
+        headless, service = self._create_services(name, args)
+        self.statefulset = self._create_statefulset(name, args, secret, sa, headless)
+        self.endpoint = RedisEndpoint(
+            host=Output.concat(service.metadata.name, ".", service.metadata.namespace, ".svc.cluster.local"),
+            port=versions.REDIS_PORT,
+            tls=False,
+            password=self.password,
+            pod_labels=dict(self._labels),
+            namespace=Output.from_input(args.namespace),
+        )
+        self.register_outputs({"host": self.endpoint.host, "password": self.password})
+
+    def _create_services(self, name: str, args: InClusterRedisArgs) -> tuple[k8s.core.v1.Service, k8s.core.v1.Service]:
+        port = {"name": "redis", "port": versions.REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}
+        headless = k8s.core.v1.Service(
+            f"{name}-headless",
+            metadata={"name": f"{args.service_name}-headless", "namespace": args.namespace, "labels": self._labels},
+            spec={"clusterIP": "None", "selector": self._labels, "ports": [port]},
+            opts=ResourceOptions(parent=self),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata={"name": args.service_name, "namespace": args.namespace, "labels": self._labels},
+            spec={"type": "ClusterIP", "selector": self._labels, "ports": [port]},
+            opts=ResourceOptions(parent=self),
+        )
+        return headless, service
+
+    def _create_statefulset(self, name, args, secret, sa, headless) -> k8s.apps.v1.StatefulSet:
+        uid = versions.REDIS_UID
+        # The password goes into a config file on the emptyDir by a shell builtin (printf),
+        # so it is never on a process command line.
+        start = (
+            "umask 077; "
+            'printf "requirepass %s\\nmasterauth %s\\n" "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis.conf; '
+            f"exec redis-server /tmp/redis.conf --port {versions.REDIS_PORT} --bind 0.0.0.0 "
+            "--protected-mode yes --dir /data --appendonly yes --maxmemory-policy noeviction"
+        )
+        ping = ["sh", "-c", f"redis-cli -p {versions.REDIS_PORT} ping | grep -q PONG"]
+        container = {
+            "name": "redis",
+            "image": args.image,
+            "imagePullPolicy": args.image_pull_policy,
+            "command": ["sh", "-c", start],
+            "ports": [{"name": "redis", "containerPort": versions.REDIS_PORT, "protocol": "TCP"}],
+            "env": [
+                kx.secret_env("REDIS_PASSWORD", secret.metadata.name),
+                # redis-cli reads the password from REDISCLI_AUTH: nothing on the command line.
+                kx.secret_env("REDISCLI_AUTH", secret.metadata.name),
+            ],
+            "securityContext": kx.container_security_context(uid),
+            "resources": kx.resources("100m", "128Mi", "500m", "512Mi"),
+            "livenessProbe": kx.exec_probe(ping, period=10, timeout=5, initial=15),
+            "readinessProbe": kx.exec_probe(ping, period=5, timeout=5, initial=5),
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}, kx.TMP_MOUNT],
+        }
+        pvc_spec: dict = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": args.storage_size}},
+        }
+        if args.storage_class:
+            pvc_spec["storageClassName"] = args.storage_class
+        return k8s.apps.v1.StatefulSet(
+            f"{name}-sts",
+            metadata={
+                "name": self.APP,
+                "namespace": args.namespace,
+                "labels": self._labels,
+                "annotations": kx.checkov_skips(kx.REDIS_SKIPS),
+            },
+            spec={
+                "serviceName": headless.metadata.name,
+                "replicas": 1,
+                "selector": {"matchLabels": self._labels},
+                "template": {
+                    "metadata": {"labels": self._labels},
+                    "spec": {
+                        "serviceAccountName": sa.metadata.name,
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": kx.pod_security_context(uid),
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [container],
+                        "volumes": [kx.tmp_volume("16Mi")],
+                    },
+                },
+                "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": self._labels}, "spec": pvc_spec}],
+            },
+            opts=ResourceOptions(parent=self),
+        )
+
+
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class AzureRedisArgs:
+    resource_group_name: pulumi.Input[str]
+    """Resource group of the cache."""
+    location: pulumi.Input[str]
+    """Azure region."""
+    sku: str = "Standard"
+    """Basic | Standard | Premium."""
+    capacity: int = 1
+    """Size within the SKU family."""
+    public_network_access: str = "Enabled"
+    """Enabled | Disabled (Disabled requires a private endpoint, see docs/infra.md)."""
+    redis_version: str = versions.AZURE_REDIS_VERSION
+    """Redis major version."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Azure tags."""
+
+    def __post_init__(self) -> None:
+        if self.sku not in ("Basic", "Standard", "Premium"):
+            raise ValueError(f"AzureRedisArgs.sku: unknown SKU {self.sku!r}")
+        if self.public_network_access not in ("Enabled", "Disabled"):
+            raise ValueError("AzureRedisArgs.public_network_access must be Enabled or Disabled")
+        if not 0 <= self.capacity <= 6:
+            raise ValueError("AzureRedisArgs.capacity must be 0..6")
+
+
+class AzureRedis(pulumi.ComponentResource):
+    """Azure Cache for Redis: TLS only (6380), minimum TLS 1.2, key read with
+    ``list_redis_keys`` and wrapped secret."""
+
+    endpoint: RedisEndpoint
+
+    def __init__(self, name: str, args: AzureRedisArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:AzureRedis", name, None, opts)
+        r = azure_native.redis
+        family = r.SkuFamily.P if args.sku == "Premium" else r.SkuFamily.C
+        self.cache = r.Redis(
+            f"{name}-cache",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=r.SkuArgs(name=args.sku, family=family, capacity=args.capacity),
+            enable_non_ssl_port=False,
+            minimum_tls_version=r.TlsVersion.TLS_VERSION_1_2,
+            public_network_access=args.public_network_access,
+            redis_version=args.redis_version,
+            # A Celery broker must never silently drop queued tasks under memory pressure.
+            redis_configuration=r.RedisCommonPropertiesRedisConfigurationArgs(maxmemory_policy="noeviction"),
+            tags=dict(args.tags),
+            opts=ResourceOptions(parent=self, additional_secret_outputs=["accessKeys"]),
+        )
+        keys = r.list_redis_keys_output(name=self.cache.name, resource_group_name=args.resource_group_name)
+        # list-keys results are not secret by themselves.
+        password = Output.secret(keys.primary_key)
+        self.endpoint = RedisEndpoint(
+            host=self.cache.host_name,
+            port=versions.AZURE_REDIS_TLS_PORT,
+            tls=True,
+            password=password,
+        )
+        self.register_outputs({"host": self.endpoint.host, "password": password})

@@ -1,0 +1,39 @@
+"""Every pinned version in one place: Helm charts, default images, Kubernetes.
+
+Bump here, nowhere else. Digests are added where we know them; the app images are
+built locally (``make images``) so they are pinned by an immutable, versioned tag.
+"""
+
+from __future__ import annotations
+
+# --- KEDA (official Helm chart; CRDs vendored in ../shared/schemas/keda/v2.20.2/) ---
+KEDA_CHART = "keda"
+KEDA_CHART_REPO = "https://kedacore.github.io/charts"
+KEDA_CHART_VERSION = "2.20.2"
+KEDA_APP_VERSION = "2.20.2"
+KEDA_OPERATOR_IMAGE = "ghcr.io/kedacore/keda"
+KEDA_METRICS_API_SERVER_IMAGE = "ghcr.io/kedacore/keda-metrics-apiserver"
+KEDA_WEBHOOKS_IMAGE = "ghcr.io/kedacore/keda-admission-webhooks"
+
+# --- Redis (in-cluster, kind) ---
+# Official Debian-based image: the `redis` user is uid/gid 999.
+REDIS_IMAGE = "redis:7.4.2"
+REDIS_UID = 999
+REDIS_PORT = 6379
+
+# --- Azure Cache for Redis ---
+AZURE_REDIS_VERSION = "6"
+AZURE_REDIS_TLS_PORT = 6380
+AZURE_REDIS_MIN_TLS = "1.2"
+
+# --- AKS ---
+AKS_KUBERNETES_VERSION = "1.33"
+
+# --- The apps (docs/contract.md) ---
+CACHE_API_IMAGE = "redis-keda-platform/cache-api:0.1.0"
+WORKER_IMAGE = "redis-keda-platform/worker:0.1.0"
+PRODUCER_IMAGE = "redis-keda-platform/producer:0.1.0"
+APP_UID = 10001
+
+CACHE_API_PORT = 8000
+WORKER_METRICS_PORT = 9808

@@ -1,0 +1,251 @@
+"""The Celery worker, autoscaled by KEDA on the length of its Redis list (the queue).
+
+mode ``deployment``: Deployment (no ``replicas``: KEDA owns it) + ScaledObject.
+mode ``job``: ScaledJob; each Job's worker drains the queue and exits when idle, so
+scale-down never kills a running task.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import Output, ResourceOptions
+
+from components import k8s as kx
+from components import versions
+from components.redis import RedisEndpoint
+
+KEDA_API = "keda.sh/v1alpha1"
+GRACE_MARGIN_SECONDS = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeleryWorkerArgs:
+    namespace: pulumi.Input[str]
+    """App namespace."""
+    endpoint: RedisEndpoint
+    """The Redis the worker consumes from and KEDA measures (the same one)."""
+    secret_name: pulumi.Input[str]
+    """Kubernetes Secret holding the Redis password (key ``password``)."""
+    keda_release: pulumi.Resource
+    """The KEDA Helm release: every KEDA custom resource depends on it."""
+    image: str
+    """Worker image (pinned)."""
+    image_pull_policy: str = "IfNotPresent"
+    """imagePullPolicy."""
+    mode: str = "deployment"
+    """``deployment`` (ScaledObject) or ``job`` (ScaledJob)."""
+    queue_name: str = "celery"
+    """Celery queue = Redis list = KEDA ``listName``."""
+    redis_db: int = 0
+    """Redis database index (REDIS_DB and KEDA ``databaseIndex``)."""
+    list_length: int = 5
+    """KEDA target list length per replica."""
+    activation_list_length: int = 0
+    """KEDA activation threshold (scale from zero above it)."""
+    min_replicas: int = 0
+    """minReplicaCount (0 = scale to zero)."""
+    max_replicas: int = 10
+    """maxReplicaCount."""
+    cooldown_seconds: int = 60
+    """ScaledObject cooldownPeriod."""
+    polling_interval_seconds: int = 5
+    """pollingInterval."""
+    work_seconds_min: float = 1
+    """WORK_SECONDS_MIN."""
+    work_seconds_max: float = 10
+    """WORK_SECONDS_MAX (also sizes terminationGracePeriodSeconds)."""
+    visibility_timeout_seconds: int = 120
+    """CELERY_VISIBILITY_TIMEOUT (> work_seconds_max)."""
+    idle_exit_seconds: int = 30
+    """job mode: WORKER_IDLE_EXIT_SECONDS."""
+    job_scaling_strategy: str = "accurate"
+    """job mode: scalingStrategy.strategy."""
+    successful_jobs_history_limit: int = 5
+    """job mode: finished Jobs kept."""
+    failed_jobs_history_limit: int = 5
+    """job mode: failed Jobs kept."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("deployment", "job"):
+            raise ValueError(f"CeleryWorkerArgs.mode must be 'deployment' or 'job', got {self.mode!r}")
+        if not self.queue_name:
+            raise ValueError("CeleryWorkerArgs.queue_name must not be empty")
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("CeleryWorkerArgs.max_replicas must be >= min_replicas")
+        if self.work_seconds_max < self.work_seconds_min:
+            raise ValueError("CeleryWorkerArgs.work_seconds_max must be >= work_seconds_min")
+        if self.visibility_timeout_seconds <= self.work_seconds_max:
+            raise ValueError("CeleryWorkerArgs.visibility_timeout_seconds must exceed work_seconds_max")
+
+    @property
+    def grace_seconds(self) -> int:
+        return int(math.ceil(self.work_seconds_max)) + GRACE_MARGIN_SECONDS
+
+
+def cr_name(cr: k8s.apiextensions.CustomResource) -> Output[str]:
+    """metadata.name of a CustomResource (its metadata output is untyped)."""
+    return cr.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
+
+
+class CeleryWorker(pulumi.ComponentResource):
+    """Worker pods + TriggerAuthentication + ScaledObject or ScaledJob."""
+
+    scaled_name: Output[str]
+    """Name of the ScaledObject (deployment mode) or ScaledJob (job mode)."""
+    scaled_kind: str
+
+    APP = "worker"
+
+    def __init__(self, name: str, args: CeleryWorkerArgs, opts: ResourceOptions | None = None):
+        super().__init__("redis-keda-platform:index:CeleryWorker", name, None, opts)
+        self._labels = kx.labels(self.APP)
+        keda_opts = ResourceOptions(parent=self, depends_on=[args.keda_release])
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
+            automount_service_account_token=False,
+            opts=ResourceOptions(parent=self),
+        )
+        auth = self._create_trigger_auth(name, args, keda_opts)
+        trigger = self._trigger(args, auth)
+        if args.mode == "deployment":
+            deployment = self._create_deployment(name, args, sa)
+            scaled = k8s.apiextensions.CustomResource(
+                f"{name}-scaledobject",
+                api_version=KEDA_API,
+                kind="ScaledObject",
+                metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
+                    "minReplicaCount": args.min_replicas,
+                    "maxReplicaCount": args.max_replicas,
+                    "cooldownPeriod": args.cooldown_seconds,
+                    "pollingInterval": args.polling_interval_seconds,
+                    "triggers": [trigger],
+                },
+                opts=keda_opts,
+            )
+            self.scaled_kind = "ScaledObject"
+        else:
+            scaled = self._create_scaled_job(name, args, sa, trigger, keda_opts)
+            self.scaled_kind = "ScaledJob"
+        self.scaled_name = cr_name(scaled)
+        self.register_outputs({"scaledName": self.scaled_name})
+
+    # -- KEDA ---------------------------------------------------------------------------
+    def _create_trigger_auth(self, name: str, args: CeleryWorkerArgs, opts: ResourceOptions):
+        return k8s.apiextensions.CustomResource(
+            f"{name}-trigger-auth",
+            api_version=KEDA_API,
+            kind="TriggerAuthentication",
+            metadata={"name": f"{self.APP}-redis", "namespace": args.namespace, "labels": self._labels},
+            spec={"secretTargetRef": [{"parameter": "password", "name": args.secret_name, "key": kx.PASSWORD_KEY}]},
+            opts=opts,
+        )
+
+    @staticmethod
+    def _trigger(args: CeleryWorkerArgs, auth: k8s.apiextensions.CustomResource) -> dict[str, Any]:
+        ep = args.endpoint
+        return {
+            "type": "redis",
+            "metadata": {
+                # The same endpoint the pods get in REDIS_HOST/REDIS_PORT/REDIS_TLS.
+                "address": Output.concat(ep.host, ":", str(ep.port)),
+                "listName": args.queue_name,
+                "listLength": str(args.list_length),
+                "activationListLength": str(args.activation_list_length),
+                "databaseIndex": str(args.redis_db),
+                "enableTLS": "true" if ep.tls else "false",
+            },
+            "authenticationRef": {"name": cr_name(auth)},
+        }
+
+    # -- pods ---------------------------------------------------------------------------
+    def _container(self, args: CeleryWorkerArgs, job: bool) -> dict[str, Any]:
+        env = kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + [
+            {"name": "CELERY_QUEUE", "value": args.queue_name},
+            {"name": "WORK_SECONDS_MIN", "value": kx.fmt_number(args.work_seconds_min)},
+            {"name": "WORK_SECONDS_MAX", "value": kx.fmt_number(args.work_seconds_max)},
+            {"name": "CELERY_VISIBILITY_TIMEOUT", "value": str(args.visibility_timeout_seconds)},
+            {"name": "WORKER_METRICS_PORT", "value": str(versions.WORKER_METRICS_PORT)},
+        ]
+        if job:
+            env.append({"name": "WORKER_IDLE_EXIT_SECONDS", "value": str(args.idle_exit_seconds)})
+        health = ["python", "-m", "apps.worker.healthcheck"]
+        return {
+            "name": "worker",
+            "image": args.image,
+            "imagePullPolicy": args.image_pull_policy,
+            "command": ["celery", "-A", "apps.worker.celery_app", "worker", "--loglevel=INFO"],
+            "env": env,
+            "ports": [{"name": "metrics", "containerPort": versions.WORKER_METRICS_PORT, "protocol": "TCP"}],
+            "securityContext": kx.container_security_context(),
+            "resources": kx.resources("100m", "192Mi", "500m", "512Mi"),
+            "livenessProbe": kx.exec_probe(health, period=30, timeout=20, failures=3, initial=20),
+            "readinessProbe": kx.exec_probe(health, period=15, timeout=20, failures=3, initial=10),
+            "volumeMounts": [kx.TMP_MOUNT],
+        }
+
+    def _pod_spec(self, args: CeleryWorkerArgs, sa, job: bool) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "serviceAccountName": sa.metadata.name,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": kx.pod_security_context(),
+            # Longer than the longest task: a SIGTERM'd worker finishes its task (warm shutdown).
+            "terminationGracePeriodSeconds": args.grace_seconds,
+            "containers": [self._container(args, job)],
+            "volumes": [kx.tmp_volume()],
+        }
+        if job:
+            spec["restartPolicy"] = "Never"
+        return spec
+
+    def _create_deployment(self, name: str, args: CeleryWorkerArgs, sa) -> k8s.apps.v1.Deployment:
+        return k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={
+                "name": self.APP,
+                "namespace": args.namespace,
+                "labels": self._labels,
+                "annotations": kx.checkov_skips(kx.APP_SKIPS),
+            },
+            # No "replicas": KEDA (through its HPA) owns the replica count.
+            spec={
+                "selector": {"matchLabels": self._labels},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {"metadata": {"labels": self._labels}, "spec": self._pod_spec(args, sa, job=False)},
+            },
+            opts=ResourceOptions(parent=self, ignore_changes=["spec.replicas"]),
+        )
+
+    def _create_scaled_job(self, name, args: CeleryWorkerArgs, sa, trigger, opts) -> k8s.apiextensions.CustomResource:
+        return k8s.apiextensions.CustomResource(
+            f"{name}-scaledjob",
+            api_version=KEDA_API,
+            kind="ScaledJob",
+            metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
+            spec={
+                "jobTargetRef": {
+                    "parallelism": 1,
+                    "completions": 1,
+                    "backoffLimit": 3,
+                    "template": {"metadata": {"labels": self._labels}, "spec": self._pod_spec(args, sa, job=True)},
+                },
+                "pollingInterval": args.polling_interval_seconds,
+                "minReplicaCount": args.min_replicas,
+                "maxReplicaCount": args.max_replicas,
+                "successfulJobsHistoryLimit": args.successful_jobs_history_limit,
+                "failedJobsHistoryLimit": args.failed_jobs_history_limit,
+                # An update must not kill Jobs that are running tasks.
+                "rollout": {"strategy": "gradual"},
+                "scalingStrategy": {"strategy": args.job_scaling_strategy},
+                "triggers": [trigger],
+            },
+            opts=opts,
+        )
