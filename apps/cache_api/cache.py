@@ -4,8 +4,8 @@ Read path for a tag (``get``):
 
 1. in-process cache (``local``), entries live ``LOCAL_CACHE_TTL_SECONDS`` (the staleness bound);
 2. ``GET`` on the read client (``redis``: the primary or the replica sidecar);
-3. a miss: one *fill* per tag per process (in-process single flight), and one dataset
-   load per fleet (a Redis lock, ``SET NX PX`` with a token, released by compare-and-delete).
+   Concurrent local misses for a tag share one Redis read (in-process single flight);
+3. a Redis miss: one *fill* per tag per process, and one dataset load per fleet (a Redis lock, ``SET NX PX`` with a token, released by compare-and-delete).
    The lock holder re-checks Redis, loads the whole dataset, writes every tag with a
    jittered TTL plus the index of valid tags in one transaction. Everyone else polls the
    primary until the value appears, retrying the lock each round, so when a loader dies
@@ -108,7 +108,7 @@ class TagCache:
         self._tag_prefix = f"{prefix}:tag:"
         self.index_key = f"{prefix}:tags"
         self.lock_key = f"{prefix}:lock:dataset"
-        self._inflight: dict[str, asyncio.Task[bytes | None]] = {}
+        self._inflight: dict[str, asyncio.Task[Lookup]] = {}
         self._hit_local, self._hit_redis = metrics.hit["local"], metrics.hit["redis"]
         self._miss_local, self._miss_redis = metrics.miss["local"], metrics.miss["redis"]
 
@@ -126,15 +126,22 @@ class TagCache:
         self._miss_local.inc()
         if not TAG_RE.match(tag):
             return Lookup(None, "local")
-        body = await self.redis.reader.get(self.tag_key(tag))
-        if body is not None:
+        # Concurrent requests for a tag missing locally share one Redis read (and one fill).
+        found = await self._single_flight(tag)
+        if found.layer == "redis":
             self._hit_redis.inc()
-            self.local.put(tag, body)
-            return Lookup(body, "redis")
-        self._miss_redis.inc()
-        body = await self._single_flight(tag)
+        else:
+            self._miss_redis.inc()
+        return found
+
+    async def _fetch(self, tag: str) -> Lookup:
+        body = await self.redis.reader.get(self.tag_key(tag))
+        layer = "redis"
+        if body is None:
+            body = await self._fill(tag)
+            layer = "fill"
         self.local.put(tag, body or _NOT_FOUND)
-        return Lookup(body, "fill")
+        return Lookup(body, layer)
 
     async def get_view(self, tag: str, sort: SortField | None, limit: int | None) -> Lookup:
         if sort is None and limit is None:
@@ -153,13 +160,13 @@ class TagCache:
 
     # ---- fill path -------------------------------------------------------------------------
 
-    async def _single_flight(self, tag: str) -> bytes | None:
+    async def _single_flight(self, tag: str) -> Lookup:
         task = self._inflight.get(tag)
         if task is None:
-            task = asyncio.create_task(self._fill(tag), name=f"cache-fill-{tag}")
+            task = asyncio.create_task(self._fetch(tag), name=f"cache-fetch-{tag}")
             self._inflight[tag] = task
             task.add_done_callback(lambda t: self._fill_done(tag, t))
-        # shield: a client that disconnects does not cancel the fill the others wait for.
+        # shield: a client that disconnects does not cancel the fetch the others wait for.
         return await asyncio.shield(task)
 
     def _fill_done(self, tag: str, task: asyncio.Task) -> None:

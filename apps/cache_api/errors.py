@@ -13,11 +13,11 @@ from apps.cache_api.logs import get_logger
 log = get_logger("errors")
 
 
-def json_error(status: int, error: str, detail: str, headers: dict[str, str] | None = None,
+def json_error(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None,
                **extra: object) -> Response:
     """``{"error": <machine code>, "detail": <human text>, ...}`` with the given status."""
     body = orjson.dumps({"error": error, "detail": detail, **extra})
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,61 @@
+"""Stampede protection: many cold requests across a fleet sharing one Redis cause one dataset load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+
+import httpx
+
+from tests.apps.cache_api.conftest import TEST_TAGS, loads, serve, settings_for
+
+
+async def test_200_concurrent_cold_requests_across_four_apps_load_once(redis_server, sample_dataset):
+    # The load is slowed down so that every request really arrives while the cache is cold.
+    # A long local TTL: a slow machine must not see an entry expire in the middle of the batch.
+    settings = settings_for(redis_server, sample_dataset, dataset_load_delay_seconds=0.3,
+                            local_cache_ttl_seconds=60)
+    expected = {tag: json.loads((sample_dataset / f"{tag}.json").read_text()) for tag in TEST_TAGS}
+    with redis_server.client() as r:
+        r.config_resetstat()
+    async with AsyncExitStack() as stack:
+        fleet = [await stack.enter_async_context(serve(settings)) for _ in range(4)]
+        paths = [f"/github_stats/{TEST_TAGS[i % len(TEST_TAGS)]}" for i in range(190)]
+        paths += ["/github_stats/not-a-tag"] * 10
+        responses = await asyncio.gather(*(fleet[i % 4][1].get(path) for i, path in enumerate(paths)))
+
+        assert sum(loads(app) for app, _ in fleet) == 1, "exactly one dataset load for the whole fleet"
+        for path, response in zip(paths, responses):
+            tag = path.rsplit("/", 1)[1]
+            if tag == "not-a-tag":
+                assert response.status_code == 404
+            else:
+                assert response.status_code == 200, response.text
+                assert response.json() == expected[tag]
+        assert {r.headers.get("x-cache") for r in responses if r.status_code == 200} == {"fill"}
+        with redis_server.client() as r:
+            assert not r.exists(f"{settings.cache_key_prefix}:lock:dataset")
+            stats = r.info("commandstats")
+        # Each app coalesced its own requests: one GET per tag per app, not one per request.
+        # 6 keys (the 5 tags and not-a-tag) x 4 apps, + 1 GET inside the lock's release script.
+        assert stats["cmdstat_get"]["calls"] <= 4 * (len(TEST_TAGS) + 1) + 1, stats["cmdstat_get"]
+        assert sum(a.state.metrics.value("cache_misses_total", {"layer": "redis"}) for a, _ in fleet) == 200
+
+
+async def test_three_uvicorn_processes_share_one_load(redis_server, sample_dataset, uvicorn_factory):
+    env = {**redis_server.env, "DATASET_DIR": str(sample_dataset), "DATASET_LOAD_DELAY_SECONDS": "0.5",
+           "LOG_LEVEL": "WARNING"}
+    servers = [uvicorn_factory(env) for _ in range(3)]
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    async with httpx.AsyncClient(timeout=20, limits=limits) as client:
+        responses = await asyncio.gather(*(
+            client.get(f"{servers[i % 3].url}/github_stats/{TEST_TAGS[i % len(TEST_TAGS)]}") for i in range(200)
+        ))
+        assert [r.status_code for r in responses] == [200] * 200
+        total = 0.0
+        for server in servers:
+            text = (await client.get(f"{server.url}/metrics")).text
+            line = next(line for line in text.splitlines() if line.startswith("dataset_loads_total "))
+            total += float(line.split()[1])
+    assert total == 1.0
