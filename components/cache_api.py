@@ -95,6 +95,8 @@ class CacheApi(pulumi.ComponentResource):
             spec={"maxUnavailable": 1, "selector": {"matchLabels": self._labels}},
             opts=ResourceOptions(parent=self),
         )
+        self.service_name = service.metadata.name
+        self.deployment_name = self.deployment.metadata.name
         self.service_address = Output.concat(
             service.metadata.name, ".", service.metadata.namespace, ".svc.cluster.local:", str(versions.CACHE_API_PORT)
         )

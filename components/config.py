@@ -97,7 +97,7 @@ class PlatformConfig(BaseModel):
     job_scaling_strategy: Literal["default", "accurate", "eager"] = Field("accurate", description="job mode: ScaledJob scalingStrategy.strategy.")
 
     # --- producer ----------------------------------------------------------------
-    producer_rate: float = Field(1.0, ge=0, description="Producer Deployment: tasks per second (0 = as fast as it can).")
+    producer_rate: float = Field(0.0, ge=0, description="Producer Deployment: steady tasks per second (`--forever --rate R`); 0 = standby, the pod only runs bursts via `kubectl exec` (`--standby`).")
     producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas (0 = only the CLI for bursts).")
 
     # --- cache API ---------------------------------------------------------------
@@ -246,3 +246,24 @@ def raw_pulumi_config() -> dict[str, Any]:
     merged: dict[str, Any] = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     return merged
+
+
+def pulumi_type(annotation: Any) -> str:
+    """Pulumi project config types: string | integer | boolean (floats travel as strings)."""
+    if annotation is bool:
+        return "boolean"
+    if annotation is int:
+        return "integer"
+    return "string"
+
+
+def pulumi_config_block() -> dict[str, dict[str, Any]]:
+    """What Pulumi.yaml's ``config:`` must declare (a test keeps them equal)."""
+    block: dict[str, dict[str, Any]] = {}
+    for key, info in config_keys().items():
+        t = pulumi_type(info.annotation)
+        default = info.default
+        if t == "string":
+            default = f"{default:g}" if isinstance(default, float) else str(default)
+        block[key] = {"type": t, "description": info.description, "default": default}
+    return block

@@ -129,7 +129,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         idle_exit_seconds=cfg.worker_idle_exit_seconds,
         job_scaling_strategy=cfg.job_scaling_strategy,
     ), k8s_opts)
-    Producer("producer", ProducerArgs(
+    producer = Producer("producer", ProducerArgs(
         namespace=ns.name,
         endpoint=endpoint,
         secret_name=auth.secret_name,
@@ -155,17 +155,22 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         replica_image=cfg.redis_image,
     ), k8s_opts)
 
+    # Output names are used by the Makefile/scripts and CI: keep them stable.
     outputs: dict[str, Output[Any]] = {
         "target": Output.from_input(cfg.target),
         "namespace": ns.name,
-        "cacheApiServiceAddress": cache_api.service_address,
+        "cacheApiService": cache_api.service_address,
+        "cacheApiServiceName": cache_api.service_name,
+        "cacheApiDeploymentName": cache_api.deployment_name,
         "redisHost": endpoint.host,
         "redisPort": Output.from_input(endpoint.port),
         "redisTls": Output.from_input(endpoint.tls),
         "kubeconfig": Output.secret(cluster.kubeconfig),
         "workerMode": Output.from_input(cfg.worker_mode),
         "workerScaledKind": Output.from_input(worker.scaled_kind),
-        "workerScaledName": worker.scaled_name,
+        "workerScaledObjectName": worker.scaled_name,
+        "workerDeploymentName": worker.deployment_name,
+        "producerDeploymentName": producer.deployment_name,
     }
     return Platform(cluster=cluster, redis=redis, worker=worker, cache_api=cache_api, outputs=outputs)
 

@@ -28,8 +28,8 @@ class ProducerArgs:
     """CELERY_QUEUE."""
     redis_db: int = 0
     """REDIS_DB."""
-    rate: float = 1.0
-    """Tasks per second (0 = as fast as it can)."""
+    rate: float = 0.0
+    """Tasks per second of the steady stream; 0 = standby (the pod only serves ``kubectl exec`` bursts)."""
     replicas: int = 1
     """Fixed replica count (not autoscaled)."""
 
@@ -43,7 +43,18 @@ class ProducerArgs:
 
 
 class Producer(pulumi.ComponentResource):
+    """Producer Deployment. rate > 0: ``--forever --rate R``; rate 0: ``--standby`` (submits
+    nothing; bursts are run with ``kubectl exec deploy/producer -- python -m apps.producer --count N``)."""
+
+    deployment_name: pulumi.Output[str]
+
     APP = "producer"
+
+    @staticmethod
+    def _command(rate: float) -> list[str]:
+        if rate > 0:
+            return ["python", "-m", "apps.producer", "--forever", "--rate", kx.fmt_number(rate)]
+        return ["python", "-m", "apps.producer", "--standby"]
 
     def __init__(self, name: str, args: ProducerArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:Producer", name, None, opts)
@@ -59,7 +70,7 @@ class Producer(pulumi.ComponentResource):
             "name": "producer",
             "image": args.image,
             "imagePullPolicy": args.image_pull_policy,
-            "command": ["python", "-m", "apps.producer", "--forever", "--rate", kx.fmt_number(args.rate)],
+            "command": self._command(args.rate),
             "env": kx.redis_env(args.endpoint, args.secret_name, args.redis_db)
             + [{"name": "CELERY_QUEUE", "value": args.queue_name}],
             "securityContext": kx.container_security_context(),
@@ -94,4 +105,5 @@ class Producer(pulumi.ComponentResource):
             },
             opts=ResourceOptions(parent=self),
         )
-        self.register_outputs({"deployment": self.deployment.metadata.name})
+        self.deployment_name = self.deployment.metadata.name
+        self.register_outputs({"deploymentName": self.deployment_name})

@@ -98,6 +98,8 @@ class CeleryWorker(pulumi.ComponentResource):
     scaled_name: Output[str]
     """Name of the ScaledObject (deployment mode) or ScaledJob (job mode)."""
     scaled_kind: str
+    deployment_name: Output[str]
+    """The worker Deployment's name (deployment mode); "" in job mode."""
 
     APP = "worker"
 
@@ -131,9 +133,11 @@ class CeleryWorker(pulumi.ComponentResource):
                 opts=keda_opts,
             )
             self.scaled_kind = "ScaledObject"
+            self.deployment_name = deployment.metadata.name
         else:
             scaled = self._create_scaled_job(name, args, sa, trigger, keda_opts)
             self.scaled_kind = "ScaledJob"
+            self.deployment_name = Output.from_input("")
         self.scaled_name = cr_name(scaled)
         self.register_outputs({"scaledName": self.scaled_name})
 
