@@ -344,6 +344,10 @@ def evaluate(config: PlatformConfig, *, stack: str = "test", raw_config: Mapping
 
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
+    # Our own loop for this evaluation; afterwards the caller's loop (if one was set) is
+    # current again. Peek without creating one (get_event_loop() would create it).
+    policy_local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    previous_loop = getattr(policy_local, "_loop", None)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     outputs: dict[str, Any] = {}
@@ -374,7 +378,7 @@ def evaluate(config: PlatformConfig, *, stack: str = "test", raw_config: Mapping
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
-        asyncio.set_event_loop(None)
+        asyncio.set_event_loop(previous_loop if previous_loop is not None and not previous_loop.is_closed() else None)
         settings.reset_options()
 
     recorded = sorted(monitor.recorded, key=lambda r: r.order)
