@@ -186,12 +186,7 @@ def _check_from_env(where: str, obj: dict[str, Any], metadata: dict[str, str], o
     if not refs:
         return []
     env_names: set[str] = set()
-    if obj.get("kind") == "ScaledJob":
-        templates = [t for t in pod_templates([obj])]
-    else:
-        target = (obj.get("spec") or {}).get("scaleTargetRef") or {}
-        owner = find(objects, target.get("kind", "Deployment"), namespace(obj), target.get("name"))
-        templates = pod_templates([owner]) if owner else []
+    templates = _target_templates(obj, objects)
     for template in templates:
         for _, container in template.containers(include_init=False):
             env_names |= set(container_env(container))
@@ -200,3 +195,57 @@ def _check_from_env(where: str, obj: dict[str, Any], metadata: dict[str, str], o
         for key, value in sorted(refs.items())
         if value not in env_names
     ]
+
+
+def _target_templates(obj: dict[str, Any], objects: list[dict[str, Any]]):
+    if obj.get("kind") == "ScaledJob":
+        return pod_templates([obj])
+    target = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+    owner = find(objects, target.get("kind", "Deployment"), namespace(obj), target.get("name"))
+    return pod_templates([owner]) if owner else []
+
+
+def check_trigger_matches_target(objects: list[dict[str, Any]]) -> list[str]:
+    """KEDA measures the Redis list the scaled worker consumes (issue 2).
+
+    The trigger's address (or host/port), ``enableTLS``, ``databaseIndex`` and
+    ``listName`` must equal the scale target's ``REDIS_HOST:REDIS_PORT``, ``REDIS_TLS``,
+    ``REDIS_DB`` and ``CELERY_QUEUE`` (literal env values; the contract's defaults apply
+    when a variable or key is absent: db 0, TLS false).
+    """
+    problems: list[str] = []
+    params = load_params()
+    for obj in objects:
+        for index, trigger in enumerate(_triggers(obj)):
+            if trigger.get("type") not in params.trigger_types:
+                continue
+            where = f"{ref(obj)} trigger[{index}]"
+            md = trigger.get("metadata") or {}
+            templates = _target_templates(obj, objects)
+            if not templates:
+                problems.append(f"{where}: scale target not rendered")
+                continue
+            env: dict[str, str] = {}
+            for template in templates:
+                for _, container in template.containers(include_init=False):
+                    for name_, entry in container_env(container).items():
+                        if "value" in entry:
+                            env.setdefault(name_, str(entry["value"]))
+            if "REDIS_HOST" not in env or "REDIS_PORT" not in env:
+                problems.append(f"{where}: scale target does not set REDIS_HOST/REDIS_PORT literally")
+                continue
+            expected_address = f"{env['REDIS_HOST']}:{env['REDIS_PORT']}"
+            address = md.get("address") or md.get("addresses")
+            if address is None and (md.get("host") or md.get("hosts")):
+                address = f"{md.get('host') or md.get('hosts')}:{md.get('port') or md.get('ports')}"
+            if address is not None and address != expected_address:
+                problems.append(f"{where}: address {address!r} is not the worker's Redis {expected_address!r}")
+            tls_trigger = md.get("enableTLS", "false").lower() in ("1", "t", "true")
+            tls_env = env.get("REDIS_TLS", "false").lower() == "true"
+            if tls_trigger != tls_env:
+                problems.append(f"{where}: enableTLS={md.get('enableTLS')!r} but the worker's REDIS_TLS={env.get('REDIS_TLS')!r}")
+            if md.get("databaseIndex", "0") != env.get("REDIS_DB", "0"):
+                problems.append(f"{where}: databaseIndex={md.get('databaseIndex', '0')!r} but REDIS_DB={env.get('REDIS_DB', '0')!r}")
+            if "CELERY_QUEUE" in env and md.get("listName") != env["CELERY_QUEUE"]:
+                problems.append(f"{where}: listName={md.get('listName')!r} but CELERY_QUEUE={env['CELERY_QUEUE']!r}")
+    return problems

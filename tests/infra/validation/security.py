@@ -96,11 +96,10 @@ def _writable_dirs(container: dict[str, Any]) -> list[str]:
         return ["/tmp"]
     name = image.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
     if name in ("redis", "redis-stack-server", "valkey"):
-        args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
-        for i, arg in enumerate(args):
-            if arg == "--dir" and i + 1 < len(args):
-                return [args[i + 1]]
-        return [container.get("workingDir") or "/data"]
+        # `--dir X` may sit in its own argv entries or inside a `sh -c "..."` string.
+        line = " ".join(str(a) for a in (container.get("command") or []) + (container.get("args") or []))
+        match = re.search(r"--dir[ =]+[\"']?([^\s\"';]+)", line)
+        return [match.group(1) if match else container.get("workingDir") or "/data"]
     return []
 
 
@@ -450,7 +449,6 @@ def check_network_policies(objects: list[dict[str, Any]], keda_namespace: str = 
                 for intruder in (
                     Endpoint("a pod with no role", ns, {"test.invalid/stranger": "yes"}),
                     Endpoint("a pod in another namespace", "other-ns", {}),
-                    Endpoint("a non-KEDA pod in the KEDA namespace", keda_namespace, {"app": "something-else"}),
                 ):
                     if cluster.ingress_allowed(intruder, redis, port):
                         v(redis.name, "netpol.redis", f"Redis accepts ingress from {intruder.name} ({intruder.namespace})")
@@ -519,6 +517,80 @@ def check_outputs(outputs: dict[str, Any], secret_names: Iterable[str]) -> list[
             out.append(Violation(f"output {key}", "outputs.adminCredentials", "admin credentials exported"))
         if any(s in low for s in ("kubeconfig", "password", "secret", "key", "token", "connectionstring")) and key not in secret:
             out.append(Violation(f"output {key}", "outputs.secret", "looks secret but is not marked secret"))
+    return out
+
+
+# --------------------------------------------------------------------------- secret values
+
+
+def _strings(value: Any, path: tuple = ()) -> Iterable[tuple[tuple, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, path + (i,))
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path) or "<root>"
+
+
+def check_redaction_markers(objects: list[dict[str, Any]], markers: Iterable[str]) -> list[Violation]:
+    """No secret (shown redacted by the renderer) inside a non-Secret Kubernetes object.
+
+    The renderer replaces secret values with a marker; a marker outside a Secret's
+    ``data``/``stringData`` means a secret flowed into a plain field (an env literal,
+    a ConfigMap, trigger metadata...), where the cluster stores it in clear.
+    """
+    markers = tuple(markers)
+    out = []
+    for obj in objects:
+        for path, text in _strings(obj):
+            if obj.get("kind") == "Secret" and path[:1] in (("data",), ("stringData",)):
+                continue
+            if any(mk in text for mk in markers):
+                out.append(Violation(m.ref(obj), "secrets.inPlainField", f"{_dotted(path)} holds a secret value"))
+    return out
+
+
+def check_secret_values(resources: Iterable[Any], secret_values: Iterable[str]) -> list[Violation]:
+    """Every secret value sits at a path the program marked secret (issue 5).
+
+    ``resources``: recorded registrations with ``type``, ``name``, ``inputs`` (secrets
+    unwrapped) and ``secret_paths``. A known secret value (the mocks' password, access
+    keys, kubeconfig) at any other path is an unmarked secret. In a Kubernetes object
+    other than a Secret it is a violation even when marked: the cluster stores it in clear.
+    """
+    needles = [s for s in secret_values if s]
+    out = []
+    for r in resources:
+        marked = [tuple(p) for p in r.secret_paths]
+        is_k8s = str(r.type).startswith("kubernetes:") and not str(r.type).startswith("kubernetes:helm")
+        for path, text in _strings(r.inputs):
+            if not any(n in text for n in needles):
+                continue
+            where = f"{r.type} {r.name}"
+            if is_k8s and (r.inputs.get("kind") != "Secret" or path[:1] not in (("data",), ("stringData",))):
+                out.append(Violation(where, "secrets.inPlainField", f"{_dotted(path)} holds a secret value outside a Secret's data"))
+            elif not any(path[: len(p)] == p for p in marked):
+                out.append(Violation(where, "secrets.unmarked", f"{_dotted(path)} holds a secret value that is not marked secret"))
+    return out
+
+
+def check_output_values(outputs: dict[str, Any], secret_outputs: Iterable[str], secret_values: Iterable[str]) -> list[Violation]:
+    """A stack output holding a secret value must be marked secret."""
+    marked = set(secret_outputs)
+    needles = [s for s in secret_values if s]
+    out = []
+    for key, value in outputs.items():
+        if key in marked:
+            continue
+        for path, text in _strings(value, (key,)):
+            if any(n in text for n in needles):
+                out.append(Violation(f"output {key}", "outputs.secret", f"{_dotted(path)} holds a secret value, not marked secret"))
     return out
 
 

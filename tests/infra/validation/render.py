@@ -1,0 +1,141 @@
+"""The stack variants we validate, rendered once per test process with ``tools/render.py``.
+
+Every valid combination of stack × worker mode × cache API read path:
+``replica-sidecar`` needs the in-cluster Redis, so it is rendered on ``local`` only (on
+``aks`` it is a config error, which the infra tests assert).
+
+``python -m tests.infra.validation.render`` prints the variants, one per line
+(``id stack key=value ...``): ``scripts/scan.sh`` reads them, so the CI scan and the
+tests cover the same set.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .manifests import load_json, load_k8s_dir
+from .paths import REPO_ROOT
+
+RENDER_SCRIPT = REPO_ROOT / "tools" / "render.py"
+RENDER_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    stack: str
+    settings: tuple[tuple[str, str], ...]
+
+    @property
+    def args(self) -> list[str]:
+        out = ["--stack", self.stack]
+        for key, value in self.settings:
+            out += ["--set", f"{key}={value}"]
+        return out
+
+    def setting(self, key: str) -> str | None:
+        return dict(self.settings).get(key)
+
+
+def _variant(stack: str, mode: str, read_path: str) -> Variant:
+    suffix = "" if read_path == "central" else "-sidecar"
+    return Variant(f"{stack}-{mode}{suffix}", stack, (("workerMode", mode), ("cacheApiReadPath", read_path)))
+
+
+VARIANTS: tuple[Variant, ...] = tuple(
+    _variant(stack, mode, read_path)
+    for stack in ("local", "aks")
+    for read_path in ("central", "replica-sidecar")
+    for mode in ("deployment", "job")
+    if not (stack == "aks" and read_path == "replica-sidecar")
+)
+VARIANT_IDS = [v.id for v in VARIANTS]
+BY_ID = {v.id: v for v in VARIANTS}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    variant: Variant
+    out_dir: Path
+    objects: list[dict[str, Any]]
+    azure_resources: list[dict[str, Any]]
+    other_resources: list[dict[str, Any]]
+
+    @property
+    def k8s_files(self) -> list[Path]:
+        return sorted((self.out_dir / "k8s").glob("*.yaml"))
+
+
+@functools.cache
+def _root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="rendered-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def render_to(variant: Variant, out_dir: Path) -> None:
+    """Run ``tools/render.py`` for a variant; ``RuntimeError`` with its output if it fails."""
+    if not RENDER_SCRIPT.is_file():
+        raise RuntimeError(f"{RENDER_SCRIPT} does not exist: nothing to validate")
+    cmd = [sys.executable, str(RENDER_SCRIPT), *variant.args, "--out", str(out_dir)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RENDER_TIMEOUT_SECONDS)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"render of {variant.id} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+
+
+@functools.cache
+def _render_dir(variant_id: str) -> Path:
+    out = _root() / variant_id
+    if out.exists():
+        shutil.rmtree(out)
+    render_to(BY_ID[variant_id], out)
+    return out
+
+
+def render_all() -> Path:
+    """Render every variant (two at a time) under one directory; returns it."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(_render_dir, VARIANT_IDS))
+    return _root()
+
+
+@functools.cache
+def rendered(variant_id: str) -> Rendered:
+    out = _render_dir(variant_id)
+    azure = out / "azure-resources.json"
+    other = out / "other-resources.json"
+    return Rendered(
+        BY_ID[variant_id],
+        out,
+        load_k8s_dir(out),
+        load_json(azure) if azure.exists() else [],
+        load_json(other) if other.exists() else [],
+    )
+
+
+def keda_namespace(r: Rendered, default: str = "keda") -> str:
+    """The namespace of the KEDA Helm release (from other-resources.json)."""
+    for res in r.other_resources:
+        text = str(res).lower()
+        if "keda" in text and "release" in str(res.get("type", "")).lower():
+            props = res.get("properties") or res.get("inputs") or {}
+            if props.get("namespace"):
+                return str(props["namespace"])
+    return default
+
+
+if __name__ == "__main__":
+    for v in VARIANTS:
+        print(v.id, v.stack, *(f"{k}={val}" for k, val in v.settings))
