@@ -45,6 +45,10 @@ class FillTimeout(Exception):
     """No loader produced the value within ``FILL_WAIT_SECONDS``."""
 
 
+class DatasetUnavailable(Exception):
+    """The dataset directory could not be read; nothing was cached."""
+
+
 class Lookup(NamedTuple):
     body: bytes | None  # None: unknown tag
     layer: str  # where it came from: local | redis | fill
@@ -224,6 +228,8 @@ class TagCache:
         if self.settings.dataset_load_delay_seconds:
             await asyncio.sleep(self.settings.dataset_load_delay_seconds)
         dataset = await asyncio.to_thread(load_dataset, self.settings.dataset_dir)
+        if dataset.error is not None:
+            raise DatasetUnavailable(dataset.error)
         self.metrics.dataset_loads.inc()
         await self.store(dataset)
         log.info("dataset loaded into redis", extra={

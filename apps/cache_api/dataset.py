@@ -63,10 +63,15 @@ RECORDS = TypeAdapter(list[RepoRecord])
 
 @dataclass(frozen=True)
 class Dataset:
-    """Tag -> the encoded JSON list (bytes, ready to send). ``skipped``: file name -> problem."""
+    """Tag -> the encoded JSON list (bytes, ready to send). ``skipped``: file name -> problem.
+
+    ``error`` is set when the directory itself could not be read: that is not an empty
+    dataset, and the cache does not store it (requests get 503 until it is fixed).
+    """
 
     tags: dict[str, bytes]
     skipped: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
 
 
 def tag_for(path: Path) -> str:
@@ -113,7 +118,7 @@ def load_dataset(directory: Path) -> Dataset:
         paths = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".json")
     except OSError as exc:
         log.error("dataset directory unreadable", extra={"dataset_dir": str(directory), "problem": str(exc)})
-        return Dataset(tags={}, skipped={str(directory): str(exc)})
+        return Dataset(tags={}, error=f"dataset directory {directory} unreadable: {exc}")
     for path in paths:
         tag = tag_for(path)
         try:

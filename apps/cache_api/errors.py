@@ -7,7 +7,7 @@ import orjson
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
-from apps.cache_api.cache import FillTimeout
+from apps.cache_api.cache import DatasetUnavailable, FillTimeout
 from apps.cache_api.logs import get_logger
 
 log = get_logger("errors")
@@ -31,6 +31,10 @@ async def _fill_timeout(request: Request, exc: Exception) -> Response:
     return json_error(503, "dataset_loading", str(exc), headers={"Retry-After": "1"})
 
 
+async def _dataset_unavailable(request: Request, exc: Exception) -> Response:
+    return json_error(503, "dataset_unavailable", "the dataset could not be read", headers={"Retry-After": "5"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return json_error(500, "internal_error", "unexpected error")
@@ -39,4 +43,5 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RedisError, _redis_error)
     app.add_exception_handler(FillTimeout, _fill_timeout)
+    app.add_exception_handler(DatasetUnavailable, _dataset_unavailable)
     app.add_exception_handler(Exception, _unexpected)

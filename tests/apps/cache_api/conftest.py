@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 
 from apps.cache_api.generate_dataset import generate
@@ -123,6 +124,8 @@ def replica_factory(tmp_path: Path) -> Iterator[Callable[[RedisServer], Replica]
     started: list[Replica] = []
 
     def start(primary: RedisServer) -> Replica:
+        with primary.client() as c:  # the default waits 5 s for more replicas before a full sync
+            c.config_set("repl-diskless-sync-delay", 0)
         port = free_port()
         workdir = tmp_path / f"replica-{port}"
         workdir.mkdir()
@@ -134,8 +137,6 @@ def replica_factory(tmp_path: Path) -> Iterator[Callable[[RedisServer], Replica]
         )
         replica = Replica(proc, port)
         started.append(replica)
-        import redis
-
         deadline = time.monotonic() + 10
         while True:
             try:
