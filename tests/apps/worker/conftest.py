@@ -20,6 +20,8 @@ def workers(tmp_path: Path):
         return worker
 
     yield start
+    for worker in started:  # SIGTERM all first, so their warm shutdowns overlap
+        worker.terminate()
     for worker in started:
         worker.close()
 

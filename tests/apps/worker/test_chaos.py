@@ -1,0 +1,101 @@
+"""No task lost: workers SIGKILLed at random, abandoned tasks back within the visibility
+timeout, and the window between pop and unacked bookkeeping covered."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+
+import pytest
+
+from tests.apps.worker.helpers import wait_for
+from tests.apps.worker.test_worker import RECORD, env_for, user_keys
+
+pytestmark = pytest.mark.slow
+
+_RECEIVED = re.compile(r"Task users\.process\[([0-9a-f-]{36})\] received")
+_SUCCEEDED = re.compile(r"Task users\.process\[([0-9a-f-]{36})\] succeeded")
+
+
+def in_flight(log: str) -> set[str]:
+    """Tasks a killed worker had received but not finished."""
+    return set(_RECEIVED.findall(log)) - set(_SUCCEEDED.findall(log))
+
+
+def test_thousand_tasks_with_workers_killed_at_random(redis_server, send, workers):
+    n = 1000
+    vt = 8  # > hard time limit (ceil(0.1) + 5 = 6 s): a dead worker's tasks return in ~vt + 1 s
+    env = env_for(redis_server, WORK_SECONDS_MIN=0, WORK_SECONDS_MAX=0.1, CELERY_VISIBILITY_TIMEOUT=vt)
+    rng = random.Random(4)
+    ids: list[str] = []
+
+    def produce() -> None:
+        for _ in range(n):
+            ids.append(send(env, RECORD))
+            if len(ids) % 50 == 0:
+                time.sleep(0.6)  # spread the load over the chaos window
+
+    pool = [workers(env, concurrency=2) for _ in range(3)]
+    producer = threading.Thread(target=produce)
+    producer.start()
+    kills = kills_mid_task = 0
+    interrupted: set[str] = set()
+    with redis_server.client() as c:
+        chaos_until = time.monotonic() + 20
+        while time.monotonic() < chaos_until:
+            time.sleep(rng.uniform(0.7, 2.0))
+            victim = rng.randrange(len(pool))
+            pool[victim].kill()
+            interrupted |= in_flight(pool[victim].log())
+            kills_mid_task += bool(in_flight(pool[victim].log()))  # SIGKILL the whole process group: no warm shutdown
+            kills += 1
+            pool[victim] = workers(env, concurrency=2)
+        producer.join(timeout=60)
+        assert len(ids) == n
+        done = lambda: len(user_keys(c)) >= n  # noqa: E731
+        t0 = time.monotonic()
+        wait_for(done, 90, interval=0.5, message=f"{n} hashes after {kills} kills")
+        print("CHAOS", kills, kills_mid_task, len(interrupted), time.monotonic() - t0)
+        missing = [i for i in ids if not c.exists(f"users:{i}")]
+        assert not missing, f"{len(missing)} tasks lost"
+        assert interrupted <= set(ids)
+        wait_for(lambda: not c.exists("unacked", "celery.inflight") and c.llen("celery") == 0, 30,
+                 message="nothing left unacked or inflight")
+        assert c.llen("celery.dead_letter") == 0
+    assert kills >= 8 and kills_mid_task >= 4, (kills, kills_mid_task)
+
+
+def test_dead_workers_task_returns_within_visibility_timeout(redis_server, send, workers):
+    """kombu's default sweep takes ~100 s; ours brings the task back within ~1.1 x timeout."""
+    vt = 10  # hard limit = 3 + 5 = 8 s
+    env = env_for(redis_server, WORK_SECONDS_MIN=3, WORK_SECONDS_MAX=3, CELERY_VISIBILITY_TIMEOUT=vt)
+    first = workers(env).wait_ready()
+    task = send(env, RECORD)
+    with redis_server.client() as c:
+        wait_for(lambda: c.hlen("unacked") == 1, 15, message="task running on the first worker")
+        first.kill()
+        killed_at = time.monotonic()
+        workers(env).wait_ready()
+        wait_for(lambda: c.exists(f"users:{task}"), vt + 20, interval=0.2, message="redelivery")
+        elapsed = time.monotonic() - killed_at
+    # visibility timeout + one sweep period (1 s) + the 3 s task + startup slack
+    assert vt - 1 <= elapsed <= vt + 1 + 3 + 5, elapsed
+
+
+def test_message_popped_by_a_worker_that_died_is_restored(redis_server, send, workers):
+    """A worker killed between BLMOVE and recording the message as unacked leaves it in
+    '<queue>.inflight': the sweep must put it back (stock kombu BRPOP would lose it)."""
+    vt = 6
+    env = env_for(redis_server, CELERY_VISIBILITY_TIMEOUT=vt)
+    task = send(env, RECORD)
+    with redis_server.client() as c:
+        c.lmove("celery", "celery.inflight", "RIGHT", "LEFT")  # what the dead worker did
+        assert c.llen("celery") == 0 and c.llen("celery.inflight") == 1
+        started = time.monotonic()
+        workers(env).wait_ready()
+        wait_for(lambda: c.exists(f"users:{task}"), vt + 15, interval=0.2, message="inflight restore")
+        assert time.monotonic() - started >= vt - 1  # not before it can be presumed dead
+        assert c.llen("celery.inflight") == 0 and c.llen("celery") == 0

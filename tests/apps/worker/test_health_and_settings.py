@@ -1,0 +1,114 @@
+"""Liveness check, settings validation and the TLS/URL rules (fast, no worker process
+except the one live liveness test)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from apps.worker.healthcheck import STUCK_GRACE_SECONDS, check
+from apps.worker.settings import TASK_NAME, WorkerSettings
+from tests.apps.worker.helpers import REPO, clean_env, wait_for
+from tests.apps.worker.test_worker import env_for
+
+
+def beat(path, **fields):
+    path.write_text(json.dumps({"ts": time.time(), "active": 0, "oldest_active_seconds": 0.0,
+                                "task_time_limit": 15, **fields}))
+    return path
+
+
+def test_check_fresh_heartbeat_is_healthy(tmp_path):
+    ok, msg = check(beat(tmp_path / "hb"), max_age=30)
+    assert ok, msg
+
+
+def test_check_missing_stale_or_garbage_is_unhealthy(tmp_path):
+    assert check(tmp_path / "none", 30)[0] is False
+    assert check(beat(tmp_path / "old", ts=time.time() - 31), 30)[0] is False
+    (tmp_path / "bad").write_text("{not json")
+    assert check(tmp_path / "bad", 30)[0] is False
+
+
+def test_check_task_running_past_hard_limit_is_stuck(tmp_path):
+    ok, msg = check(beat(tmp_path / "hb", active=1, oldest_active_seconds=15 + STUCK_GRACE_SECONDS + 1), 30)
+    assert not ok and "stuck" in msg
+    assert check(beat(tmp_path / "hb2", active=1, oldest_active_seconds=14), 30)[0]
+
+
+def test_liveness_follows_the_real_worker(redis_server, workers):
+    env = env_for(redis_server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=2)
+    worker = workers(env).wait_ready()
+
+    def probe() -> int:
+        return subprocess.run([str(REPO / ".venv/bin/python"), "-m", "apps.worker.healthcheck"],
+                              cwd=REPO, env=clean_env(**worker.env), capture_output=True,
+                              timeout=30).returncode
+
+    time.sleep(2.5)  # several heartbeat periods: the timer keeps the file fresh
+    assert probe() == 0
+    worker.kill()
+    wait_for(lambda: probe() == 1, 10, interval=0.5, message="unhealthy after SIGKILL")
+
+
+def test_settings_defaults_and_derived_values(monkeypatch):
+    for k in ("REDIS_TLS", "REDIS_CA_FILE", "CELERY_QUEUE", "WORK_SECONDS_MAX", "WORK_SECONDS_MIN",
+              "CELERY_VISIBILITY_TIMEOUT", "CELERY_DEAD_LETTER_QUEUE"):
+        monkeypatch.delenv(k, raising=False)
+    s = WorkerSettings()
+    assert (s.celery_queue, s.work_seconds_min, s.work_seconds_max) == ("celery", 1, 10)
+    assert s.dead_letter_queue == "celery.dead_letter"
+    assert s.task_time_limit == 15 and s.task_soft_time_limit == 12
+    assert s.celery_visibility_timeout > s.task_time_limit
+    assert s.restore_interval == 6
+    assert TASK_NAME == "users.process"
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"WORK_SECONDS_MAX": "60", "CELERY_VISIBILITY_TIMEOUT": "60"}, "CELERY_VISIBILITY_TIMEOUT"),
+    ({"WORK_SECONDS_MIN": "5", "WORK_SECONDS_MAX": "2"}, "WORK_SECONDS_MIN"),
+    ({"CELERY_QUEUE": "a,b"}, "CELERY_QUEUE"),
+    ({"REDIS_CA_FILE": "/nonexistent/ca.pem"}, "REDIS_CA_FILE"),
+    ({"REDIS_TLS": "maybe"}, "redis_tls"),
+])
+def test_settings_reject_bad_values_naming_the_variable(monkeypatch, env, field):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValidationError) as err:
+        WorkerSettings()
+    assert field in str(err.value)
+
+
+def test_tls_options_verify_and_url_carries_none(monkeypatch, tls_files):
+    monkeypatch.setenv("REDIS_TLS", "true")
+    monkeypatch.setenv("REDIS_PASSWORD", "p@ss/w:rd")
+    monkeypatch.setenv("REDIS_CA_FILE", str(tls_files.ca))
+    s = WorkerSettings()
+    assert s.redis_url.startswith("rediss://") and "?" not in s.redis_url
+    assert "p%40ss%2Fw%3Ard" in s.redis_url
+    opts = s.ssl_options()
+    assert opts["ssl_cert_reqs"] == ssl.CERT_REQUIRED and opts["ssl_ca_certs"] == str(tls_files.ca)
+    from apps.worker.celery_app import celery_config
+
+    conf = celery_config(s)
+    assert conf["broker_use_ssl"] == opts and "ssl" not in conf["broker_url"]
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["unacked_restore_throttle"] == 1
+    assert conf["broker_transport_options"]["priority_steps"] == [0]
+
+
+def test_producer_and_worker_agree_on_task_name_and_record_shape():
+    from apps.producer.records import records
+    from apps.producer.settings import TASK_NAME as PRODUCER_TASK_NAME
+    from apps.worker.users import parse_record
+
+    assert PRODUCER_TASK_NAME == TASK_NAME
+    gen = records(seed=7)
+    for _ in range(200):
+        parse_record([next(gen)], {})
