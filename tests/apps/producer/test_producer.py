@@ -1,0 +1,163 @@
+"""The producer CLI end to end against a real redis-server, plus its pacing logic."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from apps.producer.producer import Stop, run
+from apps.producer.records import records
+from tests.apps.redis_server import free_port
+from tests.apps.worker.helpers import REPO, clean_env, wait_for
+
+PY = str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else sys.executable
+
+
+def producer(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "apps.producer", *args], cwd=REPO, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_count_sends_exactly_n_realistic_records(redis_server):
+    env = {**redis_server.env, "CELERY_QUEUE": "burst"}
+    out = producer(env, "--count", "300", "--rate", "0", "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    assert "sent 300 tasks" in out.stdout and "tasks/s" in out.stdout
+    assert "it/s" not in out.stderr and "task/s]" not in out.stderr  # no tqdm bar without a TTY
+    with redis_server.client() as c:
+        assert c.llen("burst") == 300
+        msg = json.loads(c.lindex("burst", 0))
+    assert msg["headers"]["task"] == "users.process"
+    import base64
+
+    args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
+    assert set(args[0]) == {"name", "email", "address"} and "@" in args[0]["email"]
+
+
+def test_rate_is_respected(redis_server):
+    out = producer(redis_server.env, "--count", "21", "--rate", "20")
+    assert out.returncode == 0, out.stderr
+    rate = float(out.stdout.split("(")[1].split()[0])
+    assert 15 <= rate <= 21.5, out.stdout  # 20 intervals in >= 1 s
+    with redis_server.client() as c:
+        assert c.llen("celery") == 21
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--count", "0", "--rate", "1"], "must be >= 1"),
+    (["--count", "ten", "--rate", "1"], "not an integer"),
+    (["--count", "5", "--rate", "-1"], "must be a finite number >= 0"),
+    (["--count", "5"], "--rate"),
+    (["--rate", "5"], "one of the arguments --count --forever is required"),
+    (["--count", "5", "--forever", "--rate", "1"], "not allowed with"),
+    (["--forever", "--rate", "0"], "--forever needs --rate > 0"),
+])
+def test_bad_arguments_fail_clearly(args, message):
+    out = producer({}, *args)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+def test_unreachable_redis_is_a_clear_error():
+    out = producer({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port())}, "--count", "3", "--rate", "0")
+    assert out.returncode == 1
+    assert "cannot publish to Redis at 127.0.0.1" in out.stderr
+
+
+def test_forever_mode_heartbeat_and_clean_sigterm(redis_server, tmp_path):
+    hb = tmp_path / "producer-hb.json"
+    env = clean_env(**redis_server.env, PRODUCER_HEARTBEAT_FILE=str(hb), PRODUCER_HEARTBEAT_MAX_AGE="5")
+    proc = subprocess.Popen([PY, "-m", "apps.producer", "--forever", "--rate", "50"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        health = lambda: subprocess.run([PY, "-m", "apps.producer.healthcheck"], cwd=REPO, env=env,  # noqa: E731
+                                        capture_output=True, timeout=30).returncode
+        wait_for(hb.exists, 20, message="producer heartbeat")
+        assert health() == 0
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    sent = int(out.split("sent ")[1].split()[0])
+    with redis_server.client() as c:
+        assert c.llen("celery") == sent >= 40
+    hb.write_text(json.dumps({"ts": time.time() - 60, "sent": sent}))
+    assert health() == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_pacing_follows_the_schedule_even_when_sends_are_slow():
+    clock, sent_at = FakeClock(), []
+
+    def send(record):
+        sent_at.append(clock.now)
+        clock.now += 0.03  # each send costs 30 ms
+
+    result = run(send, records(seed=1), 50, 10.0, clock=clock, sleep=clock.sleep)
+    assert result.sent == 50
+    assert all(abs(t - i / 10.0) < 1e-9 for i, t in enumerate(sent_at))  # never early, never drifting
+    assert 4.9 <= result.seconds <= 5.0
+
+
+def test_stop_ends_forever_mode():
+    clock, stop, n = FakeClock(), Stop(), []
+
+    def send(record):
+        n.append(1)
+        if len(n) == 7:
+            stop.requested = True
+
+    result = run(send, records(seed=1), None, 100.0, stop=stop, clock=clock, sleep=clock.sleep)
+    assert result.sent == 7
+
+
+def test_seed_makes_records_reproducible():
+    a, b, c = records(seed=5), records(seed=5), records(seed=6)
+    first = [next(a) for _ in range(5)]
+    assert first == [next(b) for _ in range(5)]
+    assert first != [next(c) for _ in range(5)]
+
+
+def test_progress_bar_in_a_terminal(redis_server):
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([PY, "-m", "apps.producer", "--count", "50", "--rate", "0"], cwd=REPO,
+                            env=clean_env(**redis_server.env), stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "50/50" in text and "100%" in text  # tqdm's bar
+    assert "sent 50 tasks" in text
