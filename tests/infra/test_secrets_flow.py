@@ -1,0 +1,114 @@
+"""The Redis password (pulumi-random on kind, list_redis_keys on aks) and the kubeconfig:
+secret Outputs end to end; in Kubernetes only inside a Secret; read by pods through
+secretKeyRef and by KEDA through a TriggerAuthentication; never in a ConfigMap, an env
+literal, a KEDA object, a non-secret output, or a rendered file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tools.render import (
+    MOCK_KUBECONFIG,
+    MOCK_PASSWORD,
+    MOCK_REDIS_PRIMARY_KEY,
+    MOCK_SECRET_VALUES,
+    REDACTED_B64,
+    write_result,
+)
+
+STACK_SECRET = {"local": MOCK_PASSWORD, "aks": MOCK_REDIS_PRIMARY_KEY}
+
+
+def _contains(value, needle: str) -> bool:
+    return needle in json.dumps(value)
+
+
+def _pod_containers(res):
+    spec = res.inputs.get("spec") or {}
+    template = spec.get("template") or (spec.get("jobTargetRef") or {}).get("template")
+    if not template:
+        return []
+    pod = template["spec"]
+    return pod.get("containers", []) + pod.get("initContainers", [])
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+@pytest.mark.parametrize("mode", ["deployment", "job"])
+def test_password_only_in_secrets(rendered, stack, mode):
+    r = rendered(stack, workerMode=mode)
+    secret = STACK_SECRET[stack]
+    holders = [x for x in r.k8s_resources if _contains(x.inputs, secret)]
+    assert holders, "the password must reach Kubernetes (in a Secret)"
+    assert {x.inputs["kind"] for x in holders} == {"Secret"}
+    for x in holders:
+        # it arrived as a secret Output, and the Secret's outputs stay secret
+        assert ("stringData",) in x.secret_paths or ("stringData", "password") in x.secret_paths
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+@pytest.mark.parametrize("mode", ["deployment", "job"])
+def test_no_secret_in_env_literals_configmaps_or_keda(rendered, stack, mode):
+    r = rendered(stack, workerMode=mode)
+    for res in r.k8s_resources:
+        kind = res.inputs["kind"]
+        if kind == "Secret":
+            continue
+        for needle in MOCK_SECRET_VALUES:
+            assert not _contains(res.inputs, needle), f"{kind} {res.name} contains a secret"
+        for c in _pod_containers(res):
+            for e in c.get("env", []):
+                if e["name"] in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+                    assert "value" not in e and "secretKeyRef" in e["valueFrom"], f"{res.name}/{c['name']}"
+    assert r.k8s("ConfigMap") == [] or all(not _contains(o, "password") for o in r.k8s("ConfigMap"))
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+def test_every_redis_client_reads_the_password_from_the_secret(rendered, stack):
+    r = rendered(stack)
+    for res in r.k8s_resources:
+        for c in _pod_containers(res):
+            env = {e["name"]: e for e in c.get("env", [])}
+            if "REDIS_HOST" in env:
+                assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+def test_outputs_secret_marking(rendered, stack):
+    r = rendered(stack)
+    assert "kubeconfig" in r.secret_outputs
+    for name, value in r.outputs.items():
+        if name in r.secret_outputs:
+            continue
+        for needle in MOCK_SECRET_VALUES:
+            assert not _contains(value, needle), f"output {name} leaks a secret"
+    assert r.secret_outputs == {"kubeconfig"}
+
+
+def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
+    r = rendered("aks")
+    assert r.outputs["kubeconfig"] == MOCK_KUBECONFIG  # decoded from listManagedClusterUserCredentials
+    provider = r.by_type("pulumi:providers:kubernetes")[0]
+    assert provider.inputs["kubeconfig"] == MOCK_KUBECONFIG
+    assert ("kubeconfig",) in provider.secret_paths
+
+
+def test_azure_key_reaches_only_the_secret_marked_secret(rendered):
+    r = rendered("aks")
+    secret = [x for x in r.k8s_resources if x.inputs["kind"] == "Secret"][0]
+    assert secret.inputs["stringData"]["password"] == MOCK_REDIS_PRIMARY_KEY
+    assert secret.secret_paths  # wrapped list_redis_keys result
+    for a in r.azure_resources + r.other_resources:
+        assert not _contains(a, MOCK_REDIS_PRIMARY_KEY)
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+def test_rendered_files_hold_no_secret(rendered, stack, tmp_path):
+    r = rendered(stack, workerMode="job", **({"cacheApiReadPath": "replica-sidecar"} if stack == "local" else {}))
+    write_result(r, tmp_path)
+    blob = "\n".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    for needle in MOCK_SECRET_VALUES:
+        assert needle not in blob
+    secrets = [o for o in r.k8s_objects if o["kind"] == "Secret"]
+    assert secrets and all(set(o["data"].values()) == {REDACTED_B64} and "stringData" not in o for o in secrets)
