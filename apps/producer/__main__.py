@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         close()
     msg = (f"sent {result.sent} tasks to queue {queue!r} in {result.seconds:.2f}s "
            f"({result.rate:.1f} tasks/s)")
-    log.info(msg)
     print(msg)
     return 0
 

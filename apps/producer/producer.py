@@ -117,7 +117,15 @@ def make_progress(total: int | None, tty: bool, log_every: float = 5.0):
     if tty:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="task", dynamic_ncols=True)
+        import shutil
+
+        # A pty that reports a 0x0 size (some CI runners) would make tqdm print nothing.
+        try:
+            size = os.get_terminal_size(sys.stderr.fileno())
+        except OSError:
+            size = os.terminal_size((0, 0))
+        bar = tqdm(total=total, unit="task", mininterval=0.5,
+                   ncols=None if size.columns >= 20 else 80, nrows=None if size.lines >= 2 else 24)
         return bar.update, bar.close
     state = {"n": 0, "last": time.monotonic()}
 
