@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+import yaml
+
 import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
@@ -79,6 +81,22 @@ class AksClusterArgs:
             raise ValueError("AksClusterArgs.system_node_count must be >= 1")
         if self.user_node_max_count < self.user_node_min_count:
             raise ValueError("AksClusterArgs.user_node_max_count must be >= user_node_min_count")
+
+
+def use_azure_cli_login(kubeconfig: str) -> str:
+    """Make an exec (kubelogin) kubeconfig non-interactive: ``--login azurecli`` reuses the
+    ``az login`` session of whoever runs pulumi (``kubelogin convert-kubeconfig -l azurecli``).
+    The default ``devicecode`` would block ``pulumi up`` on a browser prompt."""
+    doc = yaml.safe_load(kubeconfig)
+    for user in doc.get("users") or []:
+        exec_ = (user.get("user") or {}).get("exec")
+        if not exec_ or "kubelogin" not in str(exec_.get("command", "")):
+            continue
+        args = list(exec_.get("args") or [])
+        server_id = args[args.index("--server-id") + 1] if "--server-id" in args else None
+        exec_["args"] = ["get-token", "--login", "azurecli"] + (["--server-id", server_id] if server_id else [])
+        exec_["interactiveMode"] = "Never"
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -181,7 +199,7 @@ class AksCluster(pulumi.ComponentResource):
             format="exec",
         )
         return Output.secret(
-            creds.kubeconfigs.apply(lambda kcs: base64.b64decode(kcs[0].value).decode())
+            creds.kubeconfigs.apply(lambda kcs: use_azure_cli_login(base64.b64decode(kcs[0].value).decode()))
         )
 
     def _create_acr(self, name: str, args: AksClusterArgs) -> Output[str]:

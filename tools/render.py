@@ -46,11 +46,31 @@ REDACTED_B64 = base64.b64encode(REDACTED.encode()).decode()
 MOCK_PASSWORD = "mock-random-password-Zx81Qw"
 MOCK_REDIS_PRIMARY_KEY = "mock-azure-redis-primary-key-Kq7Tn2"
 MOCK_REDIS_SECONDARY_KEY = "mock-azure-redis-secondary-key-Lp3Vb9"
-MOCK_KUBECONFIG = (
-    "apiVersion: v1\nkind: Config\nclusters:\n- name: aks\n  cluster:\n    server: https://aks.example.invalid\n"
-    "users:\n- name: clusterUser\n  user:\n    token: mock-kube-token-Hh5Rr0\n"
-)
-MOCK_SECRET_VALUES = (MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, "mock-kube-token-Hh5Rr0")
+MOCK_KUBE_CA = "mock-kube-ca-data-Hh5Rr0"
+# What `az aks get-credentials --format exec` returns for an Entra ID cluster.
+MOCK_KUBECONFIG = f"""apiVersion: v1
+kind: Config
+clusters:
+- name: aks-aks
+  cluster:
+    certificate-authority-data: {MOCK_KUBE_CA}
+    server: https://aks-aks.hcp.westeurope.azmk8s.io:443
+contexts:
+- name: aks-aks
+  context: {{cluster: aks-aks, user: clusterUser_aks-rg_aks-aks}}
+current-context: aks-aks
+users:
+- name: clusterUser_aks-rg_aks-aks
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: kubelogin
+      args: [get-token, --environment, AzurePublicCloud, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630,
+             --client-id, 80faf920-1908-4b52-b5ef-a8e7bedfc67a, --tenant-id, 55555555-5555-5555-5555-555555555555,
+             --login, devicecode]
+      interactiveMode: IfAvailable
+"""
+MOCK_SECRET_VALUES = (MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, MOCK_KUBE_CA)
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 _SECRET_SIG = rpc._special_sig_key  # type: ignore[attr-defined]

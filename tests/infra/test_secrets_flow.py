@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from tools.render import (
     MOCK_KUBECONFIG,
@@ -88,10 +89,18 @@ def test_outputs_secret_marking(rendered, stack):
 
 def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
     r = rendered("aks")
-    assert r.outputs["kubeconfig"] == MOCK_KUBECONFIG  # decoded from listManagedClusterUserCredentials
+    # decoded from listManagedClusterUserCredentials, switched to non-interactive az-cli login
+    kc = yaml.safe_load(r.outputs["kubeconfig"])
+    assert kc["clusters"] == yaml.safe_load(MOCK_KUBECONFIG)["clusters"]
+    (user,) = kc["users"]
+    assert user["user"]["exec"]["command"] == "kubelogin"
+    assert user["user"]["exec"]["args"] == [
+        "get-token", "--login", "azurecli", "--server-id", "6dae42f8-4368-4678-94ff-3960e28e3630"]
+    assert user["user"]["exec"]["interactiveMode"] == "Never"
     provider = r.by_type("pulumi:providers:kubernetes")[0]
-    assert provider.inputs["kubeconfig"] == MOCK_KUBECONFIG
+    assert provider.inputs["kubeconfig"] == r.outputs["kubeconfig"]
     assert ("kubeconfig",) in provider.secret_paths
+    assert "kubeconfig" in r.secret_outputs
 
 
 def test_azure_key_reaches_only_the_secret_marked_secret(rendered):
