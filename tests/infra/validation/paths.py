@@ -15,15 +15,17 @@ def keda_schema_candidates() -> list[Path]:
     """Where the KEDA CRDs may be, in order of preference.
 
     1. ``$KEDA_SCHEMA_DIR`` if set;
-    2. ``<repo>/../shared/schemas/keda/v2.20.2`` (the shared folder beside the clone, as
-       here and in CI);
-    3. ``<repo>/schemas/keda/v2.20.2`` (the verbatim copy vendored in the repository).
+    2. ``<repo>/schemas/keda/v2.20.2`` (the verbatim copy vendored in the repository, so
+       a clone validates on its own, e.g. on GitHub Actions);
+    3. ``<repo>/../shared/schemas/keda/v2.20.2`` (the shared folder beside the clone).
+
+    ``tests/infra/test_schemas.py`` asserts 2 and 3 are byte-identical when both exist.
     """
     candidates: list[Path] = []
     if os.environ.get(ENV_OVERRIDE):
         candidates.append(Path(os.environ[ENV_OVERRIDE]))
-    candidates.append(REPO_ROOT.parent / "shared" / _KEDA_REL)
     candidates.append(REPO_ROOT / _KEDA_REL)
+    candidates.append(REPO_ROOT.parent / "shared" / _KEDA_REL)
     return candidates
 
 
@@ -42,5 +44,5 @@ def keda_schema_dir() -> Path:
     tried = ", ".join(str(p) for p in candidates)
     raise FileNotFoundError(
         f"KEDA {KEDA_VERSION} CRD schemas not found (tried: {tried}); "
-        f"set {ENV_OVERRIDE} or put the shared folder beside the repository"
+        f"set {ENV_OVERRIDE}, or restore schemas/ in the repository"
     )
