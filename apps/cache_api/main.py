@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from apps.cache_api import errors
 from apps.cache_api.cache import TagCache
+from apps.cache_api.hotpath import HotPathMiddleware
 from apps.cache_api.logs import configure_logging
 from apps.cache_api.metrics import Metrics, MetricsMiddleware
 from apps.cache_api.redis_clients import RedisClients
@@ -37,13 +38,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
             log.info("cache api stopped")
 
-    app = FastAPI(title="Cache API", version="0.1.0", lifespan=lifespan)
+    # Metrics are Prometheus (our middleware); FastAPI's native OpenTelemetry bridge is off:
+    # it looks at the global providers on every request, which the hot path cannot afford.
+    app = FastAPI(title="Cache API", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.metrics = metrics
     app.include_router(github_stats.router)
     app.include_router(ops.router)
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.hot_path:
+        app.add_middleware(HotPathMiddleware, state=app.state, metrics=metrics)  # outermost: added last
     return app
 
 

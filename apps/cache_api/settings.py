@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     local_cache_ttl_seconds: float = Field(1.0, ge=0)
     """Staleness bound of the in-process cache in front of Redis; 0 disables it."""
     local_cache_max_entries: int = Field(1024, ge=1)
+    hot_path: bool = True
+    """Serve plain reads found in the in-process cache before FastAPI routing (see hotpath.py)."""
 
     # Stampede protection.
     lock_timeout_seconds: PositiveSeconds = 10.0

@@ -165,3 +165,23 @@ async def test_ops_endpoints(redis_server, sample_dataset):
         # Unknown paths do not create one label per path.
         await client.get("/no/such/path")
         assert 'route="unmatched"' in (await client.get("/metrics")).text
+
+
+async def test_hot_path_answers_exactly_like_the_route(redis_server, sample_dataset):
+    """The ASGI hot path (local hits) and the FastAPI route give the same bytes, headers and metrics."""
+    answers = {}
+    for hot in (True, False):
+        async with serve(settings_for(redis_server, sample_dataset, hot_path=hot)) as (app, client):
+            await client.get("/github_stats/python")  # fill
+            answer = await client.get("/github_stats/Python")  # a local hit
+            assert (await client.get("/github_stats/nope")).status_code == 404  # 404s pass through
+            assert (await client.get("/github_stats/nope")).status_code == 404  # also when cached
+            m = app.state.metrics
+            counted = m.value("http_requests_total", {"route": "/github_stats/{tag}", "method": "GET",
+                                                      "status": "200"})
+            observed = m.value("http_request_duration_seconds_count", {"route": "/github_stats/{tag}"})
+            answers[hot] = (answer.status_code, answer.content, answer.headers["content-type"],
+                            answer.headers["content-length"], answer.headers["x-cache"], counted, observed,
+                            m.value("cache_hits_total", {"layer": "local"}))
+    assert answers[True] == answers[False]
+    assert answers[True][4] == "local" and answers[True][5] == 2 and answers[True][6] == 4
