@@ -11,6 +11,7 @@ import yaml
 import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 from pulumi import Output, ResourceOptions
 
 # Built-in roles.
@@ -107,7 +108,8 @@ class AksCluster(pulumi.ComponentResource):
     cluster: azure_native.containerservice.ManagedCluster
     provider: k8s.Provider
     kubeconfig: Output[str]
-    acr_login_server: Output[str] | None
+    acr_login_server: Output[str]
+    """ACR login server, "" without createAcr."""
 
     def __init__(self, name: str, args: AksClusterArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:AksCluster", name, None, opts)
@@ -131,8 +133,9 @@ class AksCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=ResourceOptions(parent=self, depends_on=[deployer_admin], additional_secret_outputs=["kubeconfig"]),
         )
-        self.acr_login_server = self._create_acr(name, args) if args.create_acr else None
-        self.register_outputs({"kubeconfig": self.kubeconfig, "clusterName": self.cluster.name})
+        self.acr_login_server = self._create_acr(name, args) if args.create_acr else Output.from_input("")
+        self.register_outputs({"kubeconfig": self.kubeconfig, "clusterName": self.cluster.name,
+                               "acrLoginServer": self.acr_login_server})
 
     def _create_cluster(self, name: str, args: AksClusterArgs) -> azure_native.containerservice.ManagedCluster:
         cs = azure_native.containerservice
@@ -203,8 +206,13 @@ class AksCluster(pulumi.ComponentResource):
         )
 
     def _create_acr(self, name: str, args: AksClusterArgs) -> Output[str]:
+        # Registry names are global and alphanumeric only (no autonaming with dashes).
+        suffix = random.RandomString(
+            f"{name}-acr-suffix", length=10, special=False, upper=False, opts=ResourceOptions(parent=self)
+        )
         acr = azure_native.containerregistry.Registry(
             f"{name}-acr",
+            registry_name=Output.concat("rkpacr", suffix.result),
             resource_group_name=self.resource_group.name,
             location=args.location,
             sku=azure_native.containerregistry.SkuArgs(name="Standard"),

@@ -177,6 +177,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "name": inputs.get("name", name), "namespace": inputs.get("namespace"),
                 "chart": inputs.get("chart"), "version": inputs.get("version"), "status": "deployed",
             }
+        elif typ == "random:index/randomString:RandomString":
+            state["result"] = "abc123def4"[: int(inputs.get("length", 10))]
         elif typ == "random:index/randomPassword:RandomPassword":
             state["result"] = MOCK_PASSWORD
             state["bcryptHash"] = "mock-bcrypt"

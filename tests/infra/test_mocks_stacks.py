@@ -119,6 +119,9 @@ def test_acr_and_acr_pull_only_when_asked(rendered):
     pull = [a for a in with_acr.azure_resources if a["name"] == "aks-acr-pull"][0]["properties"]
     assert pull["roleDefinitionId"].endswith("/7f951dda-4ed3-4680-a7ca-43fe172d538d")
     assert pull["principalId"] == "22222222-2222-2222-2222-222222222222"  # the kubelet identity (mock)
+    acr = [a for a in with_acr.azure_resources if a["name"] == "aks-acr"][0]["properties"]
+    assert acr["registryName"].isalnum() and acr["registryName"].startswith("rkpacr")
+    assert acr["adminUserEnabled"] is False
     without = rendered("aks", createAcr="false")
     assert not [a for a in without.azure_resources if "acr" in a["name"]]
 
