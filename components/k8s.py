@@ -98,7 +98,8 @@ def http_probe(path: str, port: int | str, period: int = 10, failures: int = 3, 
 
 
 def checkov_skips(skips: Mapping[str, str]) -> dict[str, str]:
-    """metadata.annotations that tell checkov why a check does not apply (docs/infra.md lists them)."""
+    """metadata.annotations that tell checkov why a check does not apply (the list with the
+    reasons: docs/security.md, "Checkov skips"; tests keep the two equal)."""
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips.items(), start=1)}
 
 
@@ -107,7 +108,7 @@ def fmt_number(value: float) -> str:
     return f"{value:g}"
 
 
-# --- checkov checks that do not apply, with the reason (listed in docs/infra.md) ---------
+# --- checkov checks that do not apply, with the reason (listed in docs/security.md) -------
 _TAG_PINNED = {
     "CKV_K8S_43": "images are pinned by an immutable version tag; app images are built locally so no digest exists before the build; a digest can be set in the image config keys",
     "CKV_K8S_15": "pinned immutable tags make IfNotPresent deterministic; kind loads locally built images which Always would try to pull; imagePullPolicy is a config key",
