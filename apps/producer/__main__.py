@@ -50,7 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("apps.producer")
 
     from apps.producer.producer import Stop, build_app, is_tty, make_progress, run, write_heartbeat
     from apps.producer.records import records

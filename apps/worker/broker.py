@@ -28,7 +28,8 @@ from queue import Empty
 
 from kombu.transport import redis as kredis
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.transport import virtual
+from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,23 @@ def dead_letter_entry(reason: str, payload: str, **meta) -> str:
 
 
 class QoS(kredis.QoS):
+    def append(self, message, delivery_tag):
+        """Record the message as unacked and drop its inflight copy in one transaction."""
+        inflight = self.channel._pending_inflight
+        if inflight is None:
+            return super().append(message, delivery_tag)
+        self.channel._pending_inflight = None
+        key, item = inflight
+        delivery = message.delivery_info
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}) \
+                .hset(self.unacked_key, delivery_tag,
+                      dumps([message._raw, delivery["exchange"], delivery["routing_key"]])) \
+                .lrem(key, 1, item) \
+                .execute()
+        # virtual.QoS bookkeeping (what kredis.QoS.append does after its pipeline).
+        virtual.QoS.append(self, message, delivery_tag)
+
     def restore_visible(self, start=0, num=10, interval=10):
         due = self._vrestore_count % (interval or 1) == 0
         super().restore_visible(start=start, num=num, interval=interval)
@@ -67,6 +85,7 @@ class Channel(kredis.Channel):
     from_transport_options = kredis.Channel.from_transport_options + ("dead_letter_list",)
 
     _blmove_key: str | None = None
+    _pending_inflight: tuple[str, bytes] | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,14 +131,19 @@ class Channel(kredis.Channel):
             if payload is not None:
                 queue = key.rsplit(self.sep, 1)[0]
                 self._queue_cycle.rotate(queue)
-                # Records the message as unacked (QoS.append) before Celery sees it.
+                # QoS.append records the message as unacked and removes the inflight
+                # copy in one MULTI/EXEC, before Celery sees the message.
+                self._pending_inflight = (inflight, item)
                 self.connection._deliver(payload, queue)
-            with self.conn_or_acquire() as client:
-                client.lrem(inflight, 1, item)
+            if payload is None or self._pending_inflight is not None:
+                # Dead-lettered, or not appended (no consumer: kombu requeued it).
+                with self.conn_or_acquire() as client:
+                    client.lrem(inflight, 1, item)
             if payload is None:
                 raise Empty()
             return True
         finally:
+            self._pending_inflight = None
             self._in_poll = None
             self._blmove_key = None
             self._flush_brpop_reauth()

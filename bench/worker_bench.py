@@ -1,0 +1,228 @@
+"""Worker benchmark: tasks/s with the safe delivery settings vs Celery's defaults, one run.
+
+    python -m bench.worker_bench [--tasks 2000] [--rounds 2] [--concurrency 2] [--plot out.png]
+
+What it does (bounded: about a minute with the defaults):
+
+1. starts its own ``redis-server`` on a free 127.0.0.1 port (password set, no persistence);
+2. for each profile, in turns, ``--rounds`` times: empties Redis, queues ``--tasks`` tasks
+   with the producer's own Celery app (no worker running, so they all wait in the list),
+   starts one real ``celery worker`` (prefork, ``--concurrency`` processes,
+   WORK_SECONDS_MIN = MAX = 0), waits until every task's HASH exists, stops the worker;
+3. measures throughput from the tasks' own ``processed_at`` stamps (first to last), so
+   worker start-up and shutdown are not counted, and reports each profile's best round
+   (the machine may be shared) with the ratio to Celery's defaults.
+
+Profiles (same task code, same Request/Consumer classes, same Redis, same machine):
+
+- ``defaults``: Celery's delivery defaults: acks early, prefetch multiplier 4, no
+  reject-on-worker-lost, kombu's stock BRPOP transport and unacked sweep;
+- ``safe``: what the worker runs (apps/worker/celery_app.py): acks late, reject on worker
+  lost, prefetch 1, visibility timeout + tuned sweep, BLMOVE transport (apps/worker/broker.py);
+- ``safe-brpop``: ``safe`` on kombu's stock BRPOP transport, to show what BLMOVE costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "bench-password-not-a-secret"
+PROFILES = {
+    "defaults": "bench.worker_bench:defaults_app",
+    "safe": "apps.worker.celery_app",
+    "safe-brpop": "bench.worker_bench:safe_brpop_app",
+}
+
+
+def __getattr__(name: str):
+    """``celery -A bench.worker_bench:defaults_app``: apps built lazily, in the worker process."""
+    if name in ("defaults_app", "safe_brpop_app"):
+        from apps.worker.celery_app import build_app, load_settings
+
+        if name == "defaults_app":
+            return build_app(load_settings(), safe=False, main="bench-defaults")
+        app = build_app(load_settings(), safe=True, main="bench-safe-brpop")
+        app.conf.broker_transport = None  # the URL scheme picks kombu's own redis transport
+        return app
+    raise AttributeError(name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        exe = shutil.which("redis-server")
+        if exe is None:
+            sys.exit("redis-server not found: apt-get install redis-server")
+        self.proc = subprocess.Popen(
+            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(workdir), "--requirepass", PASSWORD],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(host="127.0.0.1", port=self.port, password=PASSWORD)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    sys.exit("redis-server did not start")
+                time.sleep(0.05)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.port), "REDIS_PASSWORD": PASSWORD,
+                "REDIS_TLS": "false", "REDIS_DB": "0"}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@dataclass
+class Round:
+    profile: str
+    tasks: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return (self.tasks - 1) / self.seconds
+
+
+def queue_tasks(env: dict[str, str], n: int) -> None:
+    out = subprocess.run([sys.executable, "-m", "apps.producer", "--count", str(n), "--rate", "0",
+                          "--seed", "1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        sys.exit(f"producer failed:\n{out.stderr}")
+
+
+def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: Path,
+              timeout: float) -> Round:
+    c = server.client
+    c.flushall()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "WORK", "REDIS_"))}
+    env.update(server.env, PYTHONPATH=str(REPO), WORK_SECONDS_MIN="0", WORK_SECONDS_MAX="0",
+               CELERY_VISIBILITY_TIMEOUT="60", WORKER_METRICS_PORT="0",
+               WORKER_CONCURRENCY=str(concurrency), WORKER_HEARTBEAT_FILE=str(workdir / f"{profile}.hb"))
+    queue_tasks(env, n)
+    assert c.llen("celery") == n, "tasks not all queued in the CELERY_QUEUE list"
+    celery = str(Path(sys.executable).with_name("celery"))
+    log = open(workdir / f"{profile}.log", "ab")
+    proc = subprocess.Popen([celery, "-A", PROFILES[profile], "worker", "--loglevel=WARNING",
+                             "--without-mingle", "--without-gossip", "-n", f"bench-{profile}@localhost"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(0.5)
+            if c.llen("celery") == 0 and not c.exists("unacked") and c.dbsize() >= n:
+                keys = list(c.scan_iter("users:*", count=5000))
+                if len(keys) >= n:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"{profile}: worker died or timed out; see {workdir / (profile + '.log')}")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.close()
+    pipe = c.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, "processed_at")
+    stamps = sorted(float(s) for s in pipe.execute())
+    return Round(profile, len(stamps), stamps[-1] - stamps[0])
+
+
+def plot(results: dict[str, list[Round]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    best = [max(r.rate for r in results[p]) for p in names]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    bars = ax.bar(names, best, color=["#9e9e9e", "#2e7d32", "#81c784"][: len(names)])
+    for bar, value in zip(bars, best):
+        ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
+    for i, p in enumerate(names):
+        ax.scatter([i] * len(results[p]), [r.rate for r in results[p]], color="black", s=12, zorder=3)
+    ax.set_ylabel("tasks/s (best round; dots: every round)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--profiles", default="defaults,safe,safe-brpop")
+    parser.add_argument("--timeout", type=float, default=180, help="per round")
+    parser.add_argument("--plot", type=Path, default=None, help="write a bar chart (PNG)")
+    args = parser.parse_args(argv)
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    unknown = set(profiles) - set(PROFILES)
+    if unknown or "defaults" not in profiles or args.tasks < 2 or args.rounds < 1:
+        parser.error(f"profiles from {sorted(PROFILES)} including 'defaults'; --tasks >= 2; --rounds >= 1")
+
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
+        workdir = Path(tmp)
+        server = Server(workdir)
+        results: dict[str, list[Round]] = {p: [] for p in profiles}
+        try:
+            for i in range(args.rounds):
+                for p in profiles if i % 2 == 0 else list(reversed(profiles)):
+                    r = one_round(server, p, args.tasks, args.concurrency, workdir, args.timeout)
+                    results[p].append(r)
+                    print(f"round {i + 1} {p:<11} {r.rate:8.1f} tasks/s ({r.tasks} tasks in {r.seconds:.2f}s)",
+                          flush=True)
+        finally:
+            server.stop()
+
+    base = max(r.rate for r in results["defaults"])
+    print(f"\n{args.tasks} tasks, WORK_SECONDS=0, concurrency {args.concurrency}, best of {args.rounds}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'profile':<12}{'best tasks/s':>14}{'median':>10}{'vs defaults':>13}")
+    for p in profiles:
+        rates = [r.rate for r in results[p]]
+        print(f"{p:<12}{max(rates):>14.1f}{statistics.median(rates):>10.1f}{max(rates) / base:>12.2f}x")
+    if args.plot:
+        plot(results, args.plot, f"Celery worker, {args.tasks} tasks x {args.rounds} rounds, "
+                                 f"WORK_SECONDS=0, concurrency {args.concurrency}")
+        print(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
