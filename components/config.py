@@ -147,7 +147,7 @@ class PlatformConfig(BaseModel):
     @classmethod
     def _k8s_version(cls, v: str) -> str:
         if not _K8S_VERSION.match(v):
-            raise ValueError(f"{v!r} is not a Kubernetes version like '1.33' or '1.33.2'")
+            raise ValueError(f"{v!r} is not a Kubernetes version like '1.35' or '1.35.1'")
         return v
 
     @field_validator("redis_storage_size")

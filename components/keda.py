@@ -41,8 +41,8 @@ def _component_security() -> dict[str, Any]:
 
 
 def _pod_security() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    # The KEDA images are distroless "nonroot" (uid 65532): require non-root, keep their uid.
+    return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def keda_values(args: KedaArgs) -> dict[str, Any]:

@@ -27,7 +27,7 @@ AZURE_REDIS_TLS_PORT = 6380
 AZURE_REDIS_MIN_TLS = "1.2"
 
 # --- AKS ---
-AKS_KUBERNETES_VERSION = "1.33"
+AKS_KUBERNETES_VERSION = "1.35"
 
 # --- The apps (docs/contract.md) ---
 CACHE_API_IMAGE = "redis-keda-platform/cache-api:0.1.0"
