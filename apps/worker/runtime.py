@@ -110,18 +110,25 @@ class WorkerRequest(Request):
         exc = getattr(exc_info.exception, "exc", exc_info.exception)
         if isinstance(exc, (Retry, Ignore, Terminated)):
             pass
-        elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)):
-            REQUEUED.inc()  # task_reject_on_worker_lost: the message goes back to the queue
+        elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)) and not self._retries_exhausted():
+            REQUEUED.inc()  # re-sent as a retry (retry_on_worker_lost) or requeued
         elif isinstance(exc, Reject):
             FAILED.labels("bad_payload").inc()  # the task dead-lettered it itself
         else:
-            reason = "time_limit" if isinstance(exc, TimeLimitExceeded) else "error"
+            reason = ("time_limit" if isinstance(exc, TimeLimitExceeded) else
+                      "worker_lost" if isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt))
+                      else "error")
             FAILED.labels(reason).inc()
             if self.task.acks_late and self.task.acks_on_failure:
                 push_dead_letter(_settings(self.task.app), f"task failed: {safe_str(repr(exc))}",
                                  _message_payload(self._message), stage="task_failure",
                                  task_id=self.id, task=self.name)
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+
+    def _retries_exhausted(self) -> bool:
+        max_retries = self.task.max_retries
+        return max_retries is not None and (self.request_dict.get("retries") or 0) >= max_retries
 
 
 class WorkerTask(Task):

@@ -15,6 +15,10 @@ from apps.worker.users import BadPayload, dead_letter, parse_record, simulate_wo
 #: Transient Redis errors are retried (with backoff) instead of dead-lettered.
 RETRY_ON = (redis.ConnectionError, redis.TimeoutError)
 
+#: Retries (transient Redis errors, lost pool processes) before a task is dead-lettered.
+#: Retry delays stay far below the visibility timeout (a retry waits in the worker).
+MAX_RETRIES = 5
+
 _clients: dict[int, redis.Redis] = {}
 
 
@@ -32,8 +36,12 @@ def redis_client(settings: WorkerSettings) -> redis.Redis:
 def register(app: Celery, settings: WorkerSettings) -> Task:
     """Register the task on ``app`` (the worker's app, or the benchmark's baseline)."""
 
-    @app.task(name=TASK_NAME, bind=True, autoretry_for=RETRY_ON, max_retries=5,
-              retry_backoff=1, retry_backoff_max=8, retry_jitter=True)
+    # retry_on_worker_lost: a pool process that dies mid-task (OOM kill, segfault) gets
+    # its task re-sent as a retry, counted against max_retries, so a message that kills
+    # every process it lands on is dead-lettered instead of requeued forever.
+    @app.task(name=TASK_NAME, bind=True, autoretry_for=RETRY_ON, max_retries=MAX_RETRIES,
+              retry_backoff=1, retry_backoff_max=8, retry_jitter=True,
+              retry_on_worker_lost=True, default_retry_delay=1)
     def process_user(self: Task, *args, **kwargs) -> str:
         client = redis_client(settings)
         try:

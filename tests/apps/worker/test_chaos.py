@@ -99,3 +99,24 @@ def test_message_popped_by_a_worker_that_died_is_restored(redis_server, send, wo
         wait_for(lambda: c.exists(f"users:{task}"), vt + 15, interval=0.2, message="inflight restore")
         assert time.monotonic() - started >= vt - 1  # not before it can be presumed dead
         assert c.llen("celery.inflight") == 0 and c.llen("celery") == 0
+
+
+def test_pool_process_killed_mid_task_is_retried(redis_server, send, workers):
+    """An OOM-killed pool child (the main process lives on): the task is re-sent as a
+    retry and completes; the worker keeps serving."""
+    import os
+    import signal
+
+    env = env_for(redis_server, WORK_SECONDS_MIN=2, WORK_SECONDS_MAX=2)
+    worker = workers(env).wait_ready()
+    task = send(env, RECORD)
+    with redis_server.client() as c:
+        wait_for(lambda: c.hlen("unacked") == 1, 15, message="task running")
+        time.sleep(0.3)
+        children = [int(p) for p in open(f"/proc/{worker.pid}/task/{worker.pid}/children").read().split()]
+        assert len(children) == 1
+        os.kill(children[0], signal.SIGKILL)
+        wait_for(lambda: c.exists(f"users:{task}"), 30, message="retried task done")
+        assert worker.alive()
+        assert c.llen("celery.dead_letter") == 0
+    assert "retry: Retry in 1s: WorkerLostError" in worker.log()
