@@ -44,5 +44,6 @@ if [ "$variants" -eq 0 ] || [ "$files" -eq 0 ]; then
   exit 1
 fi
 echo "scan: checkov over $files manifests of $variants variants in $OUT"
-"$CHECKOV" -d "$OUT" --framework kubernetes --skip-download --quiet --compact
+CHECKOV_PARALLELIZATION_TYPE=${CHECKOV_PARALLELIZATION_TYPE:-none} \
+  "$CHECKOV" -d "$OUT" --framework kubernetes --skip-download --quiet --compact
 echo "scan: no failed checks"
