@@ -169,3 +169,31 @@ def test_main_builds_the_stack_with_valid_config(target):
     assert "kubernetes:keda.sh/v1alpha1:ScaledJob" in types
     assert ("azure-native:redis:Redis" in types) == (target == "aks")
     assert ("kubernetes:apps/v1:StatefulSet" in types) == (target == "kind")
+
+
+# ---- one decision point, documented keys -------------------------------------------------------
+def test_docs_list_every_key_with_its_default():
+    doc = (ROOT / "docs" / "infra.md").read_text()
+    for key, decl in pulumi_config_block().items():
+        default = str(decl["default"]).lower() if isinstance(decl["default"], bool) else str(decl["default"])
+        row = [line for line in doc.splitlines() if line.startswith(f"| `{key}` |")]
+        assert row, f"docs/infra.md has no row for {key}"
+        assert f"`{default}`" in row[0] or (default == "" and '`""`' in row[0]), f"{key}: default {default!r} not in {row[0]}"
+
+
+TARGET_LOOK = r"\.target\b|[=!]=\s*['\"](aks|kind)['\"]|['\"]aks['\"]|is_aks|is_kind"
+
+
+def test_components_never_read_config_nor_branch_on_target():
+    import re
+
+    for path in sorted((ROOT / "components").glob("*.py")):
+        src = path.read_text()
+        assert "pulumi.Config(" not in src and "Config()" not in src, path.name
+        if path.name not in ("config.py", "platform.py"):
+            assert not re.search(TARGET_LOOK, src), f"{path.name} looks at the target"
+    platform = (ROOT / "components" / "platform.py").read_text()
+    assert "TARGETS[cfg.target]" in platform
+    assert not re.search(r"(if|elif|match) .*target", platform)
+    main = (ROOT / "__main__.py").read_text()
+    assert not re.search(TARGET_LOOK, main)
