@@ -497,6 +497,7 @@ SECURITY_BREAKS: dict[str, tuple[Callable[[list[Obj]], None], str]] = {
     "password_from_configmap_key": (lambda o: _c()(o)["env"].__setitem__(2, {"name": "REDIS_PASSWORD", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "pw"}}}), "secrets.envLiteral"),
     "secret_ref_to_missing_key": (lambda o: _c()(o)["env"][2]["valueFrom"]["secretKeyRef"].update(key="pasword"), "secrets.reference"),
     "secret_in_configmap": (lambda o: o.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": NS}, "data": {"REDIS_PASSWORD": "x"}}), "secrets.configMap"),
+    "redis_without_password": (lambda o: _container(o, "redis", "StatefulSet").update(command=["redis-server", "--dir", "/data"]), "secrets.redisAuth"),
     "requirepass_literal": (lambda o: _container(o, "redis", "StatefulSet").update(command=["redis-server", "--requirepass", "hunter2"]), "secrets.commandLiteral"),
     "trigger_without_auth": (lambda o: _trigger(o).pop("authenticationRef"), "secrets.triggerAuth"),
     "trigger_auth_from_env": (lambda o: _get(o, "TriggerAuthentication", "redis-auth").update(spec={"env": [{"parameter": "password", "name": "REDIS_PASSWORD"}]}), "secrets.triggerAuth"),

@@ -89,13 +89,17 @@ def _service_account_token_ok(pt: m.PodTemplate, objects: list[dict[str, Any]]) 
     return bool(reason and reason.strip())
 
 
+def _is_redis_image(image: Any) -> bool:
+    name = str(image or "").rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+    return name in ("redis", "redis-stack-server", "valkey")
+
+
 def _writable_dirs(container: dict[str, Any]) -> list[str]:
     """Directories a process of ours must be able to write (root FS is read-only)."""
     image = str(container.get("image", ""))
     if APP_IMAGE_MARK in image:
         return ["/tmp"]
-    name = image.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
-    if name in ("redis", "redis-stack-server", "valkey"):
+    if _is_redis_image(image):
         # `--dir X` may sit in its own argv entries or inside a `sh -c "..."` string.
         line = " ".join(str(a) for a in (container.get("command") or []) + (container.get("args") or []))
         match = re.search(r"--dir[ =]+[\"']?([^\s\"';]+)", line)
@@ -219,6 +223,8 @@ def check_secrets(objects: list[dict[str, Any]]) -> list[Violation]:
                         if SECRET_ENV_NAME.search(key):
                             out.append(Violation(pt.where, "secrets.envLiteral", f"{cname}: env {key} comes from a ConfigMap"))
             args = " ".join(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
+            if _is_redis_image(c.get("image")) and "requirepass" not in args:
+                out.append(Violation(pt.where, "secrets.redisAuth", f"{cname}: Redis server without requirepass (anyone reaching the port is in)"))
             for match in _LITERAL_PASSWORD_FLAG.finditer(args):
                 rest = args[match.end():].lstrip().split(" ", 1)[0]
                 if not rest.startswith(("$(", "$", '"$')):
