@@ -75,8 +75,8 @@ class Producer(pulumi.ComponentResource):
             + [{"name": "CELERY_QUEUE", "value": args.queue_name}],
             "securityContext": kx.container_security_context(),
             "resources": kx.resources("50m", "96Mi", "250m", "256Mi"),
-            "livenessProbe": kx.exec_probe(health, period=30, timeout=15, initial=15),
-            "readinessProbe": kx.exec_probe(health, period=15, timeout=15, initial=5),
+            "livenessProbe": kx.exec_probe(health, period=20, timeout=10, initial=20),
+            "readinessProbe": kx.exec_probe(health, period=10, timeout=10, initial=5),
             "volumeMounts": [kx.TMP_MOUNT],
         }
         self.deployment = k8s.apps.v1.Deployment(
