@@ -191,7 +191,8 @@ class AksCluster(pulumi.ComponentResource):
             security_profile=cs.ManagedClusterSecurityProfileArgs(
                 workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
             ),
-            opts=ResourceOptions(parent=self),
+            # The cluster autoscaler owns the user pool's node count.
+            opts=ResourceOptions(parent=self, ignore_changes=["agentPoolProfiles[1].count"]),
         )
 
     def _user_kubeconfig(self) -> Output[str]:
