@@ -1,8 +1,8 @@
 """Worker benchmark: tasks/s with the safe delivery settings vs Celery's defaults, one run.
 
-    python -m bench.worker_bench [--tasks 2000] [--rounds 2] [--concurrency 2] [--plot out.png]
+    python -m bench.worker_bench [--tasks 2000] [--rounds 5] [--concurrency 2] [--plot out.png]
 
-What it does (bounded: about a minute with the defaults):
+What it does (bounded: about two minutes with the defaults):
 
 1. starts its own ``redis-server`` on a free 127.0.0.1 port (password set, no persistence);
 2. for each profile, in turns, ``--rounds`` times: empties Redis, queues ``--tasks`` tasks
@@ -10,8 +10,9 @@ What it does (bounded: about a minute with the defaults):
    starts one real ``celery worker`` (prefork, ``--concurrency`` processes,
    WORK_SECONDS_MIN = MAX = 0), waits until every task's HASH exists, stops the worker;
 3. measures throughput from the tasks' own ``processed_at`` stamps (first to last), so
-   worker start-up and shutdown are not counted, and reports each profile's best round
-   (the machine may be shared) with the ratio to Celery's defaults.
+   worker start-up and shutdown are not counted, and reports each profile's median and
+   best round with the ratio of medians to Celery's defaults (the machine may be shared:
+   rounds alternate their order, and the median resists one lucky or unlucky round).
 
 Profiles (same task code, same Request/Consumer classes, same Redis, same machine):
 
@@ -169,14 +170,14 @@ def plot(results: dict[str, list[Round]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results)
-    best = [max(r.rate for r in results[p]) for p in names]
+    best = [statistics.median(r.rate for r in results[p]) for p in names]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     bars = ax.bar(names, best, color=["#9e9e9e", "#2e7d32", "#81c784"][: len(names)])
     for bar, value in zip(bars, best):
         ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
     for i, p in enumerate(names):
         ax.scatter([i] * len(results[p]), [r.rate for r in results[p]], color="black", s=12, zorder=3)
-    ax.set_ylabel("tasks/s (best round; dots: every round)")
+    ax.set_ylabel("tasks/s (bar: median; dots: every round)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -185,7 +186,7 @@ def plot(results: dict[str, list[Round]], path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--profiles", default="defaults,safe,safe-brpop")
     parser.add_argument("--timeout", type=float, default=180, help="per round")
@@ -210,13 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
 
-    base = max(r.rate for r in results["defaults"])
-    print(f"\n{args.tasks} tasks, WORK_SECONDS=0, concurrency {args.concurrency}, best of {args.rounds}, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'profile':<12}{'best tasks/s':>14}{'median':>10}{'vs defaults':>13}")
+    base = statistics.median(r.rate for r in results["defaults"])
+    print(f"\n{args.tasks} tasks, WORK_SECONDS=0, concurrency {args.concurrency}, {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'profile':<12}{'median tasks/s':>16}{'best':>9}{'worst':>9}{'median vs defaults':>20}")
     for p in profiles:
         rates = [r.rate for r in results[p]]
-        print(f"{p:<12}{max(rates):>14.1f}{statistics.median(rates):>10.1f}{max(rates) / base:>12.2f}x")
+        med = statistics.median(rates)
+        print(f"{p:<12}{med:>16.1f}{max(rates):>9.1f}{min(rates):>9.1f}{med / base:>19.2f}x")
     if args.plot:
         plot(results, args.plot, f"Celery worker, {args.tasks} tasks x {args.rounds} rounds, "
                                  f"WORK_SECONDS=0, concurrency {args.concurrency}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from queue import Empty
 
 from kombu.transport import redis as kredis
@@ -32,6 +33,9 @@ from kombu.transport import virtual
 from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)
+
+#: Called with the stage name when this module dead-letters a message (metrics hook).
+on_dead_letter: Callable[[str], None] | None = None
 
 INFLIGHT_SUFFIX = ".inflight"
 
@@ -160,6 +164,8 @@ class Channel(kredis.Channel):
                 with self.conn_or_acquire() as client:
                     client.lpush(self.dead_letter_list,
                                  dead_letter_entry(reason, raw, queue=queue_key, stage="transport"))
+                if on_dead_letter is not None:
+                    on_dead_letter("transport")
             return None
         return payload
 

@@ -25,6 +25,7 @@ from celery.worker.request import Request
 from kombu.utils.encoding import safe_str
 from prometheus_client import Counter, Gauge, start_http_server
 
+from apps.worker import broker
 from apps.worker.settings import WorkerSettings
 from apps.worker.users import dead_letter
 
@@ -39,6 +40,8 @@ IN_PROGRESS = Gauge("celery_tasks_in_progress", "Tasks running in this worker no
 IN_PROGRESS.set_function(lambda: len(state.active_requests))
 LAST_ACTIVITY = Gauge("celery_worker_last_activity_timestamp_seconds",
                       "Unix time of the last task start or finish in this worker.")
+
+broker.on_dead_letter = lambda stage: DEAD_LETTERED.labels(stage).inc()
 
 _main_client: redis.Redis | None = None
 _metrics_started = False
@@ -113,7 +116,8 @@ class WorkerRequest(Request):
         elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)) and not self._retries_exhausted():
             REQUEUED.inc()  # re-sent as a retry (retry_on_worker_lost) or requeued
         elif isinstance(exc, Reject):
-            FAILED.labels("bad_payload").inc()  # the task dead-lettered it itself
+            FAILED.labels("bad_payload").inc()
+            DEAD_LETTERED.labels("task").inc()  # the task pushed it before raising Reject
         else:
             reason = ("time_limit" if isinstance(exc, TimeLimitExceeded) else
                       "worker_lost" if isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt))

@@ -63,8 +63,16 @@ def test_round_trip_hash_metrics_and_health(redis_server, send, workers):
     assert ok.returncode == 0, ok.stderr
 
 
+def metric_sum(port: int, name: str) -> float:
+    """Sum of a Prometheus metric over all its label sets."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
 def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, workers):
-    env = env_for(redis_server)
+    port = free_port()
+    env = env_for(redis_server, WORKER_METRICS_PORT=port)
     with redis_server.client() as c:
         c.lpush("celery", b"\xff not json {")                          # undecodable
         c.lpush("celery", json.dumps({"body": "x"}))                   # JSON, not a kombu envelope
@@ -85,8 +93,12 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
                      "unknown task"):
         assert expected in reasons, reasons
     assert all(e["payload"] for e in entries)
+    stages = sorted(e["stage"] for e in entries)
+    assert stages == ["consumer", "task", "task", "task", "transport", "transport"], stages
     assert any(e["payload"] == {"body": "x"} or e["payload"] == '{"body": "x"}' for e in entries)
     assert worker.alive()
+    assert wait_for(lambda: metric_sum(port, "celery_dead_lettered_total") == 6, 10, message="metric")
+    assert metric_sum(port, "celery_tasks_succeeded_total") == 1
 
 
 def test_refuses_to_start_when_visibility_timeout_not_above_longest_task(redis_server):
