@@ -120,3 +120,17 @@ def test_pool_process_killed_mid_task_is_retried(redis_server, send, workers):
         assert worker.alive()
         assert c.llen("celery.dead_letter") == 0
     assert "retry: Retry in 1s: WorkerLostError" in worker.log()
+
+
+def test_worker_reconnects_after_redis_restart(redis_factory, send, workers):
+    server = redis_factory()
+    env = env_for(server)
+    worker = workers(env).wait_ready()
+    first = send(env, RECORD)
+    with server.client() as c:
+        wait_for(lambda: c.exists(f"users:{first}"), 20, message="first task")
+    server.restart()  # no persistence: an empty Redis on the same port
+    second = send(env, RECORD)
+    with server.client() as c:
+        wait_for(lambda: c.exists(f"users:{second}"), 60, interval=0.5, message="task after restart")
+    assert worker.alive()
