@@ -14,7 +14,7 @@ TASK_NAME = "users.process"
 
 
 class ProducerSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     redis_host: str = "localhost"
     redis_port: int = Field(6379, ge=1, le=65535)

@@ -23,7 +23,7 @@ HARD_LIMIT_MARGIN = 5
 
 
 class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     redis_host: str = "localhost"
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -60,6 +60,10 @@ class WorkerSettings(BaseSettings):
                 "would be redelivered to another worker while it still runs")
         if self.redis_ca_file is not None and not self.redis_ca_file.is_file():
             raise ValueError(f"REDIS_CA_FILE {str(self.redis_ca_file)!r} is not a readable file")
+        if self.dead_letter_queue in (self.celery_queue, self.inflight_queue):
+            raise ValueError("CELERY_DEAD_LETTER_QUEUE must differ from CELERY_QUEUE and its .inflight list")
+        if self.worker_heartbeat_max_age <= 2 * self.worker_heartbeat_interval:
+            raise ValueError("WORKER_HEARTBEAT_MAX_AGE must exceed twice WORKER_HEARTBEAT_INTERVAL")
         if "," in self.celery_queue or any(c.isspace() for c in self.celery_queue):
             raise ValueError(f"CELERY_QUEUE {self.celery_queue!r} must be one name without spaces or commas")
         return self

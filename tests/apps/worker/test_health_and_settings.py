@@ -75,6 +75,8 @@ def test_settings_defaults_and_derived_values(monkeypatch):
     ({"CELERY_QUEUE": "a,b"}, "CELERY_QUEUE"),
     ({"REDIS_CA_FILE": "/nonexistent/ca.pem"}, "REDIS_CA_FILE"),
     ({"REDIS_TLS": "maybe"}, "redis_tls"),
+    ({"CELERY_DEAD_LETTER_QUEUE": "celery"}, "CELERY_DEAD_LETTER_QUEUE"),
+    ({"WORKER_HEARTBEAT_INTERVAL": "20"}, "WORKER_HEARTBEAT_MAX_AGE"),
 ])
 def test_settings_reject_bad_values_naming_the_variable(monkeypatch, env, field):
     for k, v in env.items():
@@ -82,6 +84,13 @@ def test_settings_reject_bad_values_naming_the_variable(monkeypatch, env, field)
     with pytest.raises(ValidationError) as err:
         WorkerSettings()
     assert field in str(err.value)
+
+
+def test_empty_optional_variables_mean_unset(monkeypatch):
+    monkeypatch.setenv("WORKER_IDLE_EXIT_SECONDS", "")
+    monkeypatch.setenv("REDIS_CA_FILE", "")
+    s = WorkerSettings()
+    assert s.worker_idle_exit_seconds is None and s.redis_ca_file is None
 
 
 def test_tls_options_verify_and_url_carries_none(monkeypatch, tls_files):
