@@ -1,6 +1,6 @@
 """Cache API benchmark: the real app vs the HTTP ceiling vs the tutorial baseline, in one run.
 
-    python -m bench.cache_api_bench [--duration 3] [--rounds 5] [--connections 32] [--plot out.png]
+    python -m bench.cache_api_bench [--duration 2] [--rounds 8] [--connections 32] [--plot out.png]
 
 What it does (bounded: under a minute with the defaults, 2 minutes at most):
 
@@ -163,10 +163,14 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
     sys.exit("redis-server did not start")
 
 
+SERVER_CPU: list[str] = []  # e.g. ["taskset", "-c", "0"] with --pin
+CLIENT_CPU: list[str] = []
+
+
 def start_uvicorn(target: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+        [*SERVER_CPU, sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
          "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
         cwd=REPO_ROOT, env={**os.environ, **env, "PYTHONDONTWRITEBYTECODE": "1"},
     )
@@ -211,7 +215,7 @@ def _ms(text: str) -> float:
 
 def run_wrk(port: int, duration: float, connections: int) -> Result:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}{PATH}"],
+        [*CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}{PATH}"],
         capture_output=True, text=True, check=True, timeout=duration + 30,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -282,14 +286,16 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default 3)")
-    parser.add_argument("--rounds", type=int, default=5, help="turns over the variants (default 5)")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement (default 2)")
+    parser.add_argument("--rounds", type=int, default=8, help="turns over the variants (default 8)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--skip", action="append", default=[], choices=[v for v in VARIANTS if v != "ceiling"],
                         help="leave a variant out (repeatable)")
     parser.add_argument("--env", action="append", default=[], type=lambda kv: tuple(kv.split("=", 1)),
                         metavar="NAME=VALUE", help="extra environment for the servers (e.g. HOT_PATH=false)")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                        help="servers on CPU 0, wrk on CPU 1 (taskset; default off)")
     parser.add_argument("--plot", type=Path, help="write a bar chart (PNG) here")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -302,9 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     if client == "wrk" and not shutil.which("wrk"):
         parser.error("wrk not installed: apt-get install wrk (or --client python)")
     measure = run_wrk if client == "wrk" else run_python_client
+    pin = bool(args.pin)
+    if pin:
+        SERVER_CPU[:] = ["taskset", "-c", "0"]
+        CLIENT_CPU[:] = ["taskset", "-c", "1"]
     variants = [v for v in VARIANTS if v not in args.skip]
 
     results: dict[str, list[Result]] = {v: [] for v in variants}
+    load_before = os.getloadavg()[0]
     servers: dict[str, tuple[subprocess.Popen, int]] = {}
     with tempfile.TemporaryDirectory(prefix="cache-api-bench-") as tmp:
         redis_proc, redis_port = start_redis(Path(tmp))
@@ -329,17 +340,21 @@ def main(argv: list[str] | None = None) -> int:
             stop(redis_proc)
 
     summary = {v: median_result(rs) for v, rs in results.items()}
-    ratios = {v: statistics.median(r.rps / c.rps for r, c in zip(results[v], results["ceiling"]))
-              for v in variants}
+    per_round = {v: [r.rps / c.rps for r, c in zip(results[v], results["ceiling"])] for v in variants}
+    ratios = {v: statistics.median(per_round[v]) for v in variants}
     print(f"\nGET {PATH} (hot, {len(_sample_bytes())} bytes), {args.connections} connections, "
           f"{args.rounds} rounds x {args.duration:g} s per variant (medians), client: {client}, "
-          f"cores: {os.cpu_count()}")
-    print(f"{'variant':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs ceiling':>11} {'errors':>7}")
+          f"cores: {os.cpu_count()}, pinned: {'server CPU 0, client CPU 1' if pin else 'no'}, "
+          f"load average before/after: {load_before:.2f}/{os.getloadavg()[0]:.2f}")
+    print(f"{'variant':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs ceiling':>11} {'(range)':>11} {'errors':>7}")
     for variant, r in summary.items():
-        print(f"{variant:<10} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratios[variant]:10.2f}x {r.errors:7d}")
+        spread = f"{min(per_round[variant]):.2f}-{max(per_round[variant]):.2f}"
+        print(f"{variant:<10} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratios[variant]:10.2f}x {spread:>11}"
+              f" {r.errors:7d}")
     print("(vs ceiling: median over rounds of the ratio to the ceiling measured in the same round)")
     if args.json:
-        args.json.write_text(json.dumps({v: {**vars(r), "ratio": ratios[v]} for v, r in summary.items()}, indent=2))
+        args.json.write_text(json.dumps({v: {**vars(r), "ratio": ratios[v], "ratios": per_round[v]}
+                                         for v, r in summary.items()}, indent=2))
     if args.plot:
         plot(summary, args.plot)
     return 1 if any(r.errors for rs in results.values() for r in rs) else 0

@@ -6,14 +6,14 @@ in-process cache): tests build several against one Redis to play a fleet.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
 
 from apps.cache_api import errors
 from apps.cache_api.cache import TagCache
-from apps.cache_api.hotpath import HotPathMiddleware
+from apps.cache_api.hotpath import CacheAPI
 from apps.cache_api.logs import configure_logging
 from apps.cache_api.metrics import Metrics, MetricsMiddleware
 from apps.cache_api.redis_clients import RedisClients
@@ -21,26 +21,31 @@ from apps.cache_api.routers import github_stats, ops
 from apps.cache_api.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> CacheAPI:
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: CacheAPI) -> AsyncIterator[None]:
         log = configure_logging(settings.log_level)
         redis = RedisClients.from_settings(settings)
         app.state.redis = redis
-        app.state.cache = TagCache(settings, redis, metrics)
+        app.state.cache = app.tag_cache = TagCache(settings, redis, metrics)
         log.info("cache api starting", extra={"settings": settings.summary()})
+        # Startup objects (FastAPI, pydantic, redis-py...) never die: keep them out of the
+        # collector's way, so that GC pauses on the hot path stay short.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            app.tag_cache = None
             await redis.aclose()
             log.info("cache api stopped")
 
     # Metrics are Prometheus (our middleware); FastAPI's native OpenTelemetry bridge is off:
     # it looks at the global providers on every request, which the hot path cannot afford.
-    app = FastAPI(title="Cache API", version="0.1.0", lifespan=lifespan,
+    app = CacheAPI(title="Cache API", version="0.1.0", lifespan=lifespan,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.metrics = metrics
@@ -48,8 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if settings.hot_path:
-        app.add_middleware(HotPathMiddleware, state=app.state, metrics=metrics)  # outermost: added last
+    app.hot_path = settings.hot_path
     return app
 
 
