@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Literal, NamedTuple
 
 import orjson
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from apps.cache_api.dataset import SORT_FIELDS, TAG_RE, Dataset, load_dataset
 from apps.cache_api.logs import get_logger
@@ -138,8 +138,18 @@ class TagCache:
             self._miss_redis.inc()
         return found
 
+    async def _read(self, key: str) -> bytes | None:
+        try:
+            return await self.redis.reader.get(key)
+        except RedisError as exc:
+            if not self.redis.has_replica:
+                raise
+            self.metrics.read_fallbacks.inc()
+            log.warning("read replica failed; reading from the primary", extra={"problem": str(exc)})
+            return await self.redis.primary.get(key)
+
     async def _fetch(self, tag: str) -> Lookup:
-        body = await self.redis.reader.get(self.tag_key(tag))
+        body = await self._read(self.tag_key(tag))
         layer = "redis"
         if body is None:
             body = await self._fill(tag)

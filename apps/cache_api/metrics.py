@@ -38,6 +38,10 @@ class Metrics:
             "redis_errors", "Requests answered 503 because Redis was unreachable or failed.",
             registry=self.registry,
         )
+        self.read_fallbacks = Counter(
+            "redis_read_fallbacks", "Cache reads sent to the primary because the read replica failed.",
+            registry=self.registry,
+        )
         self.fill_timeouts = Counter(
             "cache_fill_timeouts", "Requests answered 503 because no loader filled the cache in time.",
             registry=self.registry,

@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from apps.cache_api.settings import Settings
 
@@ -53,7 +54,11 @@ def make_client(settings: Settings, host: str, port: int, tls: bool) -> Redis:
 
 @dataclass
 class RedisClients:
-    """``primary``: writes, the loader lock, the fill wait. ``reader``: cache reads (may be the primary)."""
+    """``primary``: writes, the loader lock, the fill wait. ``reader``: cache reads (may be the primary).
+
+    When a separate reader fails, reads fall back to the primary (see ``TagCache``): a
+    restarting replica sidecar degrades the pod, it does not take it out of service.
+    """
 
     primary: Redis
     reader: Redis
@@ -68,10 +73,19 @@ class RedisClients:
         reader = make_client(settings, settings.redis_read_host, settings.redis_read_port, tls=False)
         return cls(primary=primary, reader=reader)
 
-    async def ping(self) -> None:
+    @property
+    def has_replica(self) -> bool:
+        return self.reader is not self.primary
+
+    async def ping(self) -> str | None:
+        """Raises if the primary is unreachable; returns the replica's problem, if any (reads fall back)."""
         await self.primary.ping()
-        if self.reader is not self.primary:
-            await self.reader.ping()
+        if self.has_replica:
+            try:
+                await self.reader.ping()
+            except RedisError as exc:
+                return f"{type(exc).__name__}: {exc}"
+        return None
 
     async def aclose(self) -> None:
         await self.primary.aclose()

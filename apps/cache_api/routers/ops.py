@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,9 +25,13 @@ async def healthz() -> Response:
 @router.get("/readyz", response_class=Response)
 async def readyz(redis: RedisDep) -> Response:
     try:
-        await redis.ping()
+        replica_problem = await redis.ping()
     except RedisError as exc:
         return json_error(503, "redis_unavailable", f"{type(exc).__name__}: {exc}", status="unready")
+    if replica_problem is not None:
+        # Still ready: reads fall back to the primary. The body and a metric say it is degraded.
+        return Response(orjson.dumps({"status": "ready", "replica": "unreachable", "detail": replica_problem}),
+                        media_type="application/json")
     return Response(_READY, media_type="application/json")
 
 

@@ -142,3 +142,20 @@ def test_password_never_logged(redis_server, sample_dataset):
     assert "cache api starting" in text and "redis_password_set" in text
     assert "redis unavailable" in text
     assert "hunter2-secret" not in text
+
+
+async def test_replica_down_reads_fall_back_to_the_primary(redis_factory, replica_factory, sample_dataset):
+    primary = redis_factory()
+    replica = replica_factory(primary)
+    settings = settings_for(primary, sample_dataset, redis_read_host="127.0.0.1", redis_read_port=replica.port,
+                            local_cache_ttl_seconds=0)
+    async with serve(settings) as (app, client):
+        assert (await client.get("/github_stats/rust")).status_code == 200
+        replica.proc.terminate()
+        replica.proc.wait(timeout=10)
+        response = await client.get("/github_stats/rust")
+        assert response.status_code == 200 and response.headers["x-cache"] == "redis"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["replica"] == "unreachable"
+        assert app.state.metrics.value("redis_read_fallbacks_total") >= 1
+        assert loads(app) == 1
