@@ -452,6 +452,21 @@ def write_result(result: RenderResult, out: Path) -> list[Path]:
     return written
 
 
+def _quiet_loop_finalizers() -> None:
+    """Pulumi's runtime creates event loops in its executor threads and never closes them;
+    at interpreter exit their ``__del__`` can print a harmless "Exception ignored ...
+    Invalid file descriptor" traceback. Drop exactly that; report everything else."""
+    default = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        obj = getattr(unraisable, "object", None)
+        if getattr(obj, "__qualname__", "") == "BaseEventLoop.__del__":
+            return
+        default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
@@ -471,4 +486,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    _quiet_loop_finalizers()
     sys.exit(main())
