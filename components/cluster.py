@@ -126,14 +126,18 @@ class AksCluster(pulumi.ComponentResource):
             scope=self.cluster.id,
             opts=ResourceOptions(parent=self),
         )
+        wait_for: list[pulumi.Resource] = [deployer_admin]
+        self.acr_login_server = Output.from_input("")
+        if args.create_acr:
+            self.acr_login_server, acr_pull = self._create_acr(name, args)
+            wait_for.append(acr_pull)  # pods pull from the ACR as soon as they exist
         self.kubeconfig = self._user_kubeconfig()
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            opts=ResourceOptions(parent=self, depends_on=[deployer_admin], additional_secret_outputs=["kubeconfig"]),
+            opts=ResourceOptions(parent=self, depends_on=wait_for, additional_secret_outputs=["kubeconfig"]),
         )
-        self.acr_login_server = self._create_acr(name, args) if args.create_acr else Output.from_input("")
         self.register_outputs({"kubeconfig": self.kubeconfig, "clusterName": self.cluster.name,
                                "acrLoginServer": self.acr_login_server})
 
@@ -206,7 +210,7 @@ class AksCluster(pulumi.ComponentResource):
             creds.kubeconfigs.apply(lambda kcs: use_azure_cli_login(base64.b64decode(kcs[0].value).decode()))
         )
 
-    def _create_acr(self, name: str, args: AksClusterArgs) -> Output[str]:
+    def _create_acr(self, name: str, args: AksClusterArgs) -> tuple[Output[str], azure_native.authorization.RoleAssignment]:
         # Registry names are global and alphanumeric only (no autonaming with dashes).
         suffix = random.RandomString(
             f"{name}-acr-suffix", length=10, special=False, upper=False, opts=ResourceOptions(parent=self)
@@ -223,7 +227,7 @@ class AksCluster(pulumi.ComponentResource):
         kubelet_object_id = self.cluster.identity_profile.apply(
             lambda p: p["kubeletidentity"].object_id
         )
-        azure_native.authorization.RoleAssignment(
+        acr_pull = azure_native.authorization.RoleAssignment(
             f"{name}-acr-pull",
             principal_id=kubelet_object_id,
             principal_type="ServicePrincipal",
@@ -231,4 +235,4 @@ class AksCluster(pulumi.ComponentResource):
             scope=acr.id,
             opts=ResourceOptions(parent=self),
         )
-        return acr.login_server
+        return acr.login_server, acr_pull

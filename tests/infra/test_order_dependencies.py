@@ -73,6 +73,8 @@ def test_aks_provider_waits_for_the_deployer_role(rendered):
     deployer = [x for x in r.resources if x.name == "aks-deployer-admin"][0]
     assert deployer.inputs["roleDefinitionId"].endswith("/b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b")
     assert deployer.urn in provider.explicit_depends_on
+    acr_pull = [x for x in r.resources if x.name == "aks-acr-pull"][0]
+    assert acr_pull.urn in provider.explicit_depends_on
 
 
 def test_components_parent_their_children(rendered):
