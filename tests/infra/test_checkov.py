@@ -58,17 +58,27 @@ NEVER_SKIP = {
 CHECKOV_TIMEOUT_SECONDS = 240
 
 
-def _missing_checkov_message() -> str:
-    return f"{CHECKOV} not found: run `make setup` (checkov lives in its own virtualenv, .venv-checkov)"
+def require_checkov(path: Path, ci: str | None) -> Path:
+    """``path`` if executable; else fail under CI=true, skip otherwise (same message)."""
+    if os.access(path, os.X_OK):
+        return path
+    message = f"{path} not found: run `make setup` (checkov lives in its own virtualenv, .venv-checkov)"
+    if (ci or "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def checkov_bin() -> Path:
-    if not os.access(CHECKOV, os.X_OK):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(_missing_checkov_message())
-        pytest.skip(_missing_checkov_message())
-    return CHECKOV
+    return require_checkov(CHECKOV, os.environ.get("CI"))
+
+
+def test_missing_checkov_fails_in_ci_and_skips_locally(tmp_path):
+    missing = tmp_path / "checkov"
+    with pytest.raises(pytest.fail.Exception, match="make setup"):
+        require_checkov(missing, "true")
+    with pytest.raises(pytest.skip.Exception, match="make setup"):
+        require_checkov(missing, None)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +91,7 @@ def report(checkov_bin: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=CHECKOV_TIMEOUT_SECONDS,
-        # Sequential parsing: as fast here as forked workers, and no worker can drop files.
+        # Sequential parsing: as fast as forked workers for ~150 small files, and deterministic.
         env={**os.environ, "LOG_LEVEL": "WARNING", "CHECKOV_PARALLELIZATION_TYPE": "none"},
     )
     try:

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,11 +76,18 @@ class Rendered:
         return sorted((self.out_dir / "k8s").glob("*.yaml"))
 
 
-@functools.cache
+_ROOT_LOCK = threading.Lock()
+_ROOT: list[Path] = []
+
+
 def _root() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="rendered-"))
-    atexit.register(shutil.rmtree, root, True)
-    return root
+    """One directory per process for every variant (created once, even from threads)."""
+    with _ROOT_LOCK:
+        if not _ROOT:
+            root = Path(tempfile.mkdtemp(prefix="rendered-"))
+            atexit.register(shutil.rmtree, root, True)
+            _ROOT.append(root)
+        return _ROOT[0]
 
 
 def render_to(variant: Variant, out_dir: Path) -> None:
@@ -106,9 +114,11 @@ def _render_dir(variant_id: str) -> Path:
 
 def render_all() -> Path:
     """Render every variant (two at a time) under one directory; returns it."""
+    root = _root()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(_render_dir, VARIANT_IDS))
-    return _root()
+        dirs = list(pool.map(_render_dir, VARIANT_IDS))
+    assert all(d.parent == root for d in dirs), (root, dirs)
+    return root
 
 
 @functools.cache
