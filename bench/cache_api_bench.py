@@ -21,8 +21,9 @@ What it does (bounded: under a minute with the defaults, 2 minutes at most):
 
 3. keeps all servers up and measures them in turns, ``--rounds`` times, so that changes
    in the machine's background load (it may be shared) hit every variant alike; reports
-   each variant's median requests/s, p50 and p99 latency, and the median over rounds of
-   its ratio to the ceiling measured in the same round.
+   each variant's median requests/s, p50 and p99 latency, the median over rounds of its
+   ratio to the ceiling measured in the same round, and the server's CPU time per request
+   (from /proc), whose ratio to the ceiling's is the steadiest figure on a busy machine.
 
 Load generator: ``wrk`` when installed (``apt-get install wrk``), else a built-in
 raw-socket HTTP/1.1 keep-alive client in a separate process (slower: it measures less
@@ -201,6 +202,13 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # server CPU time (user + system) per request, microseconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -330,10 +338,14 @@ def main(argv: list[str] | None = None) -> int:
                 measure(servers[variant][1], 1.0, args.connections)  # warm-up: fills the caches
             for round_no in range(args.rounds):
                 for variant in variants:
-                    result = measure(servers[variant][1], args.duration, args.connections)
+                    proc, port = servers[variant]
+                    cpu_before = cpu_seconds(proc.pid)
+                    result = measure(port, args.duration, args.connections)
+                    result.cpu_us = 1e6 * (cpu_seconds(proc.pid) - cpu_before) / (result.rps * args.duration)
                     results[variant].append(result)
-                    print(f"round {round_no + 1} {variant:>9}: {result.rps:9.0f} req/s  p50 {result.p50_ms:6.2f} ms"
-                          f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}", file=sys.stderr)
+                    print(f"round {round_no + 1} {variant:>10}: {result.rps:9.0f} req/s  p50 {result.p50_ms:6.2f} ms"
+                          f"  p99 {result.p99_ms:6.2f} ms  cpu {result.cpu_us:6.1f} us/req  errors {result.errors}",
+                          file=sys.stderr)
         finally:
             for proc, _ in servers.values():
                 stop(proc)
@@ -346,14 +358,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rounds} rounds x {args.duration:g} s per variant (medians), client: {client}, "
           f"cores: {os.cpu_count()}, pinned: {'server CPU 0, client CPU 1' if pin else 'no'}, "
           f"load average before/after: {load_before:.2f}/{os.getloadavg()[0]:.2f}")
-    print(f"{'variant':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs ceiling':>11} {'(range)':>11} {'errors':>7}")
+    ceiling_cpu = summary["ceiling"].cpu_us
+    print(f"{'variant':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs ceiling':>11} {'(range)':>11}"
+          f" {'CPU us/req':>11} {'CPU ratio':>10} {'errors':>7}")
     for variant, r in summary.items():
         spread = f"{min(per_round[variant]):.2f}-{max(per_round[variant]):.2f}"
         print(f"{variant:<10} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {ratios[variant]:10.2f}x {spread:>11}"
-              f" {r.errors:7d}")
-    print("(vs ceiling: median over rounds of the ratio to the ceiling measured in the same round)")
+              f" {r.cpu_us:11.1f} {ceiling_cpu / r.cpu_us:9.2f}x {r.errors:7d}")
+    print("vs ceiling: median over rounds of req/s divided by the ceiling's req/s in the same round.\n"
+          "CPU ratio: the ceiling's server CPU time per request divided by this variant's (medians):\n"
+          "the throughput ratio one server core would give, and far less sensitive to a busy machine.")
     if args.json:
-        args.json.write_text(json.dumps({v: {**vars(r), "ratio": ratios[v], "ratios": per_round[v]}
+        args.json.write_text(json.dumps({v: {**vars(r), "ratio": ratios[v], "ratios": per_round[v],
+                                             "cpu_ratio": ceiling_cpu / r.cpu_us}
                                          for v, r in summary.items()}, indent=2))
     if args.plot:
         plot(summary, args.plot)
@@ -366,6 +383,7 @@ def median_result(results: list[Result]) -> Result:
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
         errors=sum(r.errors for r in results),
+        cpu_us=statistics.median(r.cpu_us for r in results),
     )
 
 
