@@ -100,6 +100,11 @@ def test_network_policies(r):
         assert roles.redis_external and not roles.redis, "aks: Redis should be Azure Cache for Redis"
 
 
+def test_keda_release_pinned_and_hardened(r):
+    violations = security.check_keda_release(r.other_resources)
+    assert not violations, _fmt(violations)
+
+
 @pytest.mark.parametrize("variant_id", AKS_IDS)
 def test_azure_resources_hardened(variant_id):
     resources = rendered(variant_id).azure_resources

@@ -605,6 +605,32 @@ def test_admin_credentials_caught():
     assert security.check_outputs({"kubeconfig": "x", "redisHost": "h"}, {"kubeconfig"}) == []
 
 
+def _keda_release() -> list[dict]:
+    sc = {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    comps = ("operator", "metricServer", "webhooks")
+    values = {"securityContext": {c: copy.deepcopy(sc) for c in comps}, "resources": {c: copy.deepcopy(RESOURCES) for c in comps}}
+    return [{"type": "kubernetes:helm.sh/v3:Release", "name": "keda", "properties": {"chart": "keda", "version": "2.20.2", "values": values}}]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.update(version="2.19.0"),
+        lambda p: p["values"]["securityContext"]["operator"].pop("readOnlyRootFilesystem"),
+        lambda p: p["values"]["securityContext"]["webhooks"].update(capabilities={}),
+        lambda p: p["values"]["resources"].pop("metricServer"),
+        lambda p: p["values"]["securityContext"]["metricServer"].pop("seccompProfile"),
+    ],
+    ids=["version", "operator-rofs", "webhooks-caps", "metrics-resources", "metrics-seccomp"],
+)
+def test_keda_release_rule_catches(mutate):
+    release = _keda_release()
+    assert security.check_keda_release(release) == []
+    mutate(release[0]["properties"])
+    assert "keda.release" in _rules(security.check_keda_release(release))
+    assert "keda.release" in _rules(security.check_keda_release([]))
+
+
 def test_netpol_evaluator_basics():
     deny = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
     x, y = Endpoint("x", "a", {"r": "x"}), Endpoint("y", "a", {"r": "y"})

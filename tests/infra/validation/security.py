@@ -513,6 +513,50 @@ def check_azure(resources: list[dict[str, Any]]) -> list[Violation]:
     return out
 
 
+KEDA_CHART_VERSION = "2.20.2"
+KEDA_COMPONENTS = ("operator", "metricServer", "webhooks")
+
+
+def check_keda_release(other_resources: list[dict[str, Any]]) -> list[Violation]:
+    """The KEDA Helm release: pinned chart, and its three pods locked down through values.
+
+    The chart's pods are not in the rendered manifests (Helm renders them in the
+    cluster), so their hardening is checked on the release's ``values``.
+    """
+    releases = [
+        r for r in other_resources
+        if "helm" in str(r.get("type", "")).lower() and (_props(r).get("chart") == "keda" or "keda" in str(_props(r).get("chart", "")))
+    ]
+    if len(releases) != 1:
+        return [Violation("KEDA release", "keda.release", f"expected one KEDA Helm release, found {len(releases)}")]
+    r = releases[0]
+    where, p = f"{r.get('type')} {r.get('name')}", _props(r)
+    out = []
+    if p.get("version") != KEDA_CHART_VERSION:
+        out.append(Violation(where, "keda.release", f"chart version {p.get('version')!r}, expected {KEDA_CHART_VERSION!r}"))
+    values = p.get("values") or {}
+    for comp in KEDA_COMPONENTS:
+        c_sc = ((values.get("securityContext") or {}).get(comp)) or {}
+        pod_sc = ((values.get("podSecurityContext") or {}).get(comp)) or {}
+        res = ((values.get("resources") or {}).get(comp)) or {}
+        problems = []
+        if _effective(pod_sc, c_sc, "runAsNonRoot") is not True:
+            problems.append("runAsNonRoot")
+        if c_sc.get("readOnlyRootFilesystem") is not True:
+            problems.append("readOnlyRootFilesystem")
+        if c_sc.get("allowPrivilegeEscalation") is not False:
+            problems.append("allowPrivilegeEscalation false")
+        if "ALL" not in ((c_sc.get("capabilities") or {}).get("drop") or []):
+            problems.append("capabilities drop ALL")
+        if (c_sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append("seccomp RuntimeDefault")
+        if not all(k in (res.get(kind) or {}) for kind in ("requests", "limits") for k in ("cpu", "memory")):
+            problems.append("cpu/memory requests and limits")
+        if problems:
+            out.append(Violation(where, "keda.release", f"values for {comp} lack: {', '.join(problems)}"))
+    return out
+
+
 def check_outputs(outputs: dict[str, Any], secret_names: Iterable[str]) -> list[Violation]:
     """Kubeconfig-like and password-like stack outputs must be secret; no admin kubeconfig."""
     secret = set(secret_names)
