@@ -197,3 +197,17 @@ def test_components_never_read_config_nor_branch_on_target():
     assert not re.search(r"(if|elif|match) .*target", platform)
     main = (ROOT / "__main__.py").read_text()
     assert not re.search(TARGET_LOOK, main)
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+def test_stack_file_values_match_declared_pulumi_types(stack):
+    """The Pulumi CLI checks stack values against Pulumi.yaml's types: an integer key given
+    as "10" (a YAML string) or a float key given unquoted would fail `pulumi up`."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    values = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    python_type = {"integer": int, "boolean": bool, "string": str}
+    for full_key, value in values.items():
+        key = full_key.split(":", 1)[1]
+        assert key in declared, f"{full_key} is not declared in Pulumi.yaml"
+        expected = python_type[declared[key]["type"]]
+        assert type(value) is expected, f"{full_key}: {value!r} should be a YAML {declared[key]['type']}"
