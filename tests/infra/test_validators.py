@@ -494,6 +494,7 @@ SECURITY_BREAKS: dict[str, tuple[Callable[[list[Obj]], None], str]] = {
     "no_tmp_emptydir": (lambda o: _c()(o).pop("volumeMounts"), "pod.writableDirs"),
     "redis_data_not_mounted": (lambda o: _container(o, "redis", "StatefulSet").pop("volumeMounts"), "pod.writableDirs"),
     "password_env_literal": (lambda o: _c()(o)["env"].__setitem__(2, {"name": "REDIS_PASSWORD", "value": "hunter2"}), "secrets.envLiteral"),
+    "rediscli_auth_literal": (lambda o: _container(o, "redis", "StatefulSet")["env"].append({"name": "REDISCLI_AUTH", "value": "hunter2"}), "secrets.envLiteral"),
     "password_from_configmap_key": (lambda o: _c()(o)["env"].__setitem__(2, {"name": "REDIS_PASSWORD", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "pw"}}}), "secrets.envLiteral"),
     "secret_ref_to_missing_key": (lambda o: _c()(o)["env"][2]["valueFrom"]["secretKeyRef"].update(key="pasword"), "secrets.reference"),
     "secret_in_configmap": (lambda o: o.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": NS}, "data": {"REDIS_PASSWORD": "x"}}), "secrets.configMap"),

@@ -21,7 +21,7 @@ from . import manifests as m
 from .netpol import Cluster, Endpoint, is_select_all
 
 TOKEN_REASON_ANNOTATION = "redis-keda-platform/automount-service-account-token-reason"
-SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY", re.I)
+SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY|(^|_)AUTH($|_)", re.I)
 APP_IMAGE_MARK = "redis-keda-platform/"
 CACHE_API_PORT = 8000
 DNS_PORT = 53
