@@ -6,13 +6,16 @@ What it does (bounded: about two minutes with the defaults):
 
 1. starts its own ``redis-server`` on a free 127.0.0.1 port (password set, no persistence);
 2. for each profile, in turns, ``--rounds`` times: empties Redis, queues ``--tasks`` tasks
-   with the producer's own Celery app (no worker running, so they all wait in the list),
-   starts one real ``celery worker`` (prefork, ``--concurrency`` processes,
-   WORK_SECONDS_MIN = MAX = 0), waits until every task's HASH exists, stops the worker;
-3. measures throughput from the tasks' own ``processed_at`` stamps (first to last), so
-   worker start-up and shutdown are not counted, and reports each profile's median and
-   best round with the ratio of medians to Celery's defaults (the machine may be shared:
-   rounds alternate their order, and the median resists one lucky or unlucky round).
+   with the producer CLI (no worker running, so they all wait in the list; the bench
+   checks LLEN == tasks), starts one real ``celery worker`` (prefork, ``--concurrency``
+   processes, WORK_SECONDS_MIN = MAX = 0), waits until every task's HASH exists, stops it;
+3. hides the queued tasks (RENAME) until the worker has connected, then measures
+   throughput from the tasks' own ``processed_at`` stamps (first to last) and the CPU
+   time of the worker's process tree (main + pool) over the run, so worker start-up and
+   shutdown are not counted (CPU per task is the number that resists a busy machine);
+4. reports each profile's median, best and worst round, with the ratio of medians to
+   Celery's defaults (the machine may be shared: rounds alternate their order, and the
+   median resists one lucky or unlucky round).
 
 Profiles (same task code, same Request/Consumer classes, same Redis, same machine):
 
@@ -105,6 +108,11 @@ class Round:
     profile: str
     tasks: int
     seconds: float
+    cpu_seconds: float
+
+    @property
+    def cpu_ms_per_task(self) -> float:
+        return 1000 * self.cpu_seconds / self.tasks
 
     @property
     def rate(self) -> float:
@@ -128,6 +136,9 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
                WORKER_CONCURRENCY=str(concurrency), WORKER_HEARTBEAT_FILE=str(workdir / f"{profile}.hb"))
     queue_tasks(env, n)
     assert c.llen("celery") == n, "tasks not all queued in the CELERY_QUEUE list"
+    c.rename("celery", "bench:staging")  # hidden until the worker is up
+    hb = workdir / f"{profile}.hb"
+    hb.unlink(missing_ok=True)
     celery = str(Path(sys.executable).with_name("celery"))
     log = open(workdir / f"{profile}.log", "ab")
     proc = subprocess.Popen([celery, "-A", PROFILES[profile], "worker", "--loglevel=WARNING",
@@ -135,11 +146,19 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
+        while not hb.exists():  # the first heartbeat: connected and consuming
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"{profile}: worker did not start; see {workdir / (profile + '.log')}")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        cpu0 = tree_cpu_seconds(proc.pid)
+        c.rename("bench:staging", "celery")
         while True:
             time.sleep(0.5)
             if c.llen("celery") == 0 and not c.exists("unacked") and c.dbsize() >= n:
                 keys = list(c.scan_iter("users:*", count=5000))
                 if len(keys) >= n:
+                    cpu = tree_cpu_seconds(proc.pid) - cpu0
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"{profile}: worker died or timed out; see {workdir / (profile + '.log')}")
@@ -160,7 +179,24 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
     for key in keys:
         pipe.hget(key, "processed_at")
     stamps = sorted(float(s) for s in pipe.execute())
-    return Round(profile, len(stamps), stamps[-1] - stamps[0])
+    return Round(profile, len(stamps), stamps[-1] - stamps[0], cpu)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the worker's main process and its pool children (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for p in [pid, *map(int, children)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def plot(results: dict[str, list[Round]], path: Path, title: str) -> None:
@@ -206,19 +242,23 @@ def main(argv: list[str] | None = None) -> int:
                 for p in profiles if i % 2 == 0 else list(reversed(profiles)):
                     r = one_round(server, p, args.tasks, args.concurrency, workdir, args.timeout)
                     results[p].append(r)
-                    print(f"round {i + 1} {p:<11} {r.rate:8.1f} tasks/s ({r.tasks} tasks in {r.seconds:.2f}s)",
-                          flush=True)
+                    print(f"round {i + 1} {p:<11} {r.rate:8.1f} tasks/s ({r.tasks} tasks in {r.seconds:.2f}s), "
+                          f"{r.cpu_ms_per_task:.2f} worker CPU ms/task", flush=True)
         finally:
             server.stop()
 
     base = statistics.median(r.rate for r in results["defaults"])
     print(f"\n{args.tasks} tasks, WORK_SECONDS=0, concurrency {args.concurrency}, {args.rounds} rounds, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'profile':<12}{'median tasks/s':>16}{'best':>9}{'worst':>9}{'median vs defaults':>20}")
+    base_cpu = statistics.median(r.cpu_ms_per_task for r in results["defaults"])
+    print(f"{'profile':<12}{'median tasks/s':>16}{'best':>9}{'worst':>9}{'vs defaults':>13}"
+          f"{'CPU ms/task':>13}{'vs defaults':>13}")
     for p in profiles:
         rates = [r.rate for r in results[p]]
         med = statistics.median(rates)
-        print(f"{p:<12}{med:>16.1f}{max(rates):>9.1f}{min(rates):>9.1f}{med / base:>19.2f}x")
+        cpu = statistics.median(r.cpu_ms_per_task for r in results[p])
+        print(f"{p:<12}{med:>16.1f}{max(rates):>9.1f}{min(rates):>9.1f}{med / base:>12.2f}x"
+              f"{cpu:>13.2f}{cpu / base_cpu:>12.2f}x")
     if args.plot:
         plot(results, args.plot, f"Celery worker, {args.tasks} tasks x {args.rounds} rounds, "
                                  f"WORK_SECONDS=0, concurrency {args.concurrency}")
