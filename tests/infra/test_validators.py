@@ -10,6 +10,7 @@ and asserts the expected rule fires. A check that cannot fail would show up here
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Callable
 
 import pytest
@@ -646,3 +647,17 @@ def test_netpol_evaluator_basics():
     assert not cluster.allowed(y, x, 80)
     z = Endpoint("z", "b", {"r": "x"})  # same labels, other namespace
     assert not cluster.ingress_allowed(z, y, 80)
+
+
+def test_every_rule_id_is_documented():
+    """docs/security.md lists every rule id security.py can report (and no unknown ones)."""
+    from tests.infra.validation.paths import REPO_ROOT
+
+    pattern = r"(?:pod|secrets|netpol|namespace|service|azure|outputs|keda)\.[A-Za-z.]*[A-Za-z]"
+    source = (REPO_ROOT / "tests" / "infra" / "validation" / "security.py").read_text()
+    in_code = set(re.findall(rf'"({pattern})"', source))
+    doc = (REPO_ROOT / "docs" / "security.md").read_text()
+    in_doc = set(re.findall(rf"`({pattern})`", doc))
+    assert len(in_code) > 25
+    assert not in_code - in_doc, f"rules not in docs/security.md: {sorted(in_code - in_doc)}"
+    assert not in_doc - in_code, f"docs/security.md names unknown rules: {sorted(in_doc - in_code)}"

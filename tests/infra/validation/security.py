@@ -508,7 +508,8 @@ def check_azure(resources: list[dict[str, Any]]) -> list[Violation]:
         if policy not in ("azure", "calico", "cilium"):
             out.append(Violation(where, "azure.aks.networkPolicy", f"networkProfile.networkPolicy must name an engine, got {policy!r}"))
     for r in resources:
-        if "AdminCredentials" in str(r.get("type", "")) or "admin" in str(r.get("name", "")).lower() and "credential" in str(r.get("type", "")).lower():
+        type_ = str(r.get("type", ""))
+        if "admincredentials" in type_.lower() or ("credential" in type_.lower() and "admin" in str(r.get("name", "")).lower()):
             out.append(Violation(f"{r.get('type')} {r.get('name')}", "azure.aks.adminCredentials", "admin credentials are read"))
     return out
 
