@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             stop(redis_proc)
 
     summary = {v: median_result(rs) for v, rs in results.items()}
-    per_round = {v: [r.rps / c.rps for r, c in zip(results[v], results["ceiling"])] for v in variants}
+    per_round = {v: [r.rps / c.rps for r, c in zip(results[v], results["ceiling"], strict=True)] for v in variants}
     ratios = {v: statistics.median(per_round[v]) for v in variants}
     print(f"\nGET {PATH} (hot, {len(_sample_bytes())} bytes), {args.connections} connections, "
           f"{args.rounds} rounds x {args.duration:g} s per variant (medians), client: {client}, "

@@ -5,7 +5,8 @@ Read path for a tag (``get``):
 1. in-process cache (``local``), entries live ``LOCAL_CACHE_TTL_SECONDS`` (the staleness bound);
 2. ``GET`` on the read client (``redis``: the primary or the replica sidecar);
    Concurrent local misses for a tag share one Redis read (in-process single flight);
-3. a Redis miss: one *fill* per tag per process, and one dataset load per fleet (a Redis lock, ``SET NX PX`` with a token, released by compare-and-delete).
+3. a Redis miss: one *fill* per tag per process, and one dataset load per fleet (a Redis
+   lock, ``SET NX PX`` with a token, released by compare-and-delete).
    The lock holder re-checks Redis, loads the whole dataset, writes every tag with a
    jittered TTL plus the index of valid tags in one transaction. Everyone else polls the
    primary until the value appears, retrying the lock each round, so when a loader dies

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -54,8 +54,8 @@ class RepoRecord(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         """Stored in UTC (naive times are taken as UTC), so every record has the same format."""
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 RECORDS = TypeAdapter(list[RepoRecord])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
 import orjson
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 

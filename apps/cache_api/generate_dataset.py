@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -38,7 +38,7 @@ OWNERS = (
     "acme", "octolabs", "bytecraft", "northwind", "lambda-works", "opensky", "redbird", "quantum-io",
     "pinecrest", "stackfield", "bluefin", "tinyorg", "devhouse", "cobalt-dev", "mapleleaf",
 )
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_records(tag: str, count: int, rng: random.Random) -> list[RepoRecord]:

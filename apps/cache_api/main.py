@@ -10,7 +10,6 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-
 from apps.cache_api import errors
 from apps.cache_api.cache import TagCache
 from apps.cache_api.hotpath import CacheAPI

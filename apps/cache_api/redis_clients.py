@@ -64,7 +64,7 @@ class RedisClients:
     reader: Redis
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "RedisClients":
+    def from_settings(cls, settings: Settings) -> RedisClients:
         primary = make_client(settings, settings.redis_host, settings.redis_port, settings.redis_tls)
         if settings.redis_read_host is None:
             return cls(primary=primary, reader=primary)

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _read_port_default(self) -> "Settings":
+    def _read_port_default(self) -> Settings:
         if self.redis_read_host is not None and self.redis_read_port is None:
             object.__setattr__(self, "redis_read_port", self.redis_port)
         return self

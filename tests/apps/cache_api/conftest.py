@@ -100,7 +100,8 @@ def uvicorn_factory() -> Iterator[Callable[..., UvicornProcess]]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}")
+                detail = proc.stderr.read().decode() if proc.poll() is not None else "timeout"
+                raise RuntimeError(f"uvicorn did not start: {detail}")
             time.sleep(0.1)
 
     yield start

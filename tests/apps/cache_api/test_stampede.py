@@ -26,7 +26,7 @@ async def test_200_concurrent_cold_requests_across_four_apps_load_once(redis_ser
         responses = await asyncio.gather(*(fleet[i % 4][1].get(path) for i, path in enumerate(paths)))
 
         assert sum(loads(app) for app, _ in fleet) == 1, "exactly one dataset load for the whole fleet"
-        for path, response in zip(paths, responses):
+        for path, response in zip(paths, responses, strict=True):
             tag = path.rsplit("/", 1)[1]
             if tag == "not-a-tag":
                 assert response.status_code == 404
