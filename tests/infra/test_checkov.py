@@ -163,6 +163,10 @@ def test_checkov_has_no_failed_checks(report):
 
 def test_checkov_scanned_every_variant(report):
     assert report["summary"]["parsing_errors"] == 0, report["parsing_errors"]
+    pinned = (REPO_ROOT / "requirements-checkov.txt").read_text()
+    assert f"checkov=={report['summary']['checkov_version']}" in pinned, (
+        f"checkov {report['summary']['checkov_version']} is not the pinned one: run `make setup`"
+    )
     results = report["results"]["passed_checks"] + report["results"]["skipped_checks"]
     scanned = defaultdict(set)
     for c in results:
