@@ -40,3 +40,72 @@ def test_dockerfile_follows_the_contract():
     # Every requirement pinned.
     reqs = (REPO_ROOT / "apps" / "cache_api" / "requirements.txt").read_text().split()
     assert reqs and all("==" in r for r in reqs)
+
+
+RO_WRAPPER = r"""
+for d in /*; do
+  case "$d" in /tmp|/proc|/sys|/dev|/mnt) continue ;; esac
+  if [ -d "$d" ] && [ ! -L "$d" ]; then
+    mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 97
+  fi
+done
+touch "$PROBE" 2>/dev/null && exit 98
+exec "$@"
+"""
+
+
+def _can_unshare() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def test_runs_with_only_tmp_writable(redis_server):
+    """The pod's read-only root filesystem, approximated: every top-level directory but /tmp
+    (and the kernel's) bind-mounted read-only in a private mount namespace."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import pytest
+
+    from tests.apps.redis_server import free_port
+
+    if not _can_unshare():
+        pytest.skip("needs unshare -m (root or user namespaces)")
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
+           "PROBE": str(REPO_ROOT / ".rofs-probe"), **redis_server.env}
+    proc = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", RO_WRAPPER, "sh",
+         sys.executable, "-m", "uvicorn", "apps.cache_api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        response = httpx.get(f"{base}/github_stats/python")  # the shipped sample, loaded read-only
+        assert response.status_code == 200 and len(response.json()) == 50
+        assert httpx.get(f"{base}/github_stats/python?sort=forks&limit=2").status_code == 200
+        assert "dataset_loads_total 1.0" in httpx.get(f"{base}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stderr.close()
+    assert not (REPO_ROOT / ".rofs-probe").exists()
