@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
 
 from tests.apps.cache_api.conftest import REPO_ROOT
+from tests.apps.redis_server import free_port
 
 DOCKERFILE = REPO_ROOT / "apps" / "cache_api" / "Dockerfile"
 
@@ -55,9 +64,6 @@ exec "$@"
 
 
 def _can_unshare() -> bool:
-    import shutil
-    import subprocess
-
     if not shutil.which("unshare"):
         return False
     probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
@@ -67,16 +73,6 @@ def _can_unshare() -> bool:
 def test_runs_with_only_tmp_writable(redis_server):
     """The pod's read-only root filesystem, approximated: every top-level directory but /tmp
     (and the kernel's) bind-mounted read-only in a private mount namespace."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-    import pytest
-
-    from tests.apps.redis_server import free_port
-
     if not _can_unshare():
         pytest.skip("needs unshare -m (root or user namespaces)")
     port = free_port()
