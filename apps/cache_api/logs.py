@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 
 LOGGER_NAME = "apps.cache_api"
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -23,10 +23,12 @@ from apps.cache_api.settings import Settings
 def create_app(settings: Settings | None = None) -> CacheAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    # Here, not in the lifespan: uvicorn has set up its loggers and imports the app before
+    # its first log line, so every line it writes is JSON too.
+    log = configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: CacheAPI) -> AsyncIterator[None]:
-        log = configure_logging(settings.log_level)
         redis = RedisClients.from_settings(settings)
         app.state.redis = redis
         app.state.cache = app.tag_cache = TagCache(settings, redis, metrics)

@@ -82,13 +82,14 @@ def uvicorn_factory() -> Iterator[Callable[..., UvicornProcess]]:
     """Start real ``uvicorn apps.cache_api.main:app`` processes; killed at teardown."""
     started: list[UvicornProcess] = []
 
-    def start(env: dict[str, str], timeout: float = 15.0) -> UvicornProcess:
+    def start(env: dict[str, str], timeout: float = 15.0, access_log: bool = False) -> UvicornProcess:
         port = free_port()
         full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", **env}
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "apps.cache_api.main:app", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-            cwd=REPO_ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+             "--port", str(port), *([] if access_log else ["--no-access-log"])],
+            cwd=REPO_ROOT, env=full_env, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE if access_log else subprocess.DEVNULL,  # uvicorn's access log: stdout
         )
         server = UvicornProcess(proc, port)
         started.append(server)
@@ -109,8 +110,9 @@ def uvicorn_factory() -> Iterator[Callable[..., UvicornProcess]]:
         if server.proc.poll() is None:
             server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(timeout=10)
-        if server.proc.stderr:
-            server.proc.stderr.close()
+        for stream in (server.proc.stdout, server.proc.stderr):
+            if stream:
+                stream.close()
 
 
 @dataclass
