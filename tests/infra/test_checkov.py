@@ -184,7 +184,7 @@ def _skip_annotations() -> list[tuple[str, str, str, str, str]]:
     found = []
     for variant_id in VARIANT_IDS:
         r = rendered(variant_id)
-        for path, obj in zip(r.k8s_files, r.objects):
+        for path, obj in zip(r.k8s_files, r.objects, strict=True):
             for key, value in manifests.annotations(obj).items():
                 if key.startswith(SKIP_PREFIXES):
                     found.append((variant_id, f"/{variant_id}/k8s/{path.name}", manifests.ref(obj), key, str(value)))
@@ -224,7 +224,7 @@ def test_checkov_honours_every_skip_with_its_reason(report):
     """Each annotated skip shows up as SKIPPED with our reason: no stale or mistyped skips."""
     skipped = {(c["file_path"], c["check_id"]): c["check_result"].get("suppress_comment", "") for c in report["results"]["skipped_checks"]}
     problems = []
-    for variant_id, file_path, where, key, value in _skip_annotations():
+    for variant_id, file_path, where, _key, value in _skip_annotations():
         match = SKIP_VALUE.match(value)
         if not match:
             continue  # reported by test_every_skip_annotation_carries_a_reason

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from tests.infra.validation import keda_schema, paths, scaler_params
-from tests.infra.validation.keda_schema import is_keda
 from tests.infra.validation.k8s_schema import validate_k8s_object
+from tests.infra.validation.keda_schema import is_keda
 from tests.infra.validation.render import VARIANT_IDS, Rendered, rendered
 
 

@@ -13,7 +13,13 @@ import re
 import pytest
 
 from tests.infra.validation import manifests, paths, security
-from tests.infra.validation.render import BY_ID, VARIANT_IDS, Rendered, keda_namespace, rendered
+from tests.infra.validation.render import (
+    BY_ID,
+    VARIANT_IDS,
+    Rendered,
+    keda_namespace,
+    rendered,
+)
 from tools.render import MOCK_SECRET_VALUES, REDACTED, render_stack
 
 AKS_IDS = [v for v in VARIANT_IDS if BY_ID[v].stack == "aks"]

@@ -14,8 +14,9 @@ Redis is what the Service named by ``REDIS_HOST`` selects.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from . import manifests as m
 from .netpol import Cluster, Endpoint, is_select_all
@@ -114,8 +115,8 @@ def check_pods(objects: list[dict[str, Any]]) -> list[Violation]:
         spec = pt.spec
         pod_sc = _sc(spec)
 
-        def v(rule: str, detail: str) -> None:
-            out.append(Violation(pt.where, rule, detail))
+        def v(rule: str, detail: str, where: str = pt.where) -> None:
+            out.append(Violation(where, rule, detail))
 
         if not spec.get("containers"):
             v("pod.containers", "pod template has no containers")
