@@ -209,8 +209,10 @@ def plot(results: dict[str, list[Round]], path: Path, title: str) -> None:
     best = [statistics.median(r.rate for r in results[p]) for p in names]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     bars = ax.bar(names, best, color=["#9e9e9e", "#2e7d32", "#81c784"][: len(names)])
-    for bar, value in zip(bars, best):
-        ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
+    for bar, value, p in zip(bars, best, names):
+        top = max(r.rate for r in results[p])
+        ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, top * 1.02), ha="center", va="bottom")
+    ax.set_ylim(0, max(r.rate for rs in results.values() for r in rs) * 1.15)
     for i, p in enumerate(names):
         ax.scatter([i] * len(results[p]), [r.rate for r in results[p]], color="black", s=12, zorder=3)
     ax.set_ylabel("tasks/s (bar: median; dots: every round)")
