@@ -114,6 +114,7 @@ class TagCache:
         self.index_key = f"{prefix}:tags"
         self.lock_key = f"{prefix}:lock:dataset"
         self._inflight: dict[str, asyncio.Task[Lookup]] = {}
+        self._fallback_logged_at = float("-inf")
         self._hit_local, self._hit_redis = metrics.hit["local"], metrics.hit["redis"]
         self._miss_local, self._miss_redis = metrics.miss["local"], metrics.miss["redis"]
 
@@ -146,7 +147,10 @@ class TagCache:
             if not self.redis.has_replica:
                 raise
             self.metrics.read_fallbacks.inc()
-            log.warning("read replica failed; reading from the primary", extra={"problem": str(exc)})
+            now = time.monotonic()
+            if now - self._fallback_logged_at >= 1.0:  # at most one line a second
+                self._fallback_logged_at = now
+                log.warning("read replica failed; reading from the primary", extra={"problem": str(exc)})
             return await self.redis.primary.get(key)
 
     async def _fetch(self, tag: str) -> Lookup:

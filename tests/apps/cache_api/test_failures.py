@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
 
 import httpx
 
+from apps.cache_api.logs import LOGGER_NAME
 from tests.apps.cache_api.conftest import loads, serve, settings_for
 
 
@@ -170,3 +172,21 @@ async def test_hung_redis_times_out_fast_and_recovers(redis_factory, sample_data
             await asyncio.sleep(0.1)
         assert response.status_code == 200
         assert loads(app) == 1  # the data survived in Redis; nothing reloaded
+
+
+async def test_redis_errors_are_logged_at_most_once_a_second(redis_factory, sample_dataset):
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(LOGGER_NAME).addHandler(handler)
+    server = redis_factory()
+    try:
+        async with serve(settings_for(server, sample_dataset, local_cache_ttl_seconds=0)) as (app, client):
+            server.stop()
+            statuses = [(await client.get("/github_stats/go")).status_code for _ in range(50)]
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    assert statuses == [503] * 50
+    warnings = [r for r in records if r.getMessage() == "redis unavailable"]
+    assert 1 <= len(warnings) <= 2, len(warnings)  # 50 failures, not 50 lines
+    assert app.state.metrics.value("redis_errors_total") == 50
