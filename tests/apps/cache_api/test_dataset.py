@@ -152,4 +152,3 @@ def test_generator_cli(tmp_path):
     assert all(len(orjson.loads(f.read_bytes())) == 7 for f in files)
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--tags", "0"])
-    shutil.rmtree(tmp_path)
