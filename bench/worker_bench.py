@@ -209,7 +209,7 @@ def plot(results: dict[str, list[Round]], path: Path, title: str) -> None:
     best = [statistics.median(r.rate for r in results[p]) for p in names]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     bars = ax.bar(names, best, color=["#9e9e9e", "#2e7d32", "#81c784"][: len(names)])
-    for bar, value, p in zip(bars, best, names):
+    for bar, value, p in zip(bars, best, names, strict=True):
         top = max(r.rate for r in results[p])
         ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, top * 1.02), ha="center", va="bottom")
     ax.set_ylim(0, max(r.rate for rs in results.values() for r in rs) * 1.15)

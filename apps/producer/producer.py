@@ -15,7 +15,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from apps.producer.settings import TASK_NAME, ProducerSettings
+from apps.producer.settings import ProducerSettings
 
 logger = logging.getLogger("apps.producer")
 
@@ -115,9 +115,8 @@ def run(send: Callable[[dict], None], records: Iterator[dict], count: int | None
 def make_progress(total: int | None, tty: bool, log_every: float = 5.0):
     """tqdm in a terminal; otherwise a plain log line every ``log_every`` seconds."""
     if tty:
-        from tqdm import tqdm
 
-        import shutil
+        from tqdm import tqdm
 
         # A pty that reports a 0x0 size (some CI runners) would make tqdm print nothing.
         try:

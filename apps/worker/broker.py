@@ -28,8 +28,8 @@ from collections.abc import Callable
 from queue import Empty
 
 from kombu.transport import redis as kredis
-from kombu.utils.encoding import bytes_to_str
 from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from apps.producer.records import records
 from tests.apps.redis_server import free_port
 from tests.apps.worker.helpers import REPO, clean_env, wait_for
 
-PY = str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else sys.executable
+PY = sys.executable
 
 
 def producer(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
@@ -46,7 +47,7 @@ def test_liveness_follows_the_real_worker(redis_server, workers):
     worker = workers(env).wait_ready()
 
     def probe() -> int:
-        return subprocess.run([str(REPO / ".venv/bin/python"), "-m", "apps.worker.healthcheck"],
+        return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck"],
                               cwd=REPO, env=clean_env(**worker.env), capture_output=True,
                               timeout=30).returncode
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -58,7 +59,7 @@ def test_round_trip_hash_metrics_and_health(redis_server, send, workers):
         raise AssertionError("celery_tasks_succeeded_total missing:\n" + body)
 
     assert wait_for(lambda: succeeded() == 20.0, 10, message="metric = 20")
-    ok = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "apps.worker.healthcheck"], cwd=REPO,
+    ok = subprocess.run([sys.executable, "-m", "apps.worker.healthcheck"], cwd=REPO,
                         env=clean_env(**worker.env), capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
 
@@ -127,13 +128,16 @@ def test_sigterm_mid_task_finishes_it_and_leaves_the_rest_queued(redis_server, s
 
 
 def test_job_mode_exits_zero_when_idle_and_not_during_a_task(redis_server, send, workers):
-    idle = 2.0
-    env = env_for(redis_server, WORK_SECONDS_MIN=4, WORK_SECONDS_MAX=4, WORKER_IDLE_EXIT_SECONDS=idle)
+    idle, port = 2.0, free_port()
+    env = env_for(redis_server, WORK_SECONDS_MIN=4, WORK_SECONDS_MAX=4, WORKER_IDLE_EXIT_SECONDS=idle,
+                  WORKER_METRICS_PORT=port)
     task = send(env, RECORD)
     started = time.monotonic()
     worker = workers(env).wait_ready()
     # The task (4 s) outlives the idle timeout (2 s): the worker must not leave meanwhile.
-    time.sleep(3.5)
+    time.sleep(3.0)
+    assert metric_sum(port, "celery_tasks_in_progress") == 1
+    time.sleep(0.5)
     assert worker.alive(), worker.log()
     assert worker.wait(timeout=30) == 0, worker.log()
     elapsed = time.monotonic() - started
