@@ -8,6 +8,7 @@ process, and served by one HTTP server: no Prometheus multiprocess directory nee
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -69,10 +70,18 @@ def push_dead_letter(settings: WorkerSettings, reason: str, payload, stage: str,
 
 
 def _message_payload(message) -> dict:
+    """The original message, replayable: text body as is, binary body as base64."""
+    payload = {"headers": message.headers, "content_type": message.content_type,
+               "content_encoding": message.content_encoding}
     body = message.body
     if isinstance(body, (bytes, bytearray)):
-        body = body.decode("utf-8", errors="replace")
-    return {"body": body, "headers": message.headers, "content_type": message.content_type}
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            payload["body_base64"] = base64.b64encode(body).decode("ascii")
+            return payload
+    payload["body"] = body
+    return payload
 
 
 def _count_success(failed__retval__runtime) -> None:

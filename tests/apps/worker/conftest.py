@@ -43,6 +43,8 @@ def send():
 
             with mock.patch.dict(os.environ, clean_env(**env), clear=True):
                 apps[key] = build_app(ProducerSettings())
+            # Lets a test send a payload the worker must refuse (serializer="pickle").
+            apps[key].conf.accept_content = ["json", "pickle"]
         return apps[key].send_task(name, args=list(args), **options).id
 
     return _send

@@ -55,8 +55,8 @@ class Worker:
     def start(self) -> "Worker":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [CELERY, "-A", self.app, "worker", "--loglevel=INFO", "-n", f"{self.name}@localhost",
-             "--without-mingle", "--without-gossip"],
+            # The contract's command; -n only makes worker ids readable in the tests.
+            [CELERY, "-A", self.app, "worker", "--loglevel=INFO", "-n", f"{self.name}@localhost"],
             cwd=REPO, env=clean_env(**self.env), stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         return self

@@ -81,24 +81,31 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
     send(env, "just a string")                                         # wrong shape
     send(env, RECORD, RECORD)                                          # wrong arity
     send(env, RECORD, name="users.no_such_task")                       # unknown task
+    send(env, RECORD, serializer="pickle")                             # content type not accepted
     good = send(env, RECORD)
     worker = workers(env).wait_ready()
     with redis_server.client() as c:
-        wait_for(lambda: c.exists(f"users:{good}") and c.llen("celery.dead_letter") == 6, 30,
-                 message="good task done and 6 dead letters")
+        wait_for(lambda: c.exists(f"users:{good}") and c.llen("celery.dead_letter") == 7, 30,
+                 message="good task done and 7 dead letters")
         entries = [json.loads(e) for e in c.lrange("celery.dead_letter", 0, -1)]
         assert c.llen("celery") == 0 and not c.exists("celery.inflight", "unacked")
         assert len(user_keys(c)) == 1
     reasons = " | ".join(e["reason"] for e in entries)
     for expected in ("undecodable message", "email", "must be an object", "expected one user record",
-                     "unknown task"):
+                     "unknown task", "ContentDisallowed"):
         assert expected in reasons, reasons
     assert all(e["payload"] for e in entries)
     stages = sorted(e["stage"] for e in entries)
-    assert stages == ["consumer", "task", "task", "task", "transport", "transport"], stages
+    assert stages == ["consumer", "consumer", "task", "task", "task", "transport", "transport"], stages
+    pickled = next(e for e in entries if "ContentDisallowed" in e["reason"])["payload"]
+    assert pickled["content_type"] == "application/x-python-serialize"
+    import base64
+    import pickle
+
+    assert pickle.loads(base64.b64decode(pickled["body_base64"]))[0] == [RECORD]  # replayable
     assert any(e["payload"] == {"body": "x"} or e["payload"] == '{"body": "x"}' for e in entries)
     assert worker.alive()
-    assert wait_for(lambda: metric_sum(port, "celery_dead_lettered_total") == 6, 10, message="metric")
+    assert wait_for(lambda: metric_sum(port, "celery_dead_lettered_total") == 7, 10, message="metric")
     assert metric_sum(port, "celery_tasks_succeeded_total") == 1
 
 
