@@ -37,6 +37,17 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child if the test process dies without its teardown (a CI
+    timeout), so no celery worker outlives the test run. Pool children follow their parent."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class Worker:
     """``celery -A apps.worker.celery_app worker`` in its own session (process group)."""
 
@@ -58,7 +69,7 @@ class Worker:
             # The contract's command; -n only makes worker ids readable in the tests.
             [CELERY, "-A", self.app, "worker", "--loglevel=INFO", "-n", f"{self.name}@localhost"],
             cwd=REPO, env=clean_env(**self.env), stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         return self
 
     @property
