@@ -120,13 +120,28 @@ def test_pool_process_killed_mid_task_is_retried(redis_server, send, workers):
 
 
 def test_worker_reconnects_after_redis_restart(redis_factory, send, workers):
+    """Redis down: the worker turns unhealthy (heartbeat stops while Celery reconnects);
+    Redis back: healthy again and consuming."""
+    import subprocess
+    import sys
+
+    from tests.apps.worker.helpers import REPO, clean_env
+
     server = redis_factory()
-    env = env_for(server)
+    env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=2)
     worker = workers(env).wait_ready()
+
+    def probe() -> int:
+        return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck"], cwd=REPO,
+                              env=clean_env(**worker.env), capture_output=True, timeout=30).returncode
+
     first = send(env, RECORD)
     with server.client() as c:
         wait_for(lambda: c.exists(f"users:{first}"), 20, message="first task")
-    server.restart()  # no persistence: an empty Redis on the same port
+    server.stop()
+    wait_for(lambda: probe() == 1, 15, interval=0.5, message="unhealthy while Redis is down")
+    server.start()  # no persistence: an empty Redis on the same port
+    wait_for(lambda: probe() == 0, 30, interval=0.5, message="healthy again")
     second = send(env, RECORD)
     with server.client() as c:
         wait_for(lambda: c.exists(f"users:{second}"), 60, interval=0.5, message="task after restart")
