@@ -65,6 +65,10 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
             "task_reject_on_worker_lost": True,
             "task_acks_on_failure_or_timeout": True,  # failures are dead-lettered first
             "worker_prefetch_multiplier": 1,
+            # On a broker connection loss running tasks finish (their Redis writes retry);
+            # an ack that cannot reach Redis leaves the message in `unacked`, and the sweep
+            # redelivers it after the visibility timeout: a duplicate, never a loss.
+            "worker_cancel_long_running_tasks_on_connection_loss": False,
         })
     else:
         conf.update({"task_acks_late": False, "task_reject_on_worker_lost": False,
