@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ProducerSettings()
     except ValidationError as exc:
-        print(f"producer configuration error:\n{exc}", file=sys.stderr)
+        # Locations and messages only: never echo input values (REDIS_PASSWORD).
+        for err in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in err["loc"]).upper()
+            print(f"producer configuration error: {where + ': ' if where else ''}{err['msg']}", file=sys.stderr)
         return 2
 
     app = build_app(settings)

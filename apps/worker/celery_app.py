@@ -91,8 +91,18 @@ def load_settings() -> WorkerSettings:
     try:
         return WorkerSettings()
     except ValidationError as exc:
-        print(f"worker configuration error (refusing to start):\n{exc}", file=sys.stderr)
+        # Only locations and messages: pydantic's own rendering echoes the input values,
+        # which would include REDIS_PASSWORD.
+        print(f"worker configuration error (refusing to start):\n{format_errors(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"  {where + ': ' if where else ''}{err['msg']}")
+    return "\n".join(lines)
 
 
 settings = load_settings()

@@ -110,11 +110,20 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
 
 
 def test_refuses_to_start_when_visibility_timeout_not_above_longest_task(redis_server):
-    env = clean_env(**env_for(redis_server, WORK_SECONDS_MAX=20, CELERY_VISIBILITY_TIMEOUT=15))
-    proc = subprocess.run([CELERY, "-A", "apps.worker.celery_app", "worker"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "CELERY_VISIBILITY_TIMEOUT" in proc.stderr and "refusing to start" in proc.stderr
+    def start(**extra) -> subprocess.CompletedProcess:
+        env = clean_env(**env_for(redis_server, **extra))
+        return subprocess.run([CELERY, "-A", "apps.worker.celery_app", "worker"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    proc = start(WORK_SECONDS_MAX=20, CELERY_VISIBILITY_TIMEOUT=15)
+    assert proc.returncode == 2
+    assert "refusing to start" in proc.stderr
+    assert "CELERY_VISIBILITY_TIMEOUT (15s) must exceed the task hard time limit (25s" in proc.stderr
+    bad_field = start(WORKER_CONCURRENCY="zero")
+    assert bad_field.returncode == 2
+    assert "WORKER_CONCURRENCY: Input should be a valid integer" in bad_field.stderr
+    for out in (proc, bad_field):  # errors never echo the inputs (REDIS_PASSWORD among them)
+        assert redis_server.password not in out.stderr + out.stdout
 
 
 def test_sigterm_mid_task_finishes_it_and_leaves_the_rest_queued(redis_server, send, workers):
