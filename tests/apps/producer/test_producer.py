@@ -161,3 +161,10 @@ def test_progress_bar_in_a_terminal(redis_server):
     text = b"".join(chunks).decode(errors="replace")
     assert "50/50" in text and "100%" in text  # tqdm's bar
     assert "sent 50 tasks" in text
+
+
+def test_bad_environment_is_a_clear_error_without_secrets():
+    out = producer({"REDIS_PORT": "not-a-port", "REDIS_PASSWORD": "hunter2-secret"}, "--count", "1", "--rate", "0")
+    assert out.returncode == 2
+    assert "REDIS_PORT" in out.stderr
+    assert "hunter2-secret" not in out.stderr + out.stdout
