@@ -61,13 +61,15 @@ class QoS(kredis.QoS):
         inflight = self.channel._pending_inflight
         if inflight is None:
             return super().append(message, delivery_tag)
-        self.channel._pending_inflight = None
         key, item = inflight
+        # Pure work first: a payload without delivery_info/exchange/routing_key fails
+        # here, while _pending_inflight still marks it as "not recorded" (dead-lettered).
         delivery = message.delivery_info
+        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        self.channel._pending_inflight = None
         with self.pipe_or_acquire() as pipe:
             pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}) \
-                .hset(self.unacked_key, delivery_tag,
-                      dumps([message._raw, delivery["exchange"], delivery["routing_key"]])) \
+                .hset(self.unacked_key, delivery_tag, record) \
                 .lrem(key, 1, item) \
                 .execute()
         # virtual.QoS bookkeeping (what kredis.QoS.append does after its pipeline).
@@ -131,14 +133,34 @@ class Channel(kredis.Channel):
             if item is None:
                 raise Empty()
             inflight = key + INFLIGHT_SUFFIX
-            payload = self._envelope_or_dead_letter(item, key)
+            raw = bytes_to_str(item)
+            try:
+                payload = loads(raw)
+                if not isinstance(payload, dict):
+                    raise TypeError(f"expected a JSON object, got {type(payload).__name__}")
+            except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
+                payload = self._dead_letter(raw, key, exc)
             if payload is not None:
                 queue = key.rsplit(self.sep, 1)[0]
                 self._queue_cycle.rotate(queue)
                 # QoS.append records the message as unacked and removes the inflight
                 # copy in one MULTI/EXEC, before Celery sees the message.
                 self._pending_inflight = (inflight, item)
-                self.connection._deliver(payload, queue)
+                try:
+                    self.connection._deliver(payload, queue)
+                except Exception as exc:
+                    if self._pending_inflight is None:
+                        # QoS.append was reached: a Redis error while recording (the
+                        # message is still in .inflight; the sweep restores it) or an
+                        # error in Celery's own handling. Not a payload problem.
+                        raise
+                    # Nothing but kombu building its Message and QoS.append's own field
+                    # lookups run before the Redis write, and they do no I/O: this
+                    # payload is not a kombu envelope (no properties, no delivery tag,
+                    # no delivery_info, bad body encoding...). Note that kombu
+                    # counts KeyError as a connection error: re-raising it would make
+                    # Celery reconnect and the sweep redeliver it, forever.
+                    payload = self._dead_letter(raw, key, exc)
             if payload is None or self._pending_inflight is not None:
                 # Dead-lettered, or not appended (no consumer: kombu requeued it).
                 with self.conn_or_acquire() as client:
@@ -152,22 +174,16 @@ class Channel(kredis.Channel):
             self._blmove_key = None
             self._flush_brpop_reauth()
 
-    def _envelope_or_dead_letter(self, item: bytes, queue_key: str):
-        raw = bytes_to_str(item)
-        try:
-            payload = loads(raw)
-            self.Message(payload, channel=self)  # the checks kombu makes on delivery
-        except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
-            reason = f"undecodable message: {type(exc).__name__}: {exc}"
-            logger.error("dead-lettering message from %s: %s", queue_key, reason)
-            if self.dead_letter_list:
-                with self.conn_or_acquire() as client:
-                    client.lpush(self.dead_letter_list,
-                                 dead_letter_entry(reason, raw, queue=queue_key, stage="transport"))
-                if on_dead_letter is not None:
-                    on_dead_letter("transport")
-            return None
-        return payload
+    def _dead_letter(self, raw: str, queue_key: str, exc: Exception) -> None:
+        reason = f"undecodable message: {type(exc).__name__}: {exc}"
+        logger.error("dead-lettering message from %s: %s", queue_key, reason)
+        if self.dead_letter_list:
+            with self.conn_or_acquire() as client:
+                client.lpush(self.dead_letter_list,
+                             dead_letter_entry(reason, raw, queue=queue_key, stage="transport"))
+            if on_dead_letter is not None:
+                on_dead_letter("transport")
+        return None
 
     # ---- recovery ---------------------------------------------------------------------
     def restore_inflight(self) -> int:

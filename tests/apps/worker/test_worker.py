@@ -77,6 +77,8 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
     with redis_server.client() as c:
         c.lpush("celery", b"\xff not json {")                          # undecodable
         c.lpush("celery", json.dumps({"body": "x"}))                   # JSON, not a kombu envelope
+        c.lpush("celery", json.dumps({"body": "!!", "headers": {},      # envelope, body not base64
+                                      "properties": {"delivery_tag": "t", "body_encoding": "base64"}}))
     send(env, {"name": "x", "email": "not-an-email", "address": "y"})  # wrong field
     send(env, "just a string")                                         # wrong shape
     send(env, RECORD, RECORD)                                          # wrong arity
@@ -85,8 +87,8 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
     good = send(env, RECORD)
     worker = workers(env).wait_ready()
     with redis_server.client() as c:
-        wait_for(lambda: c.exists(f"users:{good}") and c.llen("celery.dead_letter") == 7, 30,
-                 message="good task done and 7 dead letters")
+        wait_for(lambda: c.exists(f"users:{good}") and c.llen("celery.dead_letter") == 8, 30,
+                 message="good task done and 8 dead letters")
         entries = [json.loads(e) for e in c.lrange("celery.dead_letter", 0, -1)]
         assert c.llen("celery") == 0 and not c.exists("celery.inflight", "unacked")
         assert len(user_keys(c)) == 1
@@ -96,7 +98,7 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
         assert expected in reasons, reasons
     assert all(e["payload"] for e in entries)
     stages = sorted(e["stage"] for e in entries)
-    assert stages == ["consumer", "consumer", "task", "task", "task", "transport", "transport"], stages
+    assert stages == ["consumer", "consumer", "task", "task", "task", "transport", "transport", "transport"], stages
     pickled = next(e for e in entries if "ContentDisallowed" in e["reason"])["payload"]
     assert pickled["content_type"] == "application/x-python-serialize"
     import base64
@@ -105,7 +107,7 @@ def test_bad_payloads_are_dead_lettered_and_worker_survives(redis_server, send, 
     assert pickle.loads(base64.b64decode(pickled["body_base64"]))[0] == [RECORD]  # replayable
     assert any(e["payload"] == {"body": "x"} or e["payload"] == '{"body": "x"}' for e in entries)
     assert worker.alive()
-    assert wait_for(lambda: metric_sum(port, "celery_dead_lettered_total") == 7, 10, message="metric")
+    assert wait_for(lambda: metric_sum(port, "celery_dead_lettered_total") == 8, 10, message="metric")
     assert metric_sum(port, "celery_tasks_succeeded_total") == 1
 
 
