@@ -30,6 +30,9 @@ _IMAGE_REF = re.compile(
 )
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$")
 _K8S_VERSION = re.compile(r"^1\.[0-9]{2}(\.[0-9]+)?$")
+# The worker's hard time limit is ceil(WORK_SECONDS_MAX) + this margin (apps/worker/settings.py,
+# HARD_LIMIT_MARGIN; infra and apps share no code, tests/test_contract_consistency.py keeps them equal).
+WORKER_HARD_LIMIT_MARGIN = 5
 
 
 class ConfigError(ValueError):
@@ -176,8 +179,8 @@ class PlatformConfig(BaseModel):
             problems.append(("userNodeMaxCount", f"{self.user_node_max_count} is less than userNodeMinCount ({self.user_node_min_count})"))
         if self.work_seconds_max < self.work_seconds_min:
             problems.append(("workSecondsMax", f"{self.work_seconds_max:g} is less than workSecondsMin ({self.work_seconds_min:g})"))
-        if self.visibility_timeout_seconds <= self.work_seconds_max:
-            problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}), or running tasks are redelivered"))
+        if self.visibility_timeout_seconds <= self.worker_hard_time_limit:
+            problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}) + {WORKER_HARD_LIMIT_MARGIN} s, the worker's hard task time limit ({self.worker_hard_time_limit} s), or running tasks are redelivered (the worker refuses to start)"))
         if self.cache_api_read_path == "replica-sidecar" and self.target == "aks":
             problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); Azure Cache for Redis cannot be replicated into a pod: use 'central' on aks"))
         if problems:
@@ -185,6 +188,11 @@ class PlatformConfig(BaseModel):
         return self
 
     # --- derived -----------------------------------------------------------------
+    @property
+    def worker_hard_time_limit(self) -> int:
+        """The worker's hard task time limit (apps/worker/settings.py: ceil(WORK_SECONDS_MAX) + 5)."""
+        return int(math.ceil(self.work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
+
     @property
     def worker_grace_seconds(self) -> int:
         """terminationGracePeriodSeconds of the worker: longest task + a 30 s margin."""

@@ -33,6 +33,8 @@ INVALID = [
     ({"queueName": "two words"}, "queueName", "whitespace"),
     ({"workSecondsMin": "5", "workSecondsMax": "2"}, "workSecondsMax", "less than workSecondsMin"),
     ({"visibilityTimeoutSeconds": "10", "workSecondsMax": "10"}, "visibilityTimeoutSeconds", "must exceed workSecondsMax"),
+    # the worker refuses a timeout at or below its hard limit, ceil(max) + 5: infra must too
+    ({"visibilityTimeoutSeconds": "15", "workSecondsMax": "9.5"}, "visibilityTimeoutSeconds", "hard task time limit (15 s)"),
     ({"target": "gke"}, "target", "'aks' or 'kind'"),
     ({"workerMode": "cron"}, "workerMode", "'deployment' or 'job'"),
     ({"namespace": "Bad_NS"}, "namespace", "DNS-1123"),
