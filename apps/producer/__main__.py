@@ -1,10 +1,12 @@
-"""``python -m apps.producer --count N --rate R`` or ``--forever --rate R``."""
+"""``python -m apps.producer --count N --rate R [--wait-results S]``, ``--forever --rate R``
+or ``--standby``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import time
 
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
@@ -17,6 +19,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value <= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
     return value
 
 
@@ -38,12 +50,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--count", type=_positive_int, help="send this many tasks, then exit")
     mode.add_argument("--forever", action="store_true",
                       help="send until SIGTERM (the Deployment mode); needs --rate > 0")
-    parser.add_argument("--rate", type=_rate, required=True,
+    mode.add_argument("--standby", action="store_true",
+                      help="send nothing, stay up (heartbeat) until SIGTERM: the Deployment when "
+                           "producerRate is 0, a place to run bursts from with kubectl exec")
+    parser.add_argument("--rate", type=_rate, default=None,
                         help="tasks per second; 0 = as fast as possible (--count only)")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible records")
+    parser.add_argument("--wait-results", type=_seconds, default=None, metavar="SECONDS",
+                        help="--count only: then wait up to SECONDS until every task's result hash "
+                             "users:<task id> exists; exit 1 naming how many are missing")
     args = parser.parse_args(argv)
+    if args.standby:
+        if args.rate is not None or args.wait_results is not None:
+            parser.error("--standby takes no --rate or --wait-results (it sends nothing)")
+        return args
+    if args.rate is None:
+        parser.error("the following arguments are required: --rate")
     if args.forever and args.rate == 0:
         parser.error("--forever needs --rate > 0 (an unthrottled endless stream would flood Redis)")
+    if args.forever and args.wait_results is not None:
+        parser.error("--wait-results needs --count (forever mode never finishes sending)")
     return args
 
 
@@ -51,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from apps.producer.producer import Stop, build_app, is_tty, make_progress, run, write_heartbeat
+    from apps.producer.producer import Stop, build_app, is_tty, make_progress, run, standby, write_heartbeat
     from apps.producer.records import records
     from apps.producer.settings import TASK_NAME, ProducerSettings
 
@@ -64,15 +90,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"producer configuration error: {where + ': ' if where else ''}{err['msg']}", file=sys.stderr)
         return 2
 
+    stop = Stop()
+    if args.standby:
+        stop.install()
+        standby(stop, lambda: write_heartbeat(settings.producer_heartbeat_file, 0))
+        print("producer: standby ended")
+        return 0
+
     app = build_app(settings)
     queue = settings.celery_queue
-    stop = Stop()
     if args.forever:
         stop.install()
+    sent_ids: list[str] = []
 
     with app.producer_or_acquire() as producer:
         def send(record: dict) -> None:
-            app.send_task(TASK_NAME, args=[record], queue=queue, producer=producer)
+            result = app.send_task(TASK_NAME, args=[record], queue=queue, producer=producer)
+            if args.wait_results is not None:
+                sent_ids.append(result.id)
 
         update, close = make_progress(args.count, tty=is_tty())
         heartbeat = (lambda n: write_heartbeat(settings.producer_heartbeat_file, n)) if args.forever else None
@@ -88,6 +123,38 @@ def main(argv: list[str] | None = None) -> int:
     msg = (f"sent {result.sent} tasks to queue {queue!r} in {result.seconds:.2f}s "
            f"({result.rate:.1f} tasks/s)")
     print(msg)
+    if args.wait_results is not None:
+        return _wait_results(settings, sent_ids, args.wait_results)
+    return 0
+
+
+def _wait_results(settings, task_ids: list[str], timeout: float) -> int:
+    import redis
+
+    from apps.producer.results import redis_client, wait_for_results
+
+    log = logging.getLogger("apps.producer")
+    state = {"last": 0.0}
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - state["last"] >= 5 or done == total:
+            state["last"] = now
+            log.info("results: %d/%d present", done, total)
+
+    started = time.monotonic()
+    try:
+        with redis_client(settings) as client:
+            missing = wait_for_results(client, task_ids, timeout, report=report)
+    except redis.RedisError as exc:
+        print(f"producer: cannot read results from Redis at {settings.redis_host}:{settings.redis_port}: "
+              f"{type(exc).__name__}", file=sys.stderr)
+        return 1
+    if missing:
+        print(f"producer: {len(missing)} of {len(task_ids)} results missing after {timeout:g}s "
+              f"(first: users:{missing[0]})", file=sys.stderr)
+        return 1
+    print(f"all {len(task_ids)} results present (users:<task id>) after {time.monotonic() - started:.1f}s")
     return 0
 
 

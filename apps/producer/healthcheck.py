@@ -1,4 +1,4 @@
-"""``python -m apps.producer.healthcheck``: the forever-mode heartbeat file is fresh."""
+"""``python -m apps.producer.healthcheck``: the forever- or standby-mode heartbeat file is fresh."""
 
 from __future__ import annotations
 

@@ -112,6 +112,17 @@ def run(send: Callable[[dict], None], records: Iterator[dict], count: int | None
     return RunResult(sent=sent, seconds=clock() - start)
 
 
+def standby(stop: Stop, heartbeat: Callable[[], None], *, every: float = 5.0,
+            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+    """Send nothing; keep the heartbeat fresh until stopped (SIGTERM/SIGINT)."""
+    last = float("-inf")
+    while not stop.requested:
+        if clock() - last >= every:
+            heartbeat()
+            last = clock()
+        sleep(0.2)
+
+
 def make_progress(total: int | None, tty: bool, log_every: float = 5.0):
     """tqdm in a terminal; otherwise a plain log line every ``log_every`` seconds."""
     if tty:

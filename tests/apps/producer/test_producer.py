@@ -53,7 +53,10 @@ def test_rate_is_respected(redis_server):
     (["--count", "ten", "--rate", "1"], "not an integer"),
     (["--count", "5", "--rate", "-1"], "must be a finite number >= 0"),
     (["--count", "5"], "--rate"),
-    (["--rate", "5"], "one of the arguments --count --forever is required"),
+    (["--rate", "5"], "one of the arguments --count --forever --standby is required"),
+    (["--standby", "--rate", "1"], "--standby takes no --rate"),
+    (["--forever", "--rate", "1", "--wait-results", "10"], "--wait-results needs --count"),
+    (["--count", "5", "--rate", "0", "--wait-results", "0"], "must be a finite number of seconds > 0"),
     (["--count", "5", "--forever", "--rate", "1"], "not allowed with"),
     (["--forever", "--rate", "0"], "--forever needs --rate > 0"),
 ])
@@ -168,3 +171,60 @@ def test_bad_environment_is_a_clear_error_without_secrets():
     assert out.returncode == 2
     assert "REDIS_PORT" in out.stderr
     assert "hunter2-secret" not in out.stderr + out.stdout
+
+
+def test_wait_results_confirms_every_task_processed_by_a_real_worker(redis_server, tmp_path):
+    from tests.apps.worker.helpers import Worker
+
+    env = {**redis_server.env, "WORK_SECONDS_MIN": "0", "WORK_SECONDS_MAX": "0"}
+    worker = Worker(env, tmp_path / "workers", concurrency=2).start()
+    try:
+        out = producer(env, "--count", "40", "--rate", "0", "--wait-results", "60", timeout=90)
+    finally:
+        worker.terminate()
+        worker.close()
+    assert out.returncode == 0, out.stderr
+    assert "all 40 results present" in out.stdout
+    with redis_server.client() as c:
+        assert len(list(c.scan_iter("users:*"))) == 40
+
+
+def test_wait_results_fails_naming_what_is_missing(redis_server):
+    # No worker: nothing can be processed, so every result is missing when the bound runs out.
+    out = producer(redis_server.env, "--count", "5", "--rate", "0", "--wait-results", "1.5")
+    assert out.returncode == 1
+    assert "5 of 5 results missing after 1.5s" in out.stderr
+    with redis_server.client() as c:
+        assert c.llen("celery") == 5  # nothing lost: still queued
+
+
+def test_missing_results_sees_each_key(redis_server):
+    from apps.producer.results import missing_results
+
+    with redis_server.client() as c:
+        c.hset("users:a", mapping={"name": "x"})
+        c.hset("users:c", mapping={"name": "y"})
+        assert missing_results(c, ["a", "b", "c", "d"], chunk=3) == ["b", "d"]
+
+
+def test_standby_sends_nothing_keeps_heartbeat_and_stops_cleanly(redis_server, tmp_path):
+    hb = tmp_path / "standby-hb.json"
+    env = clean_env(**redis_server.env, PRODUCER_HEARTBEAT_FILE=str(hb), PRODUCER_HEARTBEAT_MAX_AGE="5")
+    proc = subprocess.Popen([PY, "-m", "apps.producer", "--standby"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(hb.exists, 20, message="standby heartbeat")
+        health = subprocess.run([PY, "-m", "apps.producer.healthcheck"], cwd=REPO, env=env,
+                                capture_output=True, timeout=30)
+        assert health.returncode == 0, health.stderr
+        first = json.loads(hb.read_text())["ts"]
+        wait_for(lambda: json.loads(hb.read_text())["ts"] > first, 15, message="heartbeat refresh")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with redis_server.client() as c:
+        assert c.llen("celery") == 0
