@@ -21,6 +21,9 @@ from components.redis import RedisEndpoint
 
 KEDA_API = "keda.sh/v1alpha1"
 GRACE_MARGIN_SECONDS = 30
+#: kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH
+#: (``Channel.unacked_key``; the worker's transport keeps it: tests/test_contract.py).
+KOMBU_UNACKED_KEY = "unacked"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +117,7 @@ class CeleryWorker(pulumi.ComponentResource):
             opts=ResourceOptions(parent=self),
         )
         auth = self._create_trigger_auth(name, args, keda_opts)
-        trigger = self._trigger(args, auth)
+        trigger = self._trigger(args, auth, args.queue_name, "queue")
         if args.mode == "deployment":
             deployment = self._create_deployment(name, args, sa)
             scaled = k8s.apiextensions.CustomResource(
@@ -128,7 +131,10 @@ class CeleryWorker(pulumi.ComponentResource):
                     "maxReplicaCount": args.max_replicas,
                     "cooldownPeriod": args.cooldown_seconds,
                     "pollingInterval": args.polling_interval_seconds,
-                    "triggers": [trigger],
+                    # The queue, and kombu's unacked hash: a task abandoned by a killed pod
+                    # waits there (not in the list) until a running worker's sweep restores it,
+                    # so while it is non-empty at least one worker runs (never stuck at 0).
+                    "triggers": [trigger, self._trigger(args, auth, KOMBU_UNACKED_KEY, "unacked")],
                 },
                 opts=keda_opts,
             )
@@ -153,14 +159,17 @@ class CeleryWorker(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _trigger(args: CeleryWorkerArgs, auth: k8s.apiextensions.CustomResource) -> dict[str, Any]:
+    def _trigger(args: CeleryWorkerArgs, auth: k8s.apiextensions.CustomResource, key: str,
+                 trigger_name: str) -> dict[str, Any]:
+        """A redis trigger on ``key``: KEDA measures LLEN for a list, HLEN for a hash."""
         ep = args.endpoint
         return {
             "type": "redis",
+            "name": trigger_name,
             "metadata": {
                 # The same endpoint the pods get in REDIS_HOST/REDIS_PORT/REDIS_TLS.
                 "address": Output.concat(ep.host, ":", str(ep.port)),
-                "listName": args.queue_name,
+                "listName": key,
                 "listLength": str(args.list_length),
                 "activationListLength": str(args.activation_list_length),
                 "databaseIndex": str(args.redis_db),

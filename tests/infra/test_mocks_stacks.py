@@ -154,7 +154,19 @@ def test_worker_grace_exceeds_longest_task(rendered, mode, work_max):
 def test_keda_trigger_uses_the_pods_endpoint(rendered, stack, mode):
     r = rendered(stack, workerMode=mode)
     scaled = one(r.k8s_objects, "ScaledObject" if mode == "deployment" else "ScaledJob", "worker")
-    (trigger,) = scaled["spec"]["triggers"]
+    triggers = scaled["spec"]["triggers"]
+    trigger = triggers[0]
+    assert trigger["name"] == "queue"
+    if mode == "deployment":
+        # second trigger: kombu's unacked hash, same endpoint/auth, so a killed pod's task
+        # keeps one worker up until the sweep restores it (job mode: queue only)
+        (recovery,) = triggers[1:]
+        assert recovery["name"] == "unacked" and recovery["metadata"]["listName"] == "unacked"
+        assert recovery["authenticationRef"] == trigger["authenticationRef"]
+        assert {k: v for k, v in recovery["metadata"].items() if k != "listName"} == {
+            k: v for k, v in trigger["metadata"].items() if k != "listName"}
+    else:
+        assert len(triggers) == 1
     meta = trigger["metadata"]
     env = env_map(containers_of(worker_pod_owner(r))[0])
     assert trigger["type"] == "redis"

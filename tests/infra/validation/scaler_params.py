@@ -205,6 +205,10 @@ def _target_templates(obj: dict[str, Any], objects: list[dict[str, Any]]):
     return pod_templates([owner]) if owner else []
 
 
+#: kombu's Redis transport's hash of delivered, unacknowledged messages (``Channel.unacked_key``).
+KOMBU_UNACKED_KEY = "unacked"
+
+
 def check_trigger_matches_target(objects: list[dict[str, Any]]) -> list[str]:
     """KEDA measures the Redis list the scaled worker consumes (issue 2).
 
@@ -246,6 +250,9 @@ def check_trigger_matches_target(objects: list[dict[str, Any]]) -> list[str]:
                 problems.append(f"{where}: enableTLS={md.get('enableTLS')!r} but the worker's REDIS_TLS={env.get('REDIS_TLS')!r}")
             if md.get("databaseIndex", "0") != env.get("REDIS_DB", "0"):
                 problems.append(f"{where}: databaseIndex={md.get('databaseIndex', '0')!r} but REDIS_DB={env.get('REDIS_DB', '0')!r}")
-            if "CELERY_QUEUE" in env and md.get("listName") != env["CELERY_QUEUE"]:
+            # the queue itself, or kombu's unacked hash (the recovery trigger, deployment mode);
+            # the first trigger must be the queue
+            allowed = {env.get("CELERY_QUEUE")} if index == 0 else {env.get("CELERY_QUEUE"), KOMBU_UNACKED_KEY}
+            if "CELERY_QUEUE" in env and md.get("listName") not in allowed:
                 problems.append(f"{where}: listName={md.get('listName')!r} but CELERY_QUEUE={env['CELERY_QUEUE']!r}")
     return problems
