@@ -95,7 +95,7 @@ class PlatformConfig(BaseModel):
     worker_max_replicas: int = Field(10, ge=1, le=1000, description="Maximum worker replicas (deployment) or parallel Jobs (job).")
     work_seconds_min: float = Field(1.0, ge=0, description="WORK_SECONDS_MIN: shortest simulated task.")
     work_seconds_max: float = Field(10.0, ge=0, description="WORK_SECONDS_MAX: longest simulated task.")
-    visibility_timeout_seconds: int = Field(120, ge=1, description="CELERY_VISIBILITY_TIMEOUT: seconds before an unacked task is redelivered; must exceed workSecondsMax.")
+    visibility_timeout_seconds: int = Field(120, ge=1, description="CELERY_VISIBILITY_TIMEOUT: seconds before an unacked task is redelivered; must exceed ceil(workSecondsMax) + 5, the worker's hard time limit.")
     worker_idle_exit_seconds: int = Field(30, ge=1, description="job mode: WORKER_IDLE_EXIT_SECONDS, a Job's worker exits after this long idle.")
     job_scaling_strategy: Literal["default", "accurate", "eager"] = Field("accurate", description="job mode: ScaledJob scalingStrategy.strategy.")
 
