@@ -37,8 +37,8 @@ scan: ## checkov over the rendered manifests of every stack and worker mode
 	bash scripts/scan.sh
 
 bench: ## run the benchmarks (cache API vs its ceiling, worker safe vs default settings)
-	$(PY) bench/cache_api_bench.py --plot docs/img/cache_api_bench.png
-	$(PY) bench/worker_bench.py --plot docs/img/worker_bench.png
+	$(PY) -m bench.cache_api_bench --plot docs/img/cache_api_bench.png
+	$(PY) -m bench.worker_bench --tasks 2000 --rounds 5 --plot docs/img/worker_bench.png
 
 images: ## build the three app images (REGISTRY=..., IMAGE_TAG=...)
 	@scripts/require.sh docker
