@@ -22,24 +22,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def _finite_number(text: str, *, positive: bool, rule: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != value or value <= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    if value != value or value == float("inf") or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
     return value
+
+
+def _seconds(text: str) -> float:
+    return _finite_number(text, positive=True, rule="a finite number of seconds > 0")
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != value or value < 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0 = as fast as possible), got {text}")
-    return value
+    return _finite_number(text, positive=False, rule="a finite number >= 0 (0 = as fast as possible)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
