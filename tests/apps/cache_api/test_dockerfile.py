@@ -58,6 +58,8 @@ for d in /*; do
     mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 97
   fi
 done
+# The checkout itself may live under /tmp (CI clones there): make it read-only too.
+mount --bind "$REPO_DIR" "$REPO_DIR" && mount -o remount,bind,ro "$REPO_DIR" || exit 96
 touch "$PROBE" 2>/dev/null && exit 98
 exec "$@"
 """
@@ -77,7 +79,7 @@ def test_runs_with_only_tmp_writable(redis_server):
         pytest.skip("needs unshare -m (root or user namespaces)")
     port = free_port()
     env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
-           "PROBE": str(REPO_ROOT / ".rofs-probe"), **redis_server.env}
+           "PROBE": str(REPO_ROOT / ".rofs-probe"), "REPO_DIR": str(REPO_ROOT), **redis_server.env}
     proc = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", RO_WRAPPER, "sh",
          sys.executable, "-m", "uvicorn", "apps.cache_api.main:app", "--host", "127.0.0.1", "--port", str(port)],
