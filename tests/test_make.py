@@ -1,0 +1,98 @@
+"""The Makefile, scripts and CI workflow a newcomer relies on (issue 6), checked offline."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((REPO / "scripts").glob("*.sh"))
+
+
+def _make(*args: str, path: str) -> subprocess.CompletedProcess:
+    env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _bare_path(tmp_path: Path, *tools: str) -> str:
+    """A PATH with only bash, make, coreutils-ish basics and the named tools."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("bash", "sh", "make", "grep", "awk", "env", "cat", "dirname", "sed", "mktemp", *tools):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    return str(bindir)
+
+
+def test_readme_documents_every_make_target():
+    makefile = (REPO / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z-]+):.*## ", makefile, re.M)) - {"help"}
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"^\| `make ([a-z-]+)", readme, re.M))
+    assert targets == documented, f"Makefile vs README: {sorted(targets ^ documented)}"
+
+
+@pytest.mark.parametrize("target, tool", [
+    ("up", "pulumi"), ("down", "pulumi"), ("load", "pulumi"), ("watch", "pulumi"),
+    ("images", "docker"), ("kind-up", "docker"),
+])
+def test_targets_fail_early_naming_the_missing_tool(tmp_path, target, tool):
+    out = _make(target, path=_bare_path(tmp_path))
+    assert out.returncode != 0
+    assert f"'{tool}' is not on PATH" in out.stderr
+    assert "install" in out.stderr  # says how to get it
+
+
+def test_aks_needs_az_too(tmp_path):
+    bindir = Path(_bare_path(tmp_path))
+    fake = bindir / "pulumi"
+    fake.write_text("#!/bin/sh\necho pulumi-called >&2\nexit 0\n")
+    fake.chmod(0o755)
+    out = _make("up", "STACK=aks", path=str(bindir))
+    assert out.returncode != 0
+    assert "'az' is not on PATH" in out.stderr
+    assert "pulumi-called" not in out.stderr  # failed before touching the stack
+
+
+def test_push_needs_a_registry(tmp_path):
+    bindir = Path(_bare_path(tmp_path))
+    fake = bindir / "docker"
+    fake.write_text("#!/bin/sh\nexit 0\n")  # `docker info` succeeds
+    fake.chmod(0o755)
+    out = _make("push", path=str(bindir))
+    assert out.returncode != 0 and "set REGISTRY=" in out.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_parse(script):
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+
+
+def test_ci_workflow_mirrors_ci_run_and_has_an_e2e_job():
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    jobs = wf["jobs"]
+    test_runs = [s.get("run", "") for s in jobs["test"]["steps"]]
+    assert "bash .ci/run" in test_runs
+    e2e_runs = " ".join(s.get("run", "") for s in jobs["e2e-kind"]["steps"])
+    assert "scripts/e2e_kind.sh" in e2e_runs and jobs["e2e-kind"]["needs"] == "test"
+    ci_run = (REPO / ".ci" / "run").read_text()
+    assert "make setup" in ci_run and "make test" in ci_run
+
+
+def test_e2e_uses_outputs_the_stack_exports():
+    """Every `out NAME` the scripts read is a stack output components/platform.py exports."""
+    platform = (REPO / "components" / "platform.py").read_text()
+    used = set()
+    for script in SCRIPTS:
+        used |= set(re.findall(r"\$\(out ([a-zA-Z]+)\)", script.read_text()))
+    assert used, "scripts read no stack outputs?"
+    missing = {name for name in used if f'"{name}"' not in platform}
+    assert not missing, f"scripts read outputs the stack does not export: {missing}"
