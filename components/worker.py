@@ -133,8 +133,9 @@ class CeleryWorker(pulumi.ComponentResource):
                     "pollingInterval": args.polling_interval_seconds,
                     # The queue, and kombu's unacked hash: a task abandoned by a killed pod
                     # waits there (not in the list) until a running worker's sweep restores it,
-                    # so while it is non-empty at least one worker runs (never stuck at 0).
-                    "triggers": [trigger, self._trigger(args, auth, KOMBU_UNACKED_KEY, "unacked")],
+                    # so while it is non-empty at least one worker runs (never stuck at 0),
+                    # whatever activationListLength says.
+                    "triggers": [trigger, self._trigger(args, auth, KOMBU_UNACKED_KEY, "unacked", activation=0)],
                 },
                 opts=keda_opts,
             )
@@ -160,7 +161,7 @@ class CeleryWorker(pulumi.ComponentResource):
 
     @staticmethod
     def _trigger(args: CeleryWorkerArgs, auth: k8s.apiextensions.CustomResource, key: str,
-                 trigger_name: str) -> dict[str, Any]:
+                 trigger_name: str, activation: int | None = None) -> dict[str, Any]:
         """A redis trigger on ``key``: KEDA measures LLEN for a list, HLEN for a hash."""
         ep = args.endpoint
         return {
@@ -171,7 +172,7 @@ class CeleryWorker(pulumi.ComponentResource):
                 "address": Output.concat(ep.host, ":", str(ep.port)),
                 "listName": key,
                 "listLength": str(args.list_length),
-                "activationListLength": str(args.activation_list_length),
+                "activationListLength": str(args.activation_list_length if activation is None else activation),
                 "databaseIndex": str(args.redis_db),
                 "enableTLS": "true" if ep.tls else "false",
             },

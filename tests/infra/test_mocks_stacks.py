@@ -163,8 +163,9 @@ def test_keda_trigger_uses_the_pods_endpoint(rendered, stack, mode):
         (recovery,) = triggers[1:]
         assert recovery["name"] == "unacked" and recovery["metadata"]["listName"] == "unacked"
         assert recovery["authenticationRef"] == trigger["authenticationRef"]
-        assert {k: v for k, v in recovery["metadata"].items() if k != "listName"} == {
-            k: v for k, v in trigger["metadata"].items() if k != "listName"}
+        assert recovery["metadata"]["activationListLength"] == "0"
+        same = lambda md: {k: v for k, v in md.items() if k not in ("listName", "activationListLength")}  # noqa: E731
+        assert same(recovery["metadata"]) == same(trigger["metadata"])
     else:
         assert len(triggers) == 1
     meta = trigger["metadata"]
@@ -196,6 +197,9 @@ def test_scaled_object_fields(rendered):
     assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}
     meta = so["triggers"][0]["metadata"]
     assert (meta["listName"], meta["listLength"], meta["activationListLength"]) == ("jobs", "3", "2")
+    # the recovery trigger wakes a worker for any stranded task, whatever the activation threshold
+    recovery = so["triggers"][1]["metadata"]
+    assert (recovery["listName"], recovery["listLength"], recovery["activationListLength"]) == ("unacked", "3", "0")
     env = env_map(containers_of(one(r.k8s_objects, "Deployment", "worker"))[0])
     assert env["CELERY_QUEUE"]["value"] == "jobs"
     assert "WORKER_IDLE_EXIT_SECONDS" not in env  # only Jobs exit when idle
