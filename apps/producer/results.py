@@ -18,13 +18,7 @@ RESULT_KEY = "users:{}"  # the worker's effect (DESIGN.md); the worker writes th
 
 def redis_client(settings: ProducerSettings) -> redis.Redis:
     """Same endpoint and TLS rules as the broker connection: verification always on."""
-    tls = {}
-    if settings.redis_tls:
-        tls = {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True,
-               "ssl_ca_certs": str(settings.redis_ca_file) if settings.redis_ca_file else None}
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    return redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
-                       password=password, socket_timeout=10, socket_connect_timeout=5, **tls)
+    return redis.Redis(**settings.redis_client_kwargs(socket_connect_timeout=5))
 
 
 def missing_results(client: redis.Redis, task_ids: Iterable[str], chunk: int = 500) -> list[str]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from urllib.parse import quote
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+
+from apps.common.redis_settings import RedisSettings
 
 #: The task's registered name. The producer has its own copy of this string (it must
 #: not import the worker package); a test checks that the two agree.
@@ -22,15 +22,8 @@ SOFT_LIMIT_MARGIN = 2
 HARD_LIMIT_MARGIN = 5
 
 
-class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
-
-    redis_host: str = "localhost"
-    redis_port: int = Field(6379, ge=1, le=65535)
-    redis_password: SecretStr | None = None
-    redis_db: int = Field(0, ge=0)
-    redis_tls: bool = False
-    redis_ca_file: Path | None = None
+class WorkerSettings(RedisSettings):
+    """REDIS_* (apps/common/redis_settings.py) plus the worker's own variables."""
 
     celery_queue: str = Field("celery", min_length=1)
     celery_dead_letter_queue: str | None = None
@@ -58,8 +51,6 @@ class WorkerSettings(BaseSettings):
                 f"task hard time limit ({self.task_time_limit:g}s = WORK_SECONDS_MAX "
                 f"{self.work_seconds_max:g}s + {HARD_LIMIT_MARGIN}s), otherwise a running task "
                 "would be redelivered to another worker while it still runs")
-        if self.redis_ca_file is not None and not self.redis_ca_file.is_file():
-            raise ValueError(f"REDIS_CA_FILE {str(self.redis_ca_file)!r} is not a readable file")
         if self.dead_letter_queue in (self.celery_queue, self.inflight_queue):
             raise ValueError("CELERY_DEAD_LETTER_QUEUE must differ from CELERY_QUEUE and its .inflight list")
         if self.worker_heartbeat_max_age <= 2 * self.worker_heartbeat_interval:
@@ -91,34 +82,3 @@ class WorkerSettings(BaseSettings):
         """Seconds between unacked-restore sweeps: a tenth of the visibility timeout,
         between 1 and 10 s, so a dead worker's task is back within ~1.1 x timeout."""
         return min(10.0, max(1.0, self.celery_visibility_timeout / 10))
-
-    @property
-    def redis_url(self) -> str:
-        """Broker URL. Never carries TLS options: those go to ``broker_use_ssl`` only."""
-        scheme = "rediss" if self.redis_tls else "redis"
-        auth = f":{quote(self.redis_password.get_secret_value(), safe='')}@" if self.redis_password else ""
-        return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
-
-    def ssl_options(self) -> dict | None:
-        """``broker_use_ssl``: certificate verification always required with TLS."""
-        import ssl
-
-        if not self.redis_tls:
-            return None
-        opts: dict = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_check_hostname": True}
-        if self.redis_ca_file is not None:
-            opts["ssl_ca_certs"] = str(self.redis_ca_file)
-        return opts
-
-    def redis_client_kwargs(self) -> dict:
-        """The same endpoint for plain redis-py clients (tasks, dead letters)."""
-        kwargs: dict = {
-            "host": self.redis_host, "port": self.redis_port, "db": self.redis_db,
-            "password": self.redis_password.get_secret_value() if self.redis_password else None,
-            "socket_timeout": 10, "socket_connect_timeout": 10, "health_check_interval": 25,
-        }
-        if self.redis_tls:
-            kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True)
-            if self.redis_ca_file is not None:
-                kwargs["ssl_ca_certs"] = str(self.redis_ca_file)
-        return kwargs

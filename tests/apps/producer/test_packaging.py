@@ -13,9 +13,10 @@ from tests.apps.worker.helpers import REPO, clean_env
 
 
 def test_producer_runs_without_the_worker_package(redis_server, tmp_path):
-    """The producer image ships only apps/producer: it must not import apps.worker."""
-    shutil.copytree(REPO / "apps" / "producer", tmp_path / "apps" / "producer",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    """The producer image ships only apps/producer and apps/common: it must not import apps.worker."""
+    for package in ("producer", "common"):
+        shutil.copytree(REPO / "apps" / package, tmp_path / "apps" / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     env = clean_env(**redis_server.env)
     env["PYTHONPATH"] = str(tmp_path)
     out = subprocess.run([sys.executable, "-m", "apps.producer", "--count", "3", "--rate", "0"],

@@ -1,0 +1,1 @@
+"""Code the worker and producer images share (each image copies apps/common)."""

@@ -1,0 +1,64 @@
+"""The Redis endpoint from the environment: DESIGN.md's REDIS_* contract, for kombu and redis-py.
+
+TLS always verifies the server certificate and host name (``REDIS_CA_FILE`` or the system
+trust store); there is no setting that turns verification off. The broker URL never
+carries TLS options, because kombu lets URL options override ``broker_use_ssl`` and a
+bare ``rediss://`` without it connects unverified.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
+
+    redis_host: str = "localhost"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    redis_password: SecretStr | None = None
+    redis_db: int = Field(0, ge=0)
+    redis_tls: bool = False
+    redis_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_ca_file(self) -> "RedisSettings":
+        if self.redis_ca_file is not None and not self.redis_ca_file.is_file():
+            raise ValueError(f"REDIS_CA_FILE {str(self.redis_ca_file)!r} is not a readable file")
+        return self
+
+    @property
+    def redis_url(self) -> str:
+        """Broker URL. Never carries TLS options: those go to ``broker_use_ssl`` only."""
+        scheme = "rediss" if self.redis_tls else "redis"
+        auth = f":{quote(self.redis_password.get_secret_value(), safe='')}@" if self.redis_password else ""
+        return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    def ssl_options(self) -> dict[str, Any] | None:
+        """``broker_use_ssl``: certificate verification always required with TLS."""
+        if not self.redis_tls:
+            return None
+        opts: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_check_hostname": True}
+        if self.redis_ca_file is not None:
+            opts["ssl_ca_certs"] = str(self.redis_ca_file)
+        return opts
+
+    def redis_client_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """The same endpoint for plain redis-py clients; ``overrides`` set timeouts etc."""
+        kwargs: dict[str, Any] = {
+            "host": self.redis_host, "port": self.redis_port, "db": self.redis_db,
+            "password": self.redis_password.get_secret_value() if self.redis_password else None,
+            "socket_timeout": 10, "socket_connect_timeout": 10, "health_check_interval": 25,
+        }
+        if self.redis_tls:
+            kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True)
+            if self.redis_ca_file is not None:
+                kwargs["ssl_ca_certs"] = str(self.redis_ca_file)
+        kwargs.update(overrides)
+        return kwargs
