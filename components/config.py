@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from components import versions
+from components.worker import WORKER_HARD_LIMIT_MARGIN
 
 PROJECT = "redis-keda-platform"
 
@@ -30,9 +31,6 @@ _IMAGE_REF = re.compile(
 )
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$")
 _K8S_VERSION = re.compile(r"^1\.[0-9]{2}(\.[0-9]+)?$")
-# The worker's hard time limit is ceil(WORK_SECONDS_MAX) + this margin (apps/worker/settings.py,
-# HARD_LIMIT_MARGIN; infra and apps share no code, tests/test_contract_consistency.py keeps them equal).
-WORKER_HARD_LIMIT_MARGIN = 5
 
 
 class ConfigError(ValueError):

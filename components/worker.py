@@ -21,6 +21,9 @@ from components.redis import RedisEndpoint
 
 KEDA_API = "keda.sh/v1alpha1"
 GRACE_MARGIN_SECONDS = 30
+#: The worker's hard task time limit is ceil(WORK_SECONDS_MAX) + this (apps/worker/settings.py
+#: HARD_LIMIT_MARGIN; infra and apps share no code: tests/test_contract.py keeps them equal).
+WORKER_HARD_LIMIT_MARGIN = 5
 #: kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH
 #: (``Channel.unacked_key``; the worker's transport keeps it: tests/test_contract.py).
 KOMBU_UNACKED_KEY = "unacked"
@@ -82,8 +85,13 @@ class CeleryWorkerArgs:
             raise ValueError("CeleryWorkerArgs.max_replicas must be >= min_replicas")
         if self.work_seconds_max < self.work_seconds_min:
             raise ValueError("CeleryWorkerArgs.work_seconds_max must be >= work_seconds_min")
-        if self.visibility_timeout_seconds <= self.work_seconds_max:
-            raise ValueError("CeleryWorkerArgs.visibility_timeout_seconds must exceed work_seconds_max")
+        if self.visibility_timeout_seconds <= self.hard_time_limit:
+            raise ValueError("CeleryWorkerArgs.visibility_timeout_seconds must exceed the worker's hard time "
+                             f"limit, ceil(work_seconds_max) + {WORKER_HARD_LIMIT_MARGIN} = {self.hard_time_limit}")
+
+    @property
+    def hard_time_limit(self) -> int:
+        return int(math.ceil(self.work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
 
     @property
     def grace_seconds(self) -> int:

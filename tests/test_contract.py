@@ -76,7 +76,9 @@ def test_commands_and_probes_name_modules_that_exist(variant_id):
 
 
 def test_visibility_rule_matches_the_worker():
-    assert infra_config.WORKER_HARD_LIMIT_MARGIN == worker_settings.HARD_LIMIT_MARGIN
+    from components.worker import WORKER_HARD_LIMIT_MARGIN
+
+    assert WORKER_HARD_LIMIT_MARGIN == worker_settings.HARD_LIMIT_MARGIN
     cfg = infra_config.load_config({"workSecondsMax": "9.5", "visibilityTimeoutSeconds": "16"})
     env = {"WORK_SECONDS_MIN": "1", "WORK_SECONDS_MAX": "9.5", "CELERY_VISIBILITY_TIMEOUT": "16"}
     ws = WorkerSettings(**{k.lower(): v for k, v in env.items()})

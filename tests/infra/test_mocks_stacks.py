@@ -316,6 +316,8 @@ def test_worker_component_outputs(pulumi_mocks):
     (dict(min_replicas=5, max_replicas=2), "max_replicas"),
     (dict(work_seconds_min=5, work_seconds_max=1), "work_seconds_max"),
     (dict(visibility_timeout_seconds=5, work_seconds_max=10), "visibility_timeout_seconds"),
+    # above the max but not above the worker's hard limit ceil(9.5) + 5 = 15: the worker would refuse
+    (dict(visibility_timeout_seconds=15, work_seconds_max=9.5), "hard time limit, ceil"),
     (dict(queue_name=""), "queue_name"),
 ])
 def test_worker_args_validate(bad, message):
