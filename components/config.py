@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from components import versions
-from components.worker import WORKER_HARD_LIMIT_MARGIN
+from components.worker import WORKER_HARD_LIMIT_MARGIN, hard_time_limit
 
 PROJECT = "redis-keda-platform"
 
@@ -189,12 +189,7 @@ class PlatformConfig(BaseModel):
     @property
     def worker_hard_time_limit(self) -> int:
         """The worker's hard task time limit (apps/worker/settings.py: ceil(WORK_SECONDS_MAX) + 5)."""
-        return int(math.ceil(self.work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
-
-    @property
-    def worker_grace_seconds(self) -> int:
-        """terminationGracePeriodSeconds of the worker: longest task + a 30 s margin."""
-        return int(math.ceil(self.work_seconds_max)) + 30
+        return hard_time_limit(self.work_seconds_max)
 
 
 class _CrossFieldError(ValueError):

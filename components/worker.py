@@ -24,6 +24,11 @@ GRACE_MARGIN_SECONDS = 30
 #: The worker's hard task time limit is ceil(WORK_SECONDS_MAX) + this (apps/worker/settings.py
 #: HARD_LIMIT_MARGIN; infra and apps share no code: tests/test_contract.py keeps them equal).
 WORKER_HARD_LIMIT_MARGIN = 5
+
+
+def hard_time_limit(work_seconds_max: float) -> int:
+    """The worker's hard task time limit: ceil(WORK_SECONDS_MAX) + WORKER_HARD_LIMIT_MARGIN."""
+    return int(math.ceil(work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
 #: kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH
 #: (``Channel.unacked_key``; the worker's transport keeps it: tests/test_contract.py).
 KOMBU_UNACKED_KEY = "unacked"
@@ -91,7 +96,7 @@ class CeleryWorkerArgs:
 
     @property
     def hard_time_limit(self) -> int:
-        return int(math.ceil(self.work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
+        return hard_time_limit(self.work_seconds_max)
 
     @property
     def grace_seconds(self) -> int:
