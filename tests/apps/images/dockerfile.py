@@ -175,8 +175,10 @@ def parse(path: Path, context: Path) -> Dockerfile:
 def _run_steps(value: str, fail) -> list[Step]:
     if "$" in value or "`" in value:
         raise fail("variable or command substitution is not understood")
-    words = shlex.split(value)
-    if any(w in _SHELL_OPERATORS for w in words):
+    lexer = shlex.shlex(value, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words = list(lexer)
+    if any(w in _SHELL_OPERATORS or (set(w) <= set("();<>|&") and w != "&&") for w in words):
         raise fail("only commands joined by && are understood")
     commands: list[list[str]] = [[]]
     for word in words:

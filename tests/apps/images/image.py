@@ -111,7 +111,9 @@ class Image:
 
     # -- processes -----------------------------------------------------------------------------
     def start(self, argv: list[str] | tuple[str, ...], extra_env: dict[str, str] | None = None,
-              tmp: Path | None = None, log: Path | None = None, cwd: str | None = None) -> "Proc":
+              tmp: Path | None = None, log: Path | None = None, cwd: str | None = None,
+              context: str = "") -> "Proc":
+        """Start ``argv`` in the background; ``context`` (e.g. which container) prefixes failures."""
         tmp = tmp or new_tmp(self.runs)
         log = log or tmp.parent / f"{tmp.name}.log"
         out = open(log, "ab")
@@ -120,7 +122,7 @@ class Image:
             env=self.env(extra_env, tmp), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent)
         out.close()
-        return Proc(self, list(argv), proc, log, tmp)
+        return Proc(self, list(argv), proc, log, tmp, f"{context}: " if context else "")
 
     def run(self, argv: list[str] | tuple[str, ...], extra_env: dict[str, str] | None = None,
             tmp: Path | None = None, timeout: float = 60, cwd: str | None = None) -> subprocess.CompletedProcess:
@@ -162,6 +164,7 @@ class Proc:
     popen: subprocess.Popen
     log: Path
     tmp: Path
+    context: str = ""
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -171,7 +174,8 @@ class Proc:
 
     def require_alive(self, what: str = "") -> None:
         if not self.alive():
-            raise self.image.fail(f"`{' '.join(self.argv)}` exited {self.popen.returncode}{what}", self.output())
+            raise self.image.fail(f"{self.context}`{' '.join(self.argv)}` exited {self.popen.returncode}{what}",
+                                  self.output())
 
     def stop(self, timeout: float = 20) -> int:
         if self.alive():
@@ -199,7 +203,8 @@ class Proc:
                 return value
             self.require_alive(f" while waiting for {what}")
             if time.monotonic() > deadline:
-                raise self.image.fail(f"`{' '.join(self.argv)}`: no {what} after {timeout}s", self.output())
+                raise self.image.fail(f"{self.context}`{' '.join(self.argv)}`: no {what} after {timeout}s",
+                                      self.output())
             time.sleep(interval)
 
 
