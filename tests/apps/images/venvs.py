@@ -10,7 +10,8 @@ same environment. Cache directory: ``$IMAGE_VENV_CACHE``, else
 ``$XDG_CACHE_HOME/redis-keda-platform/image-venvs``, else
 ``~/.cache/redis-keda-platform/image-venvs``; one subdirectory per key. A marker file is
 written last, so an interrupted build is rebuilt; a lock file serialises concurrent test
-runs building the same key.
+runs building the same key. Each use touches the marker; building a new entry removes all
+but the ``KEEP`` most recently used ones.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 PYTHON = (3, 11)
 MARKER = ".image-venv-complete"
+KEEP = 8
 #: Options of `pip install` whose value is a file the image build reads.
 _FILE_OPTIONS = {"-r", "--requirement", "-c", "--constraint"}
 
@@ -111,11 +113,27 @@ def ensure_venv(args: tuple[str, ...], files: dict[str, Path], label: str) -> Pa
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (path / MARKER).is_file() and venv_python(path).exists():
+            (path / MARKER).touch()
             return path
         shutil.rmtree(path, ignore_errors=True)
         _build(path, python, host_arguments(args, files), label)
         (path / MARKER).write_text(json.dumps({"label": label, "args": list(args)}) + "\n")
+    _prune(root, keep=KEEP)
     return path
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Remove the least recently used complete entries beyond ``keep`` (skipping any another
+    process holds)."""
+    entries = sorted((p for p in root.iterdir() if (p / MARKER).is_file()),
+                     key=lambda p: (p / MARKER).stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        with open(root / f"{old.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _build(path: Path, python: str, pip_args: list[str], label: str) -> None:
