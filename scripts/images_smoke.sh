@@ -26,7 +26,7 @@ log() { printf '\n=== %s %s\n' "$(date +%H:%M:%S)" "$*"; }
 fail() { echo "SMOKE FAILED: $*" >&2; exit 1; }
 cleanup() {
   local rc=$?
-  for name in "${STARTED[@]}"; do
+  for name in ${STARTED[@]+"${STARTED[@]}"}; do
     if [ "$rc" != 0 ]; then echo "--- logs of $name ---" >&2; docker logs --tail 60 "$name" >&2 || true; fi
     docker rm -f "$name" >/dev/null 2>&1 || true
   done

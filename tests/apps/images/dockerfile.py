@@ -132,6 +132,9 @@ def parse(path: Path, context: Path) -> Dockerfile:
             except (ValueError, IndexError) as exc:
                 raise fail(f"cannot read: {exc}") from None
             for key in pairs:
+                if key in ("PATH", "PYTHONPATH", "PYTHONHOME"):
+                    raise fail(f"ENV {key} is not understood (the tests put the venv where the image has "
+                               f"/usr/local/bin, and nothing else on sys.path)")
                 if key.startswith("PIP_") and key not in PIP_ENV_UNDERSTOOD:
                     raise fail(f"{key} may change what pip installs; only {sorted(PIP_ENV_UNDERSTOOD)} are understood")
             env.update(pairs)

@@ -222,6 +222,8 @@ def build_image(ref: str, dockerfile_path: Path, context: Path, root: Path) -> I
         raise ImageError(f"{label}: {exc}") from None
     if spec.base != BASE_IMAGE:
         raise ImageError(f"{label}: base image is {spec.base}, the image tests (and locks) target {BASE_IMAGE}")
+    if spec.user is None or spec.user.split(":")[0] in ("0", "root"):
+        raise ImageError(f"{label}: runs as root (USER {spec.user}); the pods require a non-root user")
     if len(spec.pip_installs) != 1:
         raise ImageError(f"{label}: expected exactly one `RUN pip install`, found {len(spec.pip_installs)}")
     sent = ctx.sent_paths(context, spec.ignore_file)

@@ -74,6 +74,14 @@ def test_other_base_image_fails_naming_the_image(tmp_path):
         build_image(versions.WORKER_IMAGE, dockerfile, ctx, tmp_path / "root")
 
 
+def test_root_user_fails_naming_the_image(tmp_path):
+    ctx = context_copy(tmp_path)
+    dockerfile = ctx / "apps" / "cache_api" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("USER 10001:10001\n", ""))
+    with pytest.raises(ImageError, match=rf"^image {re.escape(versions.CACHE_API_IMAGE)} .*runs as root"):
+        build_image(versions.CACHE_API_IMAGE, dockerfile, ctx, tmp_path / "root")
+
+
 def test_probe_naming_a_module_the_image_lacks_fails_naming_the_image(images, redis_server):
     worker = images[versions.WORKER_IMAGE]
     container = {

@@ -65,6 +65,7 @@ CMD ["python", "-m", "apps.x"]
     ("RUN pip install x; rm -rf /root", "only commands joined by &&"),
     ("RUN pip install $EXTRA", "substitution"),
     ("ENV PATH=/opt/bin:$PATH", "substitution"),
+    ("ENV PYTHONPATH=/app", "ENV PYTHONPATH is not understood"),
     ("ENV PIP_INDEX_URL=https://example.invalid/simple", "PIP_INDEX_URL may change what pip installs"),
     ("FROM python:3.11-slim AS second", "multi-stage"),
     ("CMD python -m apps.x", "exec (JSON) form"),
