@@ -9,9 +9,10 @@ Dockerfile writes them and the content of every file they name (the lock): same 
 same environment. Cache directory: ``$IMAGE_VENV_CACHE``, else
 ``$XDG_CACHE_HOME/redis-keda-platform/image-venvs``, else
 ``~/.cache/redis-keda-platform/image-venvs``; one subdirectory per key. A marker file is
-written last, so an interrupted build is rebuilt; a lock file serialises concurrent test
-runs building the same key. Each use touches the marker; building a new entry removes all
-but the ``KEEP`` most recently used ones.
+written last, so an interrupted build is rebuilt. Each entry has a lock file: a build holds
+it exclusively, a test process using the venv holds it shared until it exits. Each use
+touches the marker; building a new entry removes the least recently used entries beyond
+``KEEP``, never one that a running process holds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ MARKER = ".image-venv-complete"
 KEEP = 8
 #: Options of `pip install` whose value is a file the image build reads.
 _FILE_OPTIONS = {"-r", "--requirement", "-c", "--constraint"}
+#: Lock files of the entries this process uses, held shared until it exits.
+_IN_USE: dict[Path, object] = {}
 
 
 class VenvError(RuntimeError):
@@ -110,15 +113,22 @@ def ensure_venv(args: tuple[str, ...], files: dict[str, Path], label: str) -> Pa
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     path = root / key
-    with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = _IN_USE.get(path) or open(root / f"{key}.lock", "w")
+    built = False
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
         if (path / MARKER).is_file() and venv_python(path).exists():
             (path / MARKER).touch()
-            return path
-        shutil.rmtree(path, ignore_errors=True)
-        _build(path, python, host_arguments(args, files), label)
-        (path / MARKER).write_text(json.dumps({"label": label, "args": list(args)}) + "\n")
-    _prune(root, keep=KEEP)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            _build(path, python, host_arguments(args, files), label)
+            (path / MARKER).write_text(json.dumps({"label": label, "args": list(args)}) + "\n")
+            built = True
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # in use by this process from now on
+        _IN_USE[path] = lock
+    if built:
+        _prune(root, keep=KEEP)
     return path
 
 
@@ -128,10 +138,12 @@ def _prune(root: Path, keep: int) -> None:
     entries = sorted((p for p in root.iterdir() if (p / MARKER).is_file()),
                      key=lambda p: (p / MARKER).stat().st_mtime, reverse=True)
     for old in entries[keep:]:
+        if old in _IN_USE:
+            continue
         with open(root / f"{old.name}.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except BlockingIOError:  # another process builds or uses it
                 continue
             shutil.rmtree(old, ignore_errors=True)
 
