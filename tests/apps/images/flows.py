@@ -119,8 +119,11 @@ def producer_standby_is_healthy_and_silent(producer: Image, redis: RedisServer) 
 def cache_api_serves_a_tag(cache_api: Image, redis: RedisServer, tag: str = "python") -> dict:
     """The cache API image's CMD serves a tag from its shipped dataset; /readyz and /healthz 200."""
     ports = local_ports(cache_api)
-    http = next(iter(ports.values()))
-    api = cache_api.start(remap_ports(cache_api.dockerfile.cmd, ports), redis.env)
+    cmd = list(cache_api.dockerfile.cmd)
+    if "--port" not in cmd or int(cmd[cmd.index("--port") + 1]) not in ports:
+        raise cache_api.fail(f"CMD {cmd} does not serve on a port the image EXPOSEs ({sorted(ports)})")
+    http = ports[int(cmd[cmd.index("--port") + 1])]
+    api = cache_api.start(remap_ports(cmd, ports), redis.env)
     base = f"http://127.0.0.1:{http}"
 
     def status(path: str) -> int:

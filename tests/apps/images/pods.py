@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any

@@ -25,7 +25,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 PYTHON = (3, 11)
