@@ -151,7 +151,7 @@ def convert(archive_bytes: bytes, out: Path, per_tag: int = 50, tags: int = 20) 
                 counts["skipped"] += 1
                 continue
             for topic in set(record.topics):
-                if TAG_RE.match(topic):
+                if TAG_RE.fullmatch(topic):
                     by_topic[topic].append(record)
     out.mkdir(parents=True, exist_ok=True)
     popular = sorted(by_topic, key=lambda t: (-len(by_topic[t]), t))[:tags]
