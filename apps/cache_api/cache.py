@@ -31,24 +31,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError, ResponseError
 
-from apps.cache_api.dataset import SORT_FIELDS, TAG_RE, Dataset, is_record_list
+from apps.cache_api.dataset import TAG_RE, Dataset, is_record_list
 from apps.cache_api.loader import DatasetReader, DatasetUnavailable, LoadProblem
+from apps.cache_api.local_cache import LocalCache, SortField, make_view
 from apps.cache_api.logs import Throttle, get_logger
 from apps.cache_api.metrics import Metrics
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.settings import Settings
 
 log = get_logger("cache")
-
-SortField = Literal["stars", "forks", "updated_at"]
-assert set(SortField.__args__) == set(SORT_FIELDS)  # type: ignore[attr-defined]
 
 _NOT_FOUND = b""  # stored in the local cache for unknown tags (a real value is never empty)
 
@@ -60,54 +57,6 @@ class FillTimeout(Exception):
 class Lookup(NamedTuple):
     body: bytes | None  # None: unknown tag
     layer: str  # where it came from: local | redis | fill
-
-
-class LocalCache:
-    """A dict with a per-entry deadline and a size bound (oldest entries evicted first)."""
-
-    __slots__ = ("ttl", "max_entries", "_data")
-
-    def __init__(self, ttl: float, max_entries: int) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._data: dict[object, tuple[float, bytes]] = {}
-
-    def get(self, key: object) -> bytes | None:
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            self._data.pop(key, None)
-            return None
-        return entry[1]
-
-    def put(self, key: object, value: bytes) -> None:
-        if self.ttl <= 0:
-            return
-        data = self._data
-        data.pop(key, None)
-        while len(data) >= self.max_entries:
-            data.pop(next(iter(data)))
-        data[key] = (time.monotonic() + self.ttl, value)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-
-def _sort_key(field: SortField):
-    if field == "updated_at":
-        return lambda record: datetime.fromisoformat(record["updated_at"])
-    return lambda record: record[field]
-
-
-def make_view(body: bytes, sort: SortField | None, limit: int | None) -> bytes:
-    """The list sorted (descending: top first) and/or cut to ``limit``."""
-    records = orjson.loads(body)
-    if sort is not None:
-        records.sort(key=_sort_key(sort), reverse=True)
-    if limit is not None:
-        records = records[:limit]
-    return orjson.dumps(records)
 
 
 class TagCache:
@@ -347,6 +296,8 @@ class TagCache:
                 await self._release(lock)
         except (DatasetUnavailable, RedisError):
             pass  # recorded by the reader / reported by the probe's PING
+        except Exception:  # at most once per DATASET_RETRY_SECONDS: no flood
+            log.exception("dataset retry failed")
 
     async def aclose(self) -> None:
         if self._retry_task is not None:
