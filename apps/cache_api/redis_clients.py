@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from apps.cache_api.settings import Settings
+
+
+REPLICA_PING_TIMEOUT_SECONDS = 0.3
 
 
 def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[str, object]:
@@ -122,11 +126,18 @@ class RedisClients:
         return self.reader is not self.primary
 
     async def ping(self) -> str | None:
-        """Raises if the primary is unreachable; returns the replica's problem, if any (reads fall back)."""
+        """Raises if the primary is unreachable; returns the replica's problem, if any (reads fall back).
+
+        The replica gets ``REPLICA_PING_TIMEOUT_SECONDS``, not the socket timeout and its retry:
+        a hung replica must not make ``/readyz`` outlast the kubelet's probe timeout (1 s by
+        default), which would take the pod out of service for a replica it can do without.
+        """
         await self.primary.ping()
         if self.has_replica:
             try:
-                await self.reader.ping()
+                await asyncio.wait_for(self.reader.ping(), REPLICA_PING_TIMEOUT_SECONDS)
+            except TimeoutError:
+                return "timed out"
             except RedisError as exc:
                 return describe_redis_error(exc)
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -227,3 +228,23 @@ async def test_replica_killed_reads_fall_back_to_the_primary_and_return_when_it_
         assert _gets(replica) - before[1] >= 20
         assert _gets(primary) - before[2] == 0
         assert loads(app) == 1
+
+
+async def test_a_hung_replica_does_not_make_the_probe_outlast_its_timeout(redis_factory, replica_factory,
+                                                                          sample_dataset):
+    primary = redis_factory()
+    replica = replica_factory(primary)
+    async with serve(_replica_settings(primary, replica, sample_dataset)) as (_, client):
+        assert (await client.get("/github_stats/go")).status_code == 200
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            ready = await client.get("/readyz")
+            took = time.monotonic() - started
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ready", "replica": "unreachable", "detail": "timed out"}
+            assert took < 1.0, took  # the kubelet's default probe timeout
+            assert (await client.get("/github_stats/go")).status_code == 200  # slower, from the primary
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
