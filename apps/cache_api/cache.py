@@ -13,8 +13,17 @@ Read path for a tag (``get``):
    the next one takes over as soon as its lock expires. After ``FILL_WAIT_SECONDS``
    without a value the request fails with :class:`FillTimeout` (503).
 
+   Every waiter, in this process or another, stops at its own ``FILL_WAIT_SECONDS``; the
+   load itself stops at ``DATASET_LOAD_TIMEOUT_SECONDS`` (loader.py) and releases the lock.
+
 Values are the encoded JSON bytes, sent as they are: no parse and re-serialize per request.
 Unknown tags are answered from the index (and cached in-process like any value).
+
+Nothing read from Redis is trusted: a value is checked against the record schema once, when
+it enters the in-process cache (not per request). A value that is not a valid record list,
+a key of another type, or an index that is not a list of tags is a miss; the fill that
+follows rewrites it (a load ``SET``s every tag, whatever the key held). Each such value is
+counted (``cache_corrupt_values_total``) and logged at most once a second, without a traceback.
 """
 
 from __future__ import annotations
@@ -22,22 +31,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import orjson
-from redis.exceptions import LockError, RedisError
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError, ResponseError
 
-from apps.cache_api.dataset import SORT_FIELDS, TAG_RE, Dataset, load_dataset
-from apps.cache_api.logs import get_logger
+from apps.cache_api.dataset import TAG_RE, Dataset, is_record_list
+from apps.cache_api.loader import DatasetReader, DatasetUnavailable, LoadProblem
+from apps.cache_api.local_cache import LocalCache, SortField, make_view
+from apps.cache_api.logs import Throttle, get_logger
 from apps.cache_api.metrics import Metrics
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.settings import Settings
 
 log = get_logger("cache")
-
-SortField = Literal["stars", "forks", "updated_at"]
-assert set(SortField.__args__) == set(SORT_FIELDS)  # type: ignore[attr-defined]
 
 _NOT_FOUND = b""  # stored in the local cache for unknown tags (a real value is never empty)
 
@@ -46,61 +54,9 @@ class FillTimeout(Exception):
     """No loader produced the value within ``FILL_WAIT_SECONDS``."""
 
 
-class DatasetUnavailable(Exception):
-    """The dataset directory could not be read; nothing was cached."""
-
-
 class Lookup(NamedTuple):
     body: bytes | None  # None: unknown tag
     layer: str  # where it came from: local | redis | fill
-
-
-class LocalCache:
-    """A dict with a per-entry deadline and a size bound (oldest entries evicted first)."""
-
-    __slots__ = ("ttl", "max_entries", "_data")
-
-    def __init__(self, ttl: float, max_entries: int) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._data: dict[object, tuple[float, bytes]] = {}
-
-    def get(self, key: object) -> bytes | None:
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            self._data.pop(key, None)
-            return None
-        return entry[1]
-
-    def put(self, key: object, value: bytes) -> None:
-        if self.ttl <= 0:
-            return
-        data = self._data
-        data.pop(key, None)
-        while len(data) >= self.max_entries:
-            data.pop(next(iter(data)))
-        data[key] = (time.monotonic() + self.ttl, value)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-
-def _sort_key(field: SortField):
-    if field == "updated_at":
-        return lambda record: datetime.fromisoformat(record["updated_at"])
-    return lambda record: record[field]
-
-
-def make_view(body: bytes, sort: SortField | None, limit: int | None) -> bytes:
-    """The list sorted (descending: top first) and/or cut to ``limit``."""
-    records = orjson.loads(body)
-    if sort is not None:
-        records.sort(key=_sort_key(sort), reverse=True)
-    if limit is not None:
-        records = records[:limit]
-    return orjson.dumps(records)
 
 
 class TagCache:
@@ -113,8 +69,11 @@ class TagCache:
         self._tag_prefix = f"{prefix}:tag:"
         self.index_key = f"{prefix}:tags"
         self.lock_key = f"{prefix}:lock:dataset"
+        self.dataset_reader = DatasetReader(settings)
         self._inflight: dict[str, asyncio.Task[Lookup]] = {}
-        self._fallback_logged_at = float("-inf")
+        self._retry_task: asyncio.Task[None] | None = None
+        self._fallback_log = Throttle()
+        self._corrupt_log = Throttle()
         self._hit_local, self._hit_redis = metrics.hit["local"], metrics.hit["redis"]
         self._miss_local, self._miss_redis = metrics.miss["local"], metrics.miss["redis"]
 
@@ -130,7 +89,7 @@ class TagCache:
             self._hit_local.inc()
             return Lookup(cached or None, "local")
         self._miss_local.inc()
-        if not TAG_RE.match(tag):
+        if not TAG_RE.fullmatch(tag):
             return Lookup(None, "local")
         # Concurrent requests for a tag missing locally share one Redis read (and one fill).
         found = await self._single_flight(tag)
@@ -140,18 +99,52 @@ class TagCache:
             self._miss_redis.inc()
         return found
 
+    async def _get(self, client: Redis, key: str) -> bytes | None:
+        """``GET key``; a value that is not a valid record list, or a key of another type, is None."""
+        try:
+            value = await client.get(key)
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            self._corrupt(key, "the key is not a string")
+            return None
+        if value is not None and not is_record_list(value):
+            self._corrupt(key, "the value is not a JSON list of valid records")
+            return None
+        return value
+
     async def _read(self, key: str) -> bytes | None:
         try:
-            return await self.redis.reader.get(key)
+            return await self._get(self.redis.reader, key)
         except RedisError as exc:
             if not self.redis.has_replica:
                 raise
             self.metrics.read_fallbacks.inc()
-            now = time.monotonic()
-            if now - self._fallback_logged_at >= 1.0:  # at most one line a second
-                self._fallback_logged_at = now
-                log.warning("read replica failed; reading from the primary", extra={"problem": str(exc)})
-            return await self.redis.primary.get(key)
+            suppressed = self._fallback_log.allow()
+            if suppressed is not None:
+                log.warning("read replica failed; reading from the primary",
+                            extra={"problem": str(exc), "suppressed_since_last": suppressed})
+            return await self._get(self.redis.primary, key)
+
+    def _corrupt(self, key: str, problem: str) -> None:
+        self.metrics.corrupt_values.inc()
+        suppressed = self._corrupt_log.allow()
+        if suppressed is not None:
+            log.warning("corrupt cache value ignored; the next load rewrites it",
+                        extra={"key": key, "problem": problem, "suppressed_since_last": suppressed})
+
+    def _index(self, raw: bytes | None) -> list[str] | None:
+        """The index of valid tags, or None if absent or not a JSON list of strings."""
+        if raw is None:
+            return None
+        try:
+            tags = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            tags = None
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            self._corrupt(self.index_key, "the index is not a JSON list of tags")
+            return None
+        return tags
 
     async def _fetch(self, tag: str) -> Lookup:
         body = await self._read(self.tag_key(tag))
@@ -186,7 +179,17 @@ class TagCache:
             self._inflight[tag] = task
             task.add_done_callback(lambda t: self._fill_done(tag, t))
         # shield: a client that disconnects does not cancel the fetch the others wait for.
-        return await asyncio.shield(task)
+        # wait_for: each request waits at most FILL_WAIT_SECONDS from its own arrival, even
+        # when it joined a fetch that is stuck behind a slow load.
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.settings.fill_wait_seconds)
+        except TimeoutError:
+            raise self._fill_timeout(tag) from None
+
+    def _fill_timeout(self, tag: str) -> FillTimeout:
+        self.metrics.fill_timeouts.inc()
+        log.warning("cache fill timed out", extra={"tag": tag, "waited_s": self.settings.fill_wait_seconds})
+        return FillTimeout("no loader filled the cache in time; retry shortly")
 
     def _fill_done(self, tag: str, task: asyncio.Task) -> None:
         if self._inflight.get(tag) is task:
@@ -196,10 +199,13 @@ class TagCache:
 
     async def _check_primary(self, tag: str) -> tuple[bool, bytes | None]:
         """(decided, body): decided when the value is there or the index says the tag is unknown."""
-        body, index = await self.redis.primary.mget(self.tag_key(tag), self.index_key)
-        if body is not None:
-            return True, body
-        if index is not None and tag not in orjson.loads(index):
+        body, raw_index = await self.redis.primary.mget(self.tag_key(tag), self.index_key)
+        if body is not None:  # MGET answers nil for a key of another type
+            if is_record_list(body):
+                return True, body
+            self._corrupt(self.tag_key(tag), "the value is not a JSON list of valid records")
+        index = self._index(raw_index)
+        if index is not None and tag not in index:
             return True, None
         return False, None
 
@@ -210,9 +216,8 @@ class TagCache:
             decided, body = await self._check_primary(tag)
             if decided:
                 return body
-            lock = self.redis.primary.lock(
-                self.lock_key, timeout=self.settings.lock_timeout_seconds, blocking=False
-            )
+            self.dataset_reader.check()  # this process cannot load now: 503 at once, not after the wait
+            lock = self._lock()
             if await lock.acquire():
                 try:
                     # Double check: another loader may have finished between our read and our lock.
@@ -225,11 +230,12 @@ class TagCache:
                     await self._release(lock)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.metrics.fill_timeouts.inc()
-                log.warning("cache fill timed out", extra={"tag": tag, "waited_s": self.settings.fill_wait_seconds})
-                raise FillTimeout(f"no loader filled the cache within {self.settings.fill_wait_seconds:g} s")
+                raise self._fill_timeout(tag)
             await asyncio.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.1)
+
+    def _lock(self):
+        return self.redis.primary.lock(self.lock_key, timeout=self.settings.lock_timeout_seconds, blocking=False)
 
     async def _release(self, lock) -> None:
         try:
@@ -239,12 +245,13 @@ class TagCache:
                         extra={"lock_timeout_s": self.settings.lock_timeout_seconds})
 
     async def _load_and_store(self) -> Dataset:
+        """Read the dataset (bounded: loader.py) and write it; raises DatasetUnavailable."""
         started = time.perf_counter()
-        if self.settings.dataset_load_delay_seconds:
-            await asyncio.sleep(self.settings.dataset_load_delay_seconds)
-        dataset = await asyncio.to_thread(load_dataset, self.settings.dataset_dir)
-        if dataset.error is not None:
-            raise DatasetUnavailable(dataset.error)
+        try:
+            dataset = await self.dataset_reader.read()
+        except DatasetUnavailable as exc:
+            self.metrics.dataset_load_failures.labels(exc.problem.reason).inc()
+            raise
         self.metrics.dataset_loads.inc()
         await self.store(dataset)
         log.info("dataset loaded into redis", extra={
@@ -252,6 +259,49 @@ class TagCache:
             "seconds": round(time.perf_counter() - started, 4),
         })
         return dataset
+
+    # ---- readiness -------------------------------------------------------------------------
+
+    def dataset_problem(self) -> LoadProblem | None:
+        """Why this process cannot load the dataset now (``/readyz``), or None."""
+        return self.dataset_reader.problem()
+
+    def retry_soon(self) -> None:
+        """Called by ``/readyz``: when a retry is due, one load attempt in the background.
+
+        A pod that is not ready gets no traffic, so its requests would never retry: the
+        probe does. If the dataset is in Redis already (another pod loaded it), the pod can
+        serve and is ready again without a load.
+        """
+        if not self.dataset_reader.retry_due():
+            return
+        if self._retry_task is not None and not self._retry_task.done():
+            return
+        self._retry_task = asyncio.create_task(self._retry(), name="dataset-retry")
+
+    async def _retry(self) -> None:
+        try:
+            if self._index(await self.redis.primary.get(self.index_key)) is not None:
+                self.dataset_reader.clear()
+                return
+            lock = self._lock()
+            if not await lock.acquire():
+                return  # another loader is at work: the next probe looks again
+            try:
+                if self._index(await self.redis.primary.get(self.index_key)) is not None:
+                    self.dataset_reader.clear()
+                else:
+                    await self._load_and_store()
+            finally:
+                await self._release(lock)
+        except (DatasetUnavailable, RedisError):
+            pass  # recorded by the reader / reported by the probe's PING
+        except Exception:  # at most once per DATASET_RETRY_SECONDS: no flood
+            log.exception("dataset retry failed")
+
+    async def aclose(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
 
     def _ttl_ms(self) -> int:
         ttl = self.settings.cache_ttl_seconds

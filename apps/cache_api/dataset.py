@@ -2,7 +2,10 @@
 
 Loading never raises for bad input: a file that is not valid JSON, not a list, or whose
 records do not match :class:`RepoRecord` is skipped with a log line naming the file and
-the problem.
+the problem. A directory that cannot be read, or that holds no usable file, is an
+*unusable* dataset (``Dataset.problem``): the cache never stores it.
+
+:func:`is_record_list` checks a value read back from Redis against the same schema.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from apps.cache_api.logs import get_logger
 
 log = get_logger("dataset")
 
-TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
-"""Valid tag names (file stems, lower-case). Anything else is an unknown tag, without a Redis round trip."""
+TAG_RE = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
+"""Valid tag names (file stems, lower-case), matched in full (``TAG_RE.fullmatch``: no trailing
+newline). Anything else is an unknown tag, without a Redis round trip."""
 
 SAMPLE_DIR_NOTE = (
     "Generated sample dataset (one JSON list of repository records per tag).\n"
@@ -65,13 +69,15 @@ RECORDS = TypeAdapter(list[RepoRecord])
 class Dataset:
     """Tag -> the encoded JSON list (bytes, ready to send). ``skipped``: file name -> problem.
 
-    ``error`` is set when the directory itself could not be read: that is not an empty
-    dataset, and the cache does not store it (requests get 503 until it is fixed).
+    ``problem`` is set when the dataset is unusable: the directory cannot be read, or it
+    holds no usable ``*.json`` file. That is not an empty dataset: the cache does not store
+    it (requests get 503 and the pod reports not-ready until it is fixed). The text names
+    no path or file (it is shown to clients); the log lines do.
     """
 
     tags: dict[str, bytes]
     skipped: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+    problem: str | None = None
 
 
 def tag_for(path: Path) -> str:
@@ -110,6 +116,15 @@ def load_file(path: Path) -> bytes:
     return encode_records(records)
 
 
+def is_record_list(body: bytes) -> bool:
+    """Whether ``body`` (a value read back from Redis) is a JSON list of valid records."""
+    try:
+        RECORDS.validate_json(body)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return False
+    return True
+
+
 def load_dataset(directory: Path) -> Dataset:
     """Read every ``*.json`` in ``directory``. Never raises: problems are logged and skipped."""
     tags: dict[str, bytes] = {}
@@ -118,11 +133,11 @@ def load_dataset(directory: Path) -> Dataset:
         paths = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".json")
     except OSError as exc:
         log.error("dataset directory unreadable", extra={"dataset_dir": str(directory), "problem": str(exc)})
-        return Dataset(tags={}, error=f"dataset directory {directory} unreadable: {exc}")
+        return Dataset(tags={}, problem="the dataset directory cannot be read")
     for path in paths:
         tag = tag_for(path)
         try:
-            if not TAG_RE.match(tag):
+            if not TAG_RE.fullmatch(tag):
                 raise ValueError(f"file name is not a valid tag (must match {TAG_RE.pattern})")
             if tag in tags:
                 raise ValueError(f"duplicate tag {tag!r} (file names differ only in case)")
@@ -130,5 +145,10 @@ def load_dataset(directory: Path) -> Dataset:
         except (OSError, ValueError) as exc:
             skipped[path.name] = str(exc)
             log.warning("dataset file skipped", extra={"file": str(path), "problem": str(exc)})
+    if not tags:
+        problem = (f"no usable dataset file ({len(skipped)} skipped)" if skipped
+                   else "the dataset directory has no .json file")
+        log.error("dataset unusable", extra={"dataset_dir": str(directory), "problem": problem})
+        return Dataset(tags={}, skipped=skipped, problem=problem)
     log.info("dataset loaded", extra={"dataset_dir": str(directory), "tags": len(tags), "skipped": len(skipped)})
     return Dataset(tags=tags, skipped=skipped)

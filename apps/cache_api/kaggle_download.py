@@ -64,7 +64,7 @@ def credentials() -> tuple[str, str]:
 
 def download(dataset: str, timeout: float = 60.0) -> bytes:
     if dataset.count("/") != 1:
-        raise KaggleError(f"--dataset must be OWNER/NAME, got {dataset!r}")
+        raise KaggleError("--dataset (or KAGGLE_DATASET) must be OWNER/NAME")
     user, key = credentials()
     request = urllib.request.Request(API.format(dataset=dataset))
     request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode())
@@ -151,7 +151,7 @@ def convert(archive_bytes: bytes, out: Path, per_tag: int = 50, tags: int = 20) 
                 counts["skipped"] += 1
                 continue
             for topic in set(record.topics):
-                if TAG_RE.match(topic):
+                if TAG_RE.fullmatch(topic):
                     by_topic[topic].append(record)
     out.mkdir(parents=True, exist_ok=True)
     popular = sorted(by_topic, key=lambda t: (-len(by_topic[t]), t))[:tags]
@@ -164,13 +164,17 @@ def convert(archive_bytes: bytes, out: Path, per_tag: int = 50, tags: int = 20) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Cache API dataset from a Kaggle dataset.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", default=os.environ.get("KAGGLE_DATASET"), help="Kaggle OWNER/NAME")
+    source = parser.add_mutually_exclusive_group()
+    # An empty KAGGLE_DATASET counts as unset, like every other variable.
+    source.add_argument("--dataset", default=os.environ.get("KAGGLE_DATASET") or None,
+                        help="Kaggle OWNER/NAME (default: KAGGLE_DATASET)")
     source.add_argument("--zip", type=Path, help="convert an archive already downloaded")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--per-tag", type=int, default=50)
     parser.add_argument("--tags", type=int, default=20)
     args = parser.parse_args(argv)
+    if args.zip is None and not args.dataset:
+        parser.error("one of --dataset (or KAGGLE_DATASET) and --zip is required")
     try:
         data = args.zip.read_bytes() if args.zip else download(args.dataset)
         counts = convert(data, args.out, args.per_tag, args.tags)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -50,3 +51,25 @@ def configure_logging(level: str = "INFO") -> logging.Logger:
 
 def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}")
+
+
+class Throttle:
+    """At most one log line per ``interval`` seconds; the line says how many were suppressed.
+
+    While Redis is down, or a corrupt value is read, every request hits the same problem:
+    one line per request would flood the logs.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.suppressed = 0
+
+    def allow(self) -> int | None:
+        """None: stay quiet. Otherwise the number of lines suppressed since the last one."""
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return None
+        self.last, suppressed, self.suppressed = now, self.suppressed, 0
+        return suppressed

@@ -17,11 +17,11 @@ from apps.cache_api.logs import configure_logging
 from apps.cache_api.metrics import Metrics, MetricsMiddleware
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.routers import github_stats, ops
-from apps.cache_api.settings import Settings
+from apps.cache_api.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> CacheAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     metrics = Metrics()
     # Here, not in the lifespan: uvicorn has set up its loggers and imports the app before
     # its first log line, so every line it writes is JSON too.
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> CacheAPI:
             yield
         finally:
             app.tag_cache = None
+            await app.state.cache.aclose()
             await redis.aclose()
             log.info("cache api stopped")
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> CacheAPI:
     app.include_router(github_stats.router)
     app.include_router(ops.router)
     errors.install(app)
+    app.add_middleware(errors.UnexpectedErrors)  # inside the metrics middleware: it sees the 500
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.hot_path = settings.hot_path
     return app

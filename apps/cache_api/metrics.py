@@ -46,6 +46,16 @@ class Metrics:
             "cache_fill_timeouts", "Requests answered 503 because no loader filled the cache in time.",
             registry=self.registry,
         )
+        self.dataset_load_failures = Counter(
+            "dataset_load_failures", "Dataset loads that failed: unusable dataset, or a read past its time bound.",
+            ["reason"], registry=self.registry,
+        )
+        for reason in ("dataset_unavailable", "dataset_load_stuck"):  # loader.py's reasons, shown at 0
+            self.dataset_load_failures.labels(reason)
+        self.corrupt_values = Counter(
+            "cache_corrupt_values", "Values read from Redis that were not valid (junk, wrong key type): "
+            "treated as misses.", registry=self.registry,
+        )
         # Pre-bound children: the hot path does no label lookups.
         self.hit = {layer: self.cache_hits.labels(layer) for layer in ("local", "redis")}
         self.miss = {layer: self.cache_misses.labels(layer) for layer in ("local", "redis")}

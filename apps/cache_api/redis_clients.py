@@ -7,10 +7,15 @@
   the socket timeout instead of opening connections without limit.
 - TLS always verifies the certificate and the host name (``REDIS_CA_FILE`` or the
   system trust store); there is no switch to turn verification off.
+- Only what Redis 6.0 (Azure Cache for Redis 6.0.14) knows, from the first byte: redis-py
+  8 also sends ``CLIENT SETINFO`` (Redis 7.2) and ``CLIENT MAINT_NOTIFICATIONS`` (Redis 8)
+  on every new connection and ignores the error an older server answers. Both are off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -18,9 +23,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from apps.cache_api.settings import Settings
+
+
+REPLICA_PING_TIMEOUT_SECONDS = 0.3
 
 
 def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[str, object]:
@@ -35,6 +45,8 @@ def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[st
         "max_connections": settings.redis_max_connections,
         "timeout": settings.redis_socket_timeout_seconds,
         "client_name": "cache-api",
+        "driver_info": None,  # no CLIENT SETINFO
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),  # no CLIENT MAINT_NOTIFICATIONS
         "connection_class": Connection,
     }
     if tls:
@@ -50,6 +62,42 @@ def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[st
 
 def make_client(settings: Settings, host: str, port: int, tls: bool) -> Redis:
     return Redis.from_pool(BlockingConnectionPool(**_pool_kwargs(settings, host, port, tls)))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes (redis-py wraps the socket's error)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def describe_redis_error(exc: BaseException) -> str:
+    """What went wrong, for a probe or a client: no host, port, password or other configured value.
+
+    redis-py's messages name the address (``Error 111 connecting to host:port``); logs keep
+    them, answers get this.
+    """
+    chain = _chain(exc)
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, AuthenticationError) for e in chain) or any(
+            word in text for word in ("wrongpass", "noauth", "invalid password", "invalid username-password")):
+        return "authentication failed (check REDIS_PASSWORD)"
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "certificate" in text:
+        return "TLS certificate verification failed (check REDIS_CA_FILE and the host name)"
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "TLS handshake failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "error 111 " in text:
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host name not resolved (check REDIS_HOST)"
+    if any(isinstance(e, (RedisTimeout, TimeoutError)) for e in chain) or "timeout" in text or "timed out" in text:
+        return "timed out"
+    if any(isinstance(e, ResponseError) for e in chain):
+        return "Redis refused a command"
+    return f"connection failed ({type(exc).__name__})"
 
 
 @dataclass
@@ -78,13 +126,20 @@ class RedisClients:
         return self.reader is not self.primary
 
     async def ping(self) -> str | None:
-        """Raises if the primary is unreachable; returns the replica's problem, if any (reads fall back)."""
+        """Raises if the primary is unreachable; returns the replica's problem, if any (reads fall back).
+
+        The replica gets ``REPLICA_PING_TIMEOUT_SECONDS``, not the socket timeout and its retry:
+        a hung replica must not make ``/readyz`` outlast the kubelet's probe timeout (1 s by
+        default), which would take the pod out of service for a replica it can do without.
+        """
         await self.primary.ping()
         if self.has_replica:
             try:
-                await self.reader.ping()
+                await asyncio.wait_for(self.reader.ping(), REPLICA_PING_TIMEOUT_SECONDS)
+            except TimeoutError:
+                return "timed out"
             except RedisError as exc:
-                return f"{type(exc).__name__}: {exc}"
+                return describe_redis_error(exc)
         return None
 
     async def aclose(self) -> None:

@@ -1,11 +1,15 @@
-"""Settings from the environment (docs/contract.md); every field is overridable in tests."""
+"""Settings from the environment (docs/contract.md); every field is overridable in tests.
+
+An empty variable counts as unset. A bad value stops the app at start-up with an error
+that names the variable and the rule, never the value (it may be a secret).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SAMPLE_DATASET_DIR = Path(__file__).resolve().parent / "dataset"
@@ -16,7 +20,8 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 class Settings(BaseSettings):
     """One field per environment variable (the name upper-cased): ``redis_host`` is ``REDIS_HOST``."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True,
+                                      hide_input_in_errors=True)
 
     # Redis endpoint (DESIGN.md contract).
     redis_host: str = "localhost"
@@ -40,7 +45,12 @@ class Settings(BaseSettings):
     # Dataset.
     dataset_dir: Path = SAMPLE_DATASET_DIR
     dataset_load_delay_seconds: float = Field(0.0, ge=0)
-    """Artificial delay added to every dataset load (simulates a slow source in demos and tests)."""
+    """Artificial delay added to every dataset read (simulates a slow source in demos and tests)."""
+    dataset_load_timeout_seconds: PositiveSeconds | None = None
+    """Time bound of a dataset read (default: 0.8 x ``LOCK_TIMEOUT_SECONDS``, so a bounded
+    load always ends while its loader still holds the lock). Must be below it."""
+    dataset_retry_seconds: PositiveSeconds = 5.0
+    """After an unusable dataset or a read over its bound: how soon this process tries again."""
 
     # Cache.
     cache_ttl_seconds: PositiveSeconds = 3600.0
@@ -65,7 +75,7 @@ class Settings(BaseSettings):
     @classmethod
     def _ca_file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
-            raise ValueError(f"REDIS_CA_FILE {value} is not a readable file")
+            raise ValueError("REDIS_CA_FILE is not a readable file")
         return value
 
     @field_validator("log_level")
@@ -73,7 +83,7 @@ class Settings(BaseSettings):
     def _known_level(cls, value: str) -> str:
         value = value.upper()
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value!r}")
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
 
     @model_validator(mode="after")
@@ -81,6 +91,19 @@ class Settings(BaseSettings):
         if self.redis_read_host is not None and self.redis_read_port is None:
             object.__setattr__(self, "redis_read_port", self.redis_port)
         return self
+
+    @model_validator(mode="after")
+    def _load_ends_before_its_lock(self) -> Settings:
+        if (self.dataset_load_timeout_seconds is not None
+                and self.dataset_load_timeout_seconds >= self.lock_timeout_seconds):
+            raise ValueError("DATASET_LOAD_TIMEOUT_SECONDS must be below LOCK_TIMEOUT_SECONDS")
+        return self
+
+    @property
+    def effective_dataset_load_timeout(self) -> float:
+        if self.dataset_load_timeout_seconds is not None:
+            return self.dataset_load_timeout_seconds
+        return 0.8 * self.lock_timeout_seconds
 
     @property
     def has_read_replica(self) -> bool:
@@ -91,3 +114,20 @@ class Settings(BaseSettings):
         data = self.model_dump(exclude={"redis_password"}, mode="json")
         data["redis_password_set"] = self.redis_password is not None
         return data
+
+
+class SettingsError(Exception):
+    """The environment is invalid: one line per problem, naming the variable, never its value."""
+
+
+def load_settings() -> Settings:
+    """``Settings()`` from the environment, or :class:`SettingsError` with a readable message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False, include_context=False):
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise SettingsError("invalid cache API environment: " + "; ".join(problems)) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from apps.cache_api.cache import SortField
+from apps.cache_api.local_cache import SortField
 from apps.cache_api.deps import CacheDep
 from apps.cache_api.errors import json_error
 
@@ -24,7 +24,7 @@ MAX_LIMIT = 1000
               "content": {"application/json": {}}},
         404: {"description": "Unknown tag."},
         422: {"description": "Invalid `limit` or `sort`."},
-        503: {"description": "Redis unavailable, or the dataset is still loading."},
+        503: {"description": "Redis unavailable, the dataset still loading, or the dataset unusable."},
     },
 )
 async def github_stats(
@@ -36,5 +36,5 @@ async def github_stats(
     tag = tag.lower()
     found = await cache.get_view(tag, sort, limit)
     if found.body is None:
-        return json_error(404, "unknown_tag", f"no dataset for tag {tag!r}", tag=tag)
+        return json_error(404, "unknown_tag", "no dataset for this tag")
     return Response(found.body, media_type="application/json", headers={"x-cache": found.layer})

@@ -1,4 +1,10 @@
-"""Probes and metrics: ``/healthz`` (liveness, no Redis), ``/readyz`` (Redis reachable), ``/metrics``."""
+"""Probes and metrics: ``/healthz`` (liveness, no Redis), ``/readyz``, ``/metrics``.
+
+``/readyz`` is 503 ``unready`` with a reason when the primary does not answer ``PING``
+(``redis_unavailable``) or this process cannot load the dataset (``dataset_unavailable``,
+``dataset_load_stuck``); it then also starts the retry, since an unready pod gets no
+request that would. The details name no host, port, path or configured value.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from apps.cache_api.deps import MetricsDep, RedisDep
+from apps.cache_api.deps import CacheDep, MetricsDep, RedisDep
 from apps.cache_api.errors import json_error
+from apps.cache_api.redis_clients import describe_redis_error
 
 router = APIRouter(tags=["ops"])
 
@@ -23,11 +30,15 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz", response_class=Response)
-async def readyz(redis: RedisDep) -> Response:
+async def readyz(redis: RedisDep, cache: CacheDep) -> Response:
     try:
         replica_problem = await redis.ping()
     except RedisError as exc:
-        return json_error(503, "redis_unavailable", f"{type(exc).__name__}: {exc}", status="unready")
+        return json_error(503, "redis_unavailable", describe_redis_error(exc), status="unready")
+    problem = cache.dataset_problem()
+    if problem is not None:
+        cache.retry_soon()
+        return json_error(503, problem.reason, problem.detail, status="unready")
     if replica_problem is not None:
         # Still ready: reads fall back to the primary. The body and a metric say it is degraded.
         return Response(orjson.dumps({"status": "ready", "replica": "unreachable", "detail": replica_problem}),

@@ -1,5 +1,9 @@
 """Cache API fixtures: a small generated dataset, settings pointing at a real redis-server,
-in-process apps (httpx + ASGITransport, lifespan run for real) and real uvicorn processes."""
+in-process apps (httpx + ASGITransport, lifespan run for real), real uvicorn processes and
+real read replicas.
+
+The read, stampede and outage tests take ``redis_any`` or ``redis_factory(profile=...)``
+(tests/apps/conftest.py): they run once per Redis the stacks can give the API."""
 
 from __future__ import annotations
 
@@ -15,16 +19,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from fastapi import FastAPI
 
 from apps.cache_api.generate_dataset import generate
 from apps.cache_api.main import create_app
 from apps.cache_api.settings import Settings
-from tests.apps.redis_server import REDIS_SERVER, RedisServer, free_port
+from tests.apps.redis_profiles import PROFILE_NAMES
+from tests.apps.redis_server import RedisServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TEST_TAGS = ("python", "javascript", "typescript", "go", "rust")
+
+#: For tests that start private servers: ``@pytest.mark.parametrize("profile", PROFILES)``.
+PROFILES = PROFILE_NAMES
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +84,25 @@ class UvicornProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-def uvicorn_factory() -> Iterator[Callable[..., UvicornProcess]]:
-    """Start real ``uvicorn apps.cache_api.main:app`` processes; killed at teardown."""
-    started: list[UvicornProcess] = []
+class UvicornFactory:
+    """Starts real ``uvicorn apps.cache_api.main:app`` processes; kills them at teardown."""
 
-    def start(env: dict[str, str], timeout: float = 15.0, access_log: bool = False) -> UvicornProcess:
+    def __init__(self) -> None:
+        self.started: list[UvicornProcess] = []
+
+    def __call__(self, env: dict[str, str], timeout: float = 15.0, access_log: bool = False) -> UvicornProcess:
+        return self.many([env], timeout, access_log)[0]
+
+    def many(self, envs: list[dict[str, str]], timeout: float = 15.0,
+             access_log: bool = False) -> list[UvicornProcess]:
+        """One process per env, started together (their imports overlap), each answering /healthz."""
+        servers = [self._spawn(env, access_log) for env in envs]
+        deadline = time.monotonic() + timeout
+        for server in servers:
+            self._wait_healthy(server, deadline)
+        return servers
+
+    def _spawn(self, env: dict[str, str], access_log: bool) -> UvicornProcess:
         port = free_port()
         full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", **env}
         proc = subprocess.Popen(
@@ -92,67 +112,90 @@ def uvicorn_factory() -> Iterator[Callable[..., UvicornProcess]]:
             stdout=subprocess.PIPE if access_log else subprocess.DEVNULL,  # uvicorn's access log: stdout
         )
         server = UvicornProcess(proc, port)
-        started.append(server)
-        deadline = time.monotonic() + timeout
+        self.started.append(server)
+        return server
+
+    @staticmethod
+    def _wait_healthy(server: UvicornProcess, deadline: float) -> None:
         while True:
             try:
                 if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    return server
+                    return
             except httpx.HTTPError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                detail = proc.stderr.read().decode() if proc.poll() is not None else "timeout"
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                detail = server.proc.stderr.read().decode() if server.proc.poll() is not None else "timeout"
                 raise RuntimeError(f"uvicorn did not start: {detail}")
-            time.sleep(0.1)
+            time.sleep(0.05)
 
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait(timeout=10)
-        for stream in (server.proc.stdout, server.proc.stderr):
-            if stream:
-                stream.close()
-
-
-@dataclass
-class Replica:
-    proc: subprocess.Popen
-    port: int
+    def cleanup(self) -> None:
+        for server in self.started:
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait(timeout=10)
+            for stream in (server.proc.stdout, server.proc.stderr):
+                if stream:
+                    stream.close()
 
 
 @pytest.fixture
-def replica_factory(tmp_path: Path) -> Iterator[Callable[[RedisServer], Replica]]:
-    """A plain redis-server replicating from a (plain) primary, with the same password."""
-    started: list[Replica] = []
+def uvicorn_factory() -> Iterator[UvicornFactory]:
+    """``uvicorn_factory(env)``: one real uvicorn process; ``uvicorn_factory.many([env, ...])``: several at once."""
+    factory = UvicornFactory()
+    yield factory
+    factory.cleanup()
 
-    def start(primary: RedisServer) -> Replica:
+
+@dataclass
+class ReplicaServer(RedisServer):
+    """A real ``redis-server --replicaof`` a plain primary (the ``replica-sidecar`` read path):
+    same password, read-only, plain TCP for the app and a Unix socket for the harness.
+
+    Not audited (``audit=None``): a replica's MONITOR also shows the primary's replication
+    stream, which Redis 7 rewrites (``SET ... PX`` arrives as ``SET ... PXAT``), not what the
+    app sent. The app only sends it ``GET`` and ``PING``, which the primary's audit covers.
+    """
+
+    primary_port: int = 0
+    audit: None = None
+
+    def config_lines(self) -> list[str]:
+        return super().config_lines() + [f"replicaof 127.0.0.1 {self.primary_port}",
+                                         f"masterauth {self.password}", "replica-read-only yes"]
+
+    def start(self, timeout: float = 10.0) -> ReplicaServer:
+        super().start(timeout)
+        deadline = time.monotonic() + timeout
+        with self.client(socket_timeout=1) as c:
+            while c.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("replica did not sync")
+                time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as when the sidecar container dies."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def replica_factory(tmp_path: Path) -> Iterator[Callable[[RedisServer], ReplicaServer]]:
+    """``replica_factory(primary)``: a synced replica of a plain (``local``) primary."""
+    started: list[ReplicaServer] = []
+
+    def start(primary: RedisServer) -> ReplicaServer:
+        assert primary.tls is None, "the replica sidecar exists only with the in-cluster (plain) Redis"
         with primary.client() as c:  # the default waits 5 s for more replicas before a full sync
             c.config_set("repl-diskless-sync-delay", 0)
-        port = free_port()
-        workdir = tmp_path / f"replica-{port}"
-        workdir.mkdir()
-        proc = subprocess.Popen(
-            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", str(workdir), "--requirepass", primary.password, "--masterauth", primary.password,
-             "--replicaof", "127.0.0.1", str(primary.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        replica = Replica(proc, port)
+        replica = ReplicaServer(workdir=tmp_path / f"replica-{len(started)}", password=primary.password,
+                                primary_port=primary.port)
         started.append(replica)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with redis.Redis(host="127.0.0.1", port=port, password=primary.password, socket_timeout=1) as c:
-                    if c.info("replication").get("master_link_status") == "up":
-                        return replica
-            except redis.RedisError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("replica did not sync")
-            time.sleep(0.05)
+        return replica.start()
 
     yield start
     for replica in started:
-        replica.proc.terminate()
-        replica.proc.wait(timeout=10)
+        replica.cleanup()

@@ -1,9 +1,13 @@
-"""Dataset loading: bad files are skipped with a log line naming the file and the problem."""
+"""Dataset loading: bad files are skipped with a log line naming the file and the problem; a
+dataset with nothing usable is never cached, makes the pod not-ready with a reason, and is
+retried soon (by the readiness probe itself: an unready pod gets no request)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import orjson
@@ -47,6 +51,7 @@ BAD_FILES = {
     "bad-date.json": orjson.dumps([{**GOOD, "updated_at": "yesterday"}]),
     "not-utf8.json": b"\xff\xfe[]",
     "Bad Name!.json": orjson.dumps([GOOD]),
+    "go\n.json": orjson.dumps([GOOD]),  # a tag name matches in full: no trailing newline
 }
 PROBLEMS = {
     "broken.json": "invalid JSON",
@@ -58,6 +63,7 @@ PROBLEMS = {
     "bad-date.json": "0.updated_at",
     "not-utf8.json": "invalid JSON",
     "Bad Name!.json": "not a valid tag",
+    "go\n.json": "not a valid tag",
 }
 
 
@@ -90,20 +96,92 @@ def test_bad_files_are_skipped_with_a_log_line(messy_dir, records_log):
 
 def test_missing_directory_is_an_error_not_a_crash(tmp_path, records_log):
     dataset = load_dataset(tmp_path / "nope")
-    assert dataset.tags == {} and "nope" in dataset.error
-    assert any(r.levelname == "ERROR" and "unreadable" in r.getMessage() for r in records_log)
+    assert dataset.tags == {} and dataset.problem == "the dataset directory cannot be read"
+    assert any(r.levelname == "ERROR" and "unreadable" in r.getMessage() and "nope" in r.dataset_dir
+               for r in records_log)
 
 
-async def test_missing_directory_is_503_and_nothing_is_cached(redis_server, tmp_path, sample_dataset):
-    missing = tmp_path / "not-mounted-yet"
-    async with serve(settings_for(redis_server, missing)) as (app, client):
+def test_empty_or_all_invalid_directory_is_unusable(tmp_path, records_log):
+    assert load_dataset(tmp_path).problem == "the dataset directory has no .json file"
+    (tmp_path / "broken.json").write_bytes(b"[{")
+    (tmp_path / "object.json").write_bytes(b"{}")
+    dataset = load_dataset(tmp_path)
+    assert dataset.tags == {} and dataset.problem == "no usable dataset file (2 skipped)"
+    assert sorted(dataset.skipped) == ["broken.json", "object.json"]
+    assert [r.getMessage() for r in records_log if r.levelname == "ERROR"] == ["dataset unusable"] * 2
+
+
+async def _ready(client) -> tuple[int, dict]:
+    response = await client.get("/readyz")
+    return response.status_code, response.json()
+
+
+async def _until_ready(client, timeout: float = 5.0) -> float:
+    """Poll /readyz (as the kubelet does) until 200; returns how long it took."""
+    started = time.monotonic()
+    while (await client.get("/readyz")).status_code != 200:
+        assert time.monotonic() - started < timeout, await _ready(client)
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "all-invalid"])
+async def test_unusable_dataset_is_not_cached_makes_the_pod_unready_and_is_retried(
+        redis_server, tmp_path, sample_dataset, case):
+    data = tmp_path / "data"
+    if case != "missing":
+        data.mkdir()
+    if case == "all-invalid":
+        for name, content in BAD_FILES.items():
+            (data / name).write_bytes(content)
+    settings = settings_for(redis_server, data, dataset_retry_seconds=1.0)
+    async with serve(settings) as (app, client):
+        assert await _ready(client) == (200, {"status": "ready"})  # nothing known yet
+        started = time.monotonic()
         response = await client.get("/github_stats/python")
-        assert response.status_code == 503 and response.json()["error"] == "dataset_unavailable"
+        assert response.status_code == 503
+        assert response.json()["error"] == "dataset_unavailable"
+        assert response.headers["retry-after"] == "1"
+        expected = {"missing": "the dataset directory cannot be read",
+                    "empty": "the dataset directory has no .json file",
+                    "all-invalid": f"no usable dataset file ({len(BAD_FILES)} skipped)"}[case]
+        assert response.json()["detail"] == expected
+        # Another tag, at once: no second read of the directory, a fast 503.
+        assert (await client.get("/github_stats/go")).status_code == 503
+        assert time.monotonic() - started < 1.0
         assert loads(app) == 0
+        assert app.state.metrics.value("dataset_load_failures_total", {"reason": "dataset_unavailable"}) == 1
         with redis_server.client() as r:
-            assert r.keys("*") == []  # no empty index cached for an hour
-        shutil.copytree(sample_dataset, missing)  # the volume shows up
-        assert (await client.get("/github_stats/python")).status_code == 200
+            assert r.keys("*") == []  # nothing cached fleet-wide: no empty index for an hour
+
+        status, body = await _ready(client)
+        assert status == 503
+        assert body == {"error": "dataset_unavailable", "detail": expected, "status": "unready"}
+        assert str(data) not in str(body)  # the detail names no path
+
+        # The volume is fixed: the probe's own retry loads it, without any request.
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(sample_dataset, data)
+        await _until_ready(client, timeout=5.0)
+        assert loads(app) == 1
+        with redis_server.client() as r:
+            assert r.exists(f"{settings.cache_key_prefix}:tag:python")
+        response = await client.get("/github_stats/python")
+        assert response.status_code == 200 and response.headers["x-cache"] == "redis"
+
+
+async def test_another_pods_load_makes_the_pod_ready_again(redis_server, tmp_path, sample_dataset):
+    """A pod whose own volume is empty is ready again (and serves) once another pod filled Redis."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    async with serve(settings_for(redis_server, empty, dataset_retry_seconds=0.2)) as (broken, client):
+        assert (await client.get("/github_stats/rust")).status_code == 503
+        assert (await _ready(client))[0] == 503
+        async with serve(settings_for(redis_server, sample_dataset)) as (_, healthy):
+            assert (await healthy.get("/github_stats/rust")).status_code == 200
+        await _until_ready(client)
+        assert (await client.get("/github_stats/rust")).status_code == 200
+        assert loads(broken) == 0
 
 
 def test_timestamps_are_normalised_to_utc(tmp_path):

@@ -1,4 +1,8 @@
-"""Failure behaviour: a loader killed mid-load, a lock that never clears, Redis down, hung and back."""
+"""Failure behaviour: a loader killed mid-load, a lock that never clears, Redis down, hung and back.
+
+The outages (killed loader, Redis stopped and restarted, Redis hung) run on every Redis
+profile: ``redis_any``, or a private ``redis_factory(profile=...)`` server the test may stop.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from apps.cache_api.logs import LOGGER_NAME
-from tests.apps.cache_api.conftest import loads, serve, settings_for
+from tests.apps.cache_api.conftest import PROFILES, loads, serve, settings_for
 
 
 async def _wait_for_key(server, key: str, timeout: float = 10.0) -> int:
@@ -25,24 +30,24 @@ async def _wait_for_key(server, key: str, timeout: float = 10.0) -> int:
     raise AssertionError(f"{key} never appeared")
 
 
-async def test_killed_loader_does_not_block_past_the_lock_timeout(redis_server, sample_dataset, uvicorn_factory):
+async def test_killed_loader_does_not_block_past_the_lock_timeout(redis_any, sample_dataset, uvicorn_factory):
     lock_timeout = 2.0
     # A real uvicorn process whose load takes 30 s: it takes the lock, then we SIGKILL it.
-    loader = uvicorn_factory({**redis_server.env, "DATASET_DIR": str(sample_dataset),
+    loader = uvicorn_factory({**redis_any.env, "DATASET_DIR": str(sample_dataset),
                               "DATASET_LOAD_DELAY_SECONDS": "30", "LOCK_TIMEOUT_SECONDS": str(lock_timeout),
                               "LOG_LEVEL": "WARNING"})
-    settings = settings_for(redis_server, sample_dataset, lock_timeout_seconds=lock_timeout, fill_wait_seconds=8)
+    settings = settings_for(redis_any, sample_dataset, lock_timeout_seconds=lock_timeout, fill_wait_seconds=8)
     lock_key = f"{settings.cache_key_prefix}:lock:dataset"
     async with httpx.AsyncClient(timeout=60) as client:
         doomed = asyncio.create_task(client.get(f"{loader.url}/github_stats/python"))
-        await _wait_for_key(redis_server, lock_key)
+        await _wait_for_key(redis_any, lock_key)
         loader.proc.send_signal(signal.SIGKILL)
         loader.proc.wait(timeout=5)
         try:
             await doomed
         except httpx.HTTPError:
             pass
-    with redis_server.client() as r:
+    with redis_any.client() as r:
         remaining = r.pttl(lock_key) / 1000
     assert remaining > 0.5, "the dead loader's lock is still held"
 
@@ -128,8 +133,9 @@ async def _outage_and_recovery(server, client: httpx.AsyncClient, log) -> float:
     return restarted_at
 
 
-async def test_redis_stopped_and_restarted_mid_traffic(redis_factory, sample_dataset):
-    server = redis_factory()
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_redis_stopped_and_restarted_mid_traffic(redis_factory, sample_dataset, profile):
+    server = redis_factory(profile=profile)
     settings = settings_for(server, sample_dataset, local_cache_ttl_seconds=0.2)
     log: list[tuple[float, int, float]] = []
     stop = asyncio.Event()
@@ -149,8 +155,9 @@ async def test_redis_stopped_and_restarted_mid_traffic(redis_factory, sample_dat
                                    {"route": "/github_stats/{tag}", "method": "GET", "status": "500"}) == 0
 
 
-async def test_hung_redis_times_out_fast_and_recovers(redis_factory, sample_dataset):
-    server = redis_factory()
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_hung_redis_times_out_fast_and_recovers(redis_factory, sample_dataset, profile):
+    server = redis_factory(profile=profile)
     settings = settings_for(server, sample_dataset, local_cache_ttl_seconds=0,
                             redis_socket_timeout_seconds=0.3, redis_connect_timeout_seconds=0.3)
     async with serve(settings) as (app, client):
@@ -190,3 +197,30 @@ async def test_redis_errors_are_logged_at_most_once_a_second(redis_factory, samp
     warnings = [r for r in records if r.getMessage() == "redis unavailable"]
     assert 1 <= len(warnings) <= 2, len(warnings)  # 50 failures, not 50 lines
     assert app.state.metrics.value("redis_errors_total") == 50
+
+
+async def test_an_unexpected_error_is_a_json_500_logged_once_a_second(redis_server, sample_dataset, monkeypatch):
+    """A bug is a 500 with a JSON body; its traceback is logged once a second, not once per
+    request (and not re-raised to uvicorn, which would log it a second time)."""
+    from apps.cache_api.cache import TagCache
+
+    async def broken(self, tag, sort, limit):
+        raise RuntimeError("a bug")
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(LOGGER_NAME).addHandler(handler)
+    monkeypatch.setattr(TagCache, "get_view", broken)
+    try:
+        async with serve(settings_for(redis_server, sample_dataset, hot_path=False)) as (app, client):
+            # ASGITransport raises what the app raises: a 500 *response* means nothing escaped.
+            responses = [await client.get("/github_stats/go") for _ in range(30)]
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    assert {r.status_code for r in responses} == {500}
+    assert responses[0].json() == {"error": "internal_error", "detail": "unexpected error"}
+    errors = [r for r in records if r.getMessage() == "unhandled error"]
+    assert 1 <= len(errors) <= 2 and errors[0].exc_info is not None
+    assert app.state.metrics.value("http_requests_total",
+                                   {"route": "/github_stats/{tag}", "method": "GET", "status": "500"}) == 30

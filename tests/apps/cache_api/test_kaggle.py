@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import orjson
+import pytest
 
 from apps.cache_api import kaggle_download
 from apps.cache_api.dataset import load_dataset
@@ -59,3 +60,24 @@ def test_bad_dataset_name_and_bad_archive(tmp_path, monkeypatch):
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     assert kaggle_download.main(["--zip", str(junk), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_kaggle_dataset_comes_from_the_environment_and_empty_means_unset(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    monkeypatch.delenv("KAGGLE_KEY", raising=False)
+    monkeypatch.setenv("KAGGLE_DATASET", "someone/github-repos")
+    # The variable alone is enough to get to the download (which then wants credentials).
+    assert kaggle_download.main(["--out", str(tmp_path / "o")]) == 2
+    assert "KAGGLE_USERNAME and KAGGLE_KEY must be set" in capsys.readouterr().err
+    monkeypatch.setenv("KAGGLE_DATASET", "")
+    with pytest.raises(SystemExit):
+        kaggle_download.main(["--out", str(tmp_path / "o")])
+    assert "--dataset (or KAGGLE_DATASET)" in capsys.readouterr().err
+
+
+def test_a_bad_dataset_name_is_not_echoed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KAGGLE_USERNAME", "u")
+    monkeypatch.setenv("KAGGLE_KEY", "k")
+    assert kaggle_download.main(["--dataset", "no-slash-s3cret", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "OWNER/NAME" in err and "s3cret" not in err
