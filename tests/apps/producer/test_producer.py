@@ -197,7 +197,7 @@ def test_wait_results_confirms_every_task_processed_by_a_real_worker(redis_any, 
     try:
         out = producer(env, "--count", "40", "--rate", "0", "--wait-results", "60", timeout=90)
     finally:
-        worker.terminate()
+        worker.kill()
         worker.close()
     assert out.returncode == 0, out.stderr
     assert "all 40 results present" in out.stdout
