@@ -157,4 +157,6 @@ def problem(message, max_time_limit: float | None = None) -> str | None:
         check_body(body)
     except Refused as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a check that cannot even run: still the message's
+        return f"cannot check the task message: {type(exc).__name__}: {exc}"
     return None
