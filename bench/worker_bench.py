@@ -22,8 +22,9 @@ Profiles (same task code, same Request/Consumer classes, same Redis, same machin
 - ``defaults``: Celery's delivery defaults: acks early, prefetch multiplier 4, no
   reject-on-worker-lost, kombu's stock BRPOP transport and unacked sweep;
 - ``safe``: what the worker runs (apps/worker/celery_app.py): acks late, reject on worker
-  lost, prefetch 1, visibility timeout + tuned sweep, BLMOVE transport (apps/worker/broker.py);
-- ``safe-brpop``: ``safe`` on kombu's stock BRPOP transport, to show what BLMOVE costs.
+  lost, prefetch 1, visibility timeout + tuned sweep, BRPOPLPUSH transport (apps/worker/broker.py);
+- ``safe-brpop``: ``safe`` on kombu's stock BRPOP transport, to show what the recoverable
+  pop (BRPOPLPUSH + the inflight list) costs.
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or "defaults" not in profiles or args.tasks < 2 or args.rounds < 1:
         parser.error(f"profiles from {sorted(PROFILES)} including 'defaults'; --tasks >= 2; --rounds >= 1")
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
         workdir = Path(tmp)
         server = Server(workdir)
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = statistics.median(r.rate for r in results["defaults"])
     print(f"\n{args.tasks} tasks, WORK_SECONDS=0, concurrency {args.concurrency}, {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     base_cpu = statistics.median(r.cpu_ms_per_task for r in results["defaults"])
     print(f"{'profile':<12}{'median tasks/s':>16}{'best':>9}{'worst':>9}{'vs defaults':>13}"
           f"{'CPU ms/task':>13}{'vs defaults':>13}")

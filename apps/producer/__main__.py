@@ -9,7 +9,11 @@ import sys
 import time
 
 from kombu.exceptions import OperationalError
-from pydantic import ValidationError
+
+#: The flood guard: the most tasks per second an endless (--forever) stream may send. An
+#: unthrottled or near-unthrottled endless stream fills Redis faster than workers drain it;
+#: bursts above this go through --count, which is bounded by its count.
+MAX_FOREVER_RATE = 1000.0
 
 
 def _positive_int(text: str) -> int:
@@ -47,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--count", type=_positive_int, help="send this many tasks, then exit")
     mode.add_argument("--forever", action="store_true",
-                      help="send until SIGTERM (the Deployment mode); needs --rate > 0")
+                      help="send until SIGTERM (the Deployment mode); needs "
+                           f"0 < --rate <= {MAX_FOREVER_RATE:g}")
     mode.add_argument("--standby", action="store_true",
                       help="send nothing, stay up (heartbeat) until SIGTERM: the Deployment when "
                            "producerRate is 0, a place to run bursts from with kubectl exec")
@@ -64,8 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return args
     if args.rate is None:
         parser.error("the following arguments are required: --rate")
-    if args.forever and args.rate == 0:
-        parser.error("--forever needs --rate > 0 (an unthrottled endless stream would flood Redis)")
+    if args.forever and not 0 < args.rate <= MAX_FOREVER_RATE:
+        parser.error(f"--forever needs 0 < --rate <= {MAX_FOREVER_RATE:g} tasks/s (an endless stream "
+                     "faster than that would flood Redis; send bursts with --count)")
     if args.forever and args.wait_results is not None:
         parser.error("--wait-results needs --count (forever mode never finishes sending)")
     return args
@@ -75,18 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from apps.common.config_errors import load_settings
     from apps.producer.producer import Stop, build_app, is_tty, make_progress, run, standby, write_heartbeat
     from apps.producer.records import records
     from apps.producer.settings import TASK_NAME, ProducerSettings
 
     try:
-        settings = ProducerSettings()
-    except ValidationError as exc:
-        # Locations and messages only: never echo input values (REDIS_PASSWORD).
-        for err in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(p) for p in err["loc"]).upper()
-            print(f"producer configuration error: {where + ': ' if where else ''}{err['msg']}", file=sys.stderr)
-        return 2
+        # Variables and messages only: never the values (REDIS_PASSWORD).
+        settings = load_settings(ProducerSettings, "producer")
+    except SystemExit as exc:
+        return int(exc.code)
 
     stop = Stop()
     if args.standby:

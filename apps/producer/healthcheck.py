@@ -1,4 +1,8 @@
-"""``python -m apps.producer.healthcheck``: the forever- or standby-mode heartbeat file is fresh."""
+"""``python -m apps.producer.healthcheck``: the forever- or standby-mode heartbeat file is fresh.
+
+A bad variable is named, never echoed (exit 2): pydantic's own message would print the
+whole environment it read, REDIS_PASSWORD included.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import sys
 import time
 
+from apps.common.config_errors import load_settings
 from apps.producer.settings import ProducerSettings
 
 
@@ -24,7 +29,7 @@ def check(path, max_age: float, now: float | None = None) -> tuple[bool, str]:
 
 
 def main() -> int:
-    settings = ProducerSettings()
+    settings = load_settings(ProducerSettings, "producer health check")
     ok, message = check(settings.producer_heartbeat_file, settings.producer_heartbeat_max_age)
     print(message, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1

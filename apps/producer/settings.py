@@ -19,4 +19,4 @@ class ProducerSettings(RedisSettings):
     celery_queue: str = Field("celery", min_length=1)
 
     producer_heartbeat_file: Path = Path("/tmp/producer-heartbeat.json")
-    producer_heartbeat_max_age: float = Field(30.0, gt=0)
+    producer_heartbeat_max_age: float = Field(30.0, gt=0, allow_inf_nan=False)

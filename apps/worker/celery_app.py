@@ -10,6 +10,7 @@ import sys
 from celery import Celery
 from pydantic import ValidationError
 
+from apps.common.config_errors import format_errors
 from apps.worker import tasks
 from apps.worker.settings import WorkerSettings
 
@@ -51,6 +52,8 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
     if safe:
         transport_options.update({
             "dead_letter_list": settings.dead_letter_queue,
+            "dead_letter_max_length": settings.dead_letter_max_length,
+            "dead_letter_max_entry_bytes": settings.dead_letter_max_entry_bytes,
             "visibility_timeout": settings.celery_visibility_timeout,
             # Sweep for abandoned (unacked) messages every restore_interval seconds and
             # scan Redis on every sweep (kombu's default: 10 s x throttle 10 = ~100 s).
@@ -95,14 +98,6 @@ def load_settings() -> WorkerSettings:
         # which would include REDIS_PASSWORD.
         print(f"worker configuration error (refusing to start):\n{format_errors(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        where = ".".join(str(p) for p in err["loc"]).upper()
-        lines.append(f"  {where + ': ' if where else ''}{err['msg']}")
-    return "\n".join(lines)
 
 
 settings = load_settings()

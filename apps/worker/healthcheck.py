@@ -7,16 +7,20 @@ seconds from its event loop (apps/worker/runtime.py). Unhealthy when:
 - a task has been running longer than the hard time limit plus a grace period (the
   pool failed to kill it: a stuck worker).
 
-It reads only the environment and the file: no Redis round trip, no Celery import.
+It reads only the environment and the file: no Redis round trip, no Celery import. The
+sweeper (``python -m apps.worker.sweeper``) writes the same file after each sweep, so this
+is its probe too. Empty variables mean unset; a bad value is named, never echoed (exit 2).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
+
+from apps.common.config_errors import load_settings
+from apps.worker.heartbeat import HeartbeatSettings
 
 #: Seconds a task may run past its hard time limit before the worker is called stuck.
 STUCK_GRACE_SECONDS = 30.0
@@ -43,9 +47,8 @@ def check(path: Path, max_age: float, now: float | None = None) -> tuple[bool, s
 
 
 def main() -> int:
-    path = Path(os.environ.get("WORKER_HEARTBEAT_FILE", "/tmp/celery-worker-heartbeat.json"))
-    max_age = float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "30"))
-    ok, message = check(path, max_age)
+    settings = load_settings(HeartbeatSettings, "worker health check")
+    ok, message = check(settings.worker_heartbeat_file, settings.worker_heartbeat_max_age)
     print(message, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

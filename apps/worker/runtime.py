@@ -9,10 +9,8 @@ process, and served by one HTTP server: no Prometheus multiprocess directory nee
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,9 +24,9 @@ from celery.worker.request import Request
 from kombu.utils.encoding import safe_str
 from prometheus_client import Counter, Gauge, start_http_server
 
-from apps.worker import broker
+from apps.worker import broker, envelope
+from apps.worker.heartbeat import write_heartbeat as write_heartbeat_file
 from apps.worker.settings import WorkerSettings
-from apps.worker.users import dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +60,17 @@ def _client(settings: WorkerSettings) -> redis.Redis:
 def push_dead_letter(settings: WorkerSettings, reason: str, payload, stage: str, **meta) -> None:
     """Dead-letter from the main process; never raises (the message is acked anyway)."""
     try:
-        dead_letter(_client(settings), settings.dead_letter_queue, reason, payload, stage=stage, **meta)
+        settings.dead_letters.push(_client(settings), reason, payload, stage=stage, **meta)
         DEAD_LETTERED.labels(stage).inc()
-        logger.error("dead-lettered (%s): %s", stage, reason)
+        logger.error("dead-lettered (%s): %s", stage, reason[:500])
     except redis.RedisError:
         logger.exception("could not dead-letter message (%s): %s", stage, reason)
 
 
 def _message_payload(message) -> dict:
     """The original message, replayable: text body as is, binary body as base64."""
-    payload = {"headers": message.headers, "content_type": message.content_type,
+    payload = {"headers": message.headers, "properties": message.properties,
+               "content_type": message.content_type,
                "content_encoding": message.content_encoding}
     body = message.body
     if isinstance(body, (bytes, bytearray)):
@@ -149,11 +148,64 @@ class WorkerTask(Task):
 
 
 class WorkerConsumer(Consumer):
-    """Messages Celery cannot run go to the dead-letter list before being dropped."""
+    """Messages Celery cannot run go to the dead-letter list and are acked; the worker goes on.
+
+    Every task message is checked (apps/worker/envelope.py) before Celery's own handler
+    parses it in this process; whatever still raises while Celery turns it into a request
+    (not a broker error, not the hand-over to the pool) is dead-lettered too.
+    """
+
+    _dispatching = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        dispatch = self.on_task_request
+
+        def on_task_request(request):
+            # Marks the hand-over to the pool: an error there is the worker's, not the message's.
+            self._dispatching = True
+            try:
+                return dispatch(request)
+            finally:
+                self._dispatching = False
+
+        self.on_task_request = on_task_request
+
+    def create_task_handler(self, *args, **kwargs):
+        handle = super().create_task_handler(*args, **kwargs)
+        max_time_limit = _settings(self.app).task_time_limit
+
+        def on_task_received(message):
+            reason = envelope.problem(message, max_time_limit)
+            if reason is not None:
+                return self._refuse(message, reason)
+            try:
+                return handle(message)
+            except Exception as exc:
+                if self._dispatching or isinstance(exc, self._broker_errors()):
+                    raise
+                logger.exception("Celery could not turn a message into a task request")
+                return self._refuse(message, f"Celery could not parse the task message: "
+                                             f"{type(exc).__name__}: {safe_str(exc)}")
+
+        return on_task_received
+
+    def _broker_errors(self) -> tuple[type[BaseException], ...]:
+        # kombu lists KeyError among the Redis transport's connection errors; a KeyError
+        # raised while parsing a message is the message's fault, never the connection's.
+        errors = (*(self.connection_errors or ()), *(self.channel_errors or ()))
+        return tuple(e for e in errors if e is not KeyError)
+
+    def _refuse(self, message, reason: str) -> None:
+        self._dead(message, reason)
+        if not message.acknowledged:
+            message.ack()
 
     def _dead(self, message, reason: str) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        task_id = headers.get("id")
         push_dead_letter(_settings(self.app), reason, _message_payload(message), stage="consumer",
-                         task_id=(message.headers or {}).get("id"))
+                         task_id=task_id if isinstance(task_id, str) else None)
 
     def on_decode_error(self, message, exc):
         self._dead(message, f"cannot decode message: {safe_str(exc)}")
@@ -176,20 +228,14 @@ def write_heartbeat(path: Path, settings: WorkerSettings, now: float | None = No
     """Atomically write the liveness file read by ``apps.worker.healthcheck``."""
     now = time.time() if now is None else now
     starts = [r.time_start for r in list(state.active_requests) if getattr(r, "time_start", None)]
-    beat = {
+    return write_heartbeat_file(path, {
         "ts": now,
         "pid": os.getpid(),
         "active": len(state.active_requests),
         "reserved": len(state.reserved_requests),
         "oldest_active_seconds": max((now - s for s in starts), default=0.0),
         "task_time_limit": settings.task_time_limit,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(beat, f)
-    os.replace(tmp, path)
-    return beat
+    })
 
 
 class IdleExit:

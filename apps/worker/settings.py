@@ -7,11 +7,12 @@ here so that the Celery app, the health check and the docs agree on one formula.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from apps.common.redis_settings import RedisSettings
+from apps.worker.dead_letters import MIN_ENTRY_BYTES, DeadLetters
+from apps.worker.heartbeat import HeartbeatSettings
 
 #: The task's registered name. The producer has its own copy of this string (it must
 #: not import the worker package); a test checks that the two agree.
@@ -22,22 +23,27 @@ SOFT_LIMIT_MARGIN = 2
 HARD_LIMIT_MARGIN = 5
 
 
-class WorkerSettings(RedisSettings):
-    """REDIS_* (apps/common/redis_settings.py) plus the worker's own variables."""
+class WorkerSettings(RedisSettings, HeartbeatSettings):
+    """REDIS_* (apps/common/redis_settings.py), WORKER_HEARTBEAT_* (heartbeat.py) and the
+    worker's own variables. The sweeper (apps/worker/sweeper.py) reads the same."""
 
     celery_queue: str = Field("celery", min_length=1)
     celery_dead_letter_queue: str | None = None
-    celery_visibility_timeout: float = Field(60.0, gt=0)
+    celery_visibility_timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
 
-    work_seconds_min: float = Field(1.0, ge=0)
-    work_seconds_max: float = Field(10.0, ge=0)
+    work_seconds_min: float = Field(1.0, ge=0, allow_inf_nan=False)
+    work_seconds_max: float = Field(10.0, ge=0, allow_inf_nan=False)
 
-    worker_idle_exit_seconds: float | None = Field(None, gt=0)
+    #: Retention of the result HASH users:<task id> (set in the same MULTI as the HSET).
+    result_ttl_seconds: int = Field(86400, gt=0)
+    #: The dead-letter list keeps the newest this many entries.
+    dead_letter_max_length: int = Field(1000, ge=1)
+    #: Bound of one dead-letter entry (JSON bytes): payload and reason are cut to fit.
+    dead_letter_max_entry_bytes: int = Field(16384, ge=MIN_ENTRY_BYTES)
+
+    worker_idle_exit_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
     worker_concurrency: int = Field(2, ge=1)
     worker_metrics_port: int = Field(9808, ge=0, le=65535)
-    worker_heartbeat_file: Path = Path("/tmp/celery-worker-heartbeat.json")
-    worker_heartbeat_interval: float = Field(5.0, gt=0)
-    worker_heartbeat_max_age: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> "WorkerSettings":
@@ -53,16 +59,20 @@ class WorkerSettings(RedisSettings):
                 "would be redelivered to another worker while it still runs")
         if self.dead_letter_queue in (self.celery_queue, self.inflight_queue):
             raise ValueError("CELERY_DEAD_LETTER_QUEUE must differ from CELERY_QUEUE and its .inflight list")
-        if self.worker_heartbeat_max_age <= 2 * self.worker_heartbeat_interval:
-            raise ValueError("WORKER_HEARTBEAT_MAX_AGE must exceed twice WORKER_HEARTBEAT_INTERVAL")
         if "," in self.celery_queue or any(c.isspace() for c in self.celery_queue):
-            raise ValueError(f"CELERY_QUEUE {self.celery_queue!r} must be one name without spaces or commas")
+            raise ValueError("CELERY_QUEUE must be one name without spaces or commas")
         return self
 
     # ---- derived values -------------------------------------------------------------
     @property
     def dead_letter_queue(self) -> str:
         return self.celery_dead_letter_queue or f"{self.celery_queue}.dead_letter"
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """The one dead-letter writer, with both bounds (apps/worker/dead_letters.py)."""
+        return DeadLetters(self.dead_letter_queue, self.dead_letter_max_length,
+                           self.dead_letter_max_entry_bytes)
 
     @property
     def inflight_queue(self) -> str:

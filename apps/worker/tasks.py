@@ -10,7 +10,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from apps.worker.settings import TASK_NAME, WorkerSettings
-from apps.worker.users import BadPayload, dead_letter, parse_record, simulate_work, store_user, work_time
+from apps.worker.users import BadPayload, parse_record, simulate_work, store_user, work_time
 
 #: Transient Redis errors are retried (with backoff) instead of dead-lettered.
 RETRY_ON = (redis.ConnectionError, redis.TimeoutError)
@@ -47,11 +47,11 @@ def register(app: Celery, settings: WorkerSettings) -> Task:
         try:
             record = parse_record(args, kwargs)
         except BadPayload as exc:
-            dead_letter(client, settings.dead_letter_queue, str(exc), {"args": args, "kwargs": kwargs},
-                        task_id=self.request.id, task=self.name, stage="task")
+            settings.dead_letters.push(client, str(exc), {"args": args, "kwargs": kwargs},
+                                       task_id=self.request.id, task=self.name, stage="task")
             raise Reject(str(exc), requeue=False) from None
         simulate_work(work_time(settings.work_seconds_min, settings.work_seconds_max, random))
         worker_id = f"{self.request.hostname}/{os.getpid()}"
-        return store_user(client, self.request.id, record, worker_id)
+        return store_user(client, self.request.id, record, worker_id, settings.result_ttl_seconds)
 
     return process_user

@@ -5,7 +5,6 @@ Nothing here knows about Celery; ``tasks.py`` is a thin wrapper over these.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,11 +50,16 @@ def user_key(task_id: str) -> str:
 
 
 def store_user(client: redis.Redis, task_id: str, record: UserRecord, worker_id: str,
-               now: Callable[[], float] = time.time) -> str:
-    """Write the HASH ``users:<task id>``; a redelivery rewrites the same key."""
+               ttl_seconds: int, now: Callable[[], float] = time.time) -> str:
+    """Write the HASH ``users:<task id>`` with its retention, in one ``MULTI/EXEC``
+    (HSET + EXPIRE: a record never exists without its TTL). A redelivery rewrites the
+    same key and restarts the TTL."""
     key = user_key(task_id)
     mapping = {**record.model_dump(), "worker_id": worker_id, "processed_at": f"{now():.6f}"}
-    client.hset(key, mapping=mapping)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, ttl_seconds)
+        pipe.execute()
     return key
 
 
@@ -67,8 +71,3 @@ def simulate_work(seconds: float, sleep: Callable[[float], None] = time.sleep) -
     if seconds > 0:
         sleep(seconds)
 
-
-def dead_letter(client: redis.Redis, key: str, reason: str, payload: Any, **meta: Any) -> None:
-    """Push one JSON entry (reason + original payload) onto the dead-letter list."""
-    entry = {"reason": reason, "payload": payload, "dead_lettered_at": time.time(), **meta}
-    client.lpush(key, json.dumps(entry, default=repr))

@@ -58,7 +58,11 @@ def test_rate_is_respected(redis_server):
     (["--forever", "--rate", "1", "--wait-results", "10"], "--wait-results needs --count"),
     (["--count", "5", "--rate", "0", "--wait-results", "0"], "must be a finite number of seconds > 0"),
     (["--count", "5", "--forever", "--rate", "1"], "not allowed with"),
-    (["--forever", "--rate", "0"], "--forever needs --rate > 0"),
+    (["--forever", "--rate", "0"], "--forever needs 0 < --rate <= 1000 tasks/s"),
+    (["--forever", "--rate", "1e300"], "--forever needs 0 < --rate <= 1000 tasks/s"),
+    (["--forever", "--rate", "1000.5"], "--forever needs 0 < --rate <= 1000 tasks/s"),
+    (["--forever", "--rate", "inf"], "must be a finite number >= 0"),
+    (["--count", "5", "--rate", "nan"], "must be a finite number >= 0"),
 ])
 def test_bad_arguments_fail_clearly(args, message):
     out = producer({}, *args)
@@ -173,15 +177,27 @@ def test_bad_environment_is_a_clear_error_without_secrets():
     assert "hunter2-secret" not in out.stderr + out.stdout
 
 
-def test_wait_results_confirms_every_task_processed_by_a_real_worker(redis_server, tmp_path):
+def test_healthcheck_bad_environment_names_the_variable_and_echoes_nothing():
+    env = clean_env(REDIS_PORT="port-hunter2", REDIS_PASSWORD="hunter2-secret", PRODUCER_HEARTBEAT_MAX_AGE="")
+    out = subprocess.run([PY, "-m", "apps.producer.healthcheck"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2
+    assert "REDIS_PORT" in out.stderr
+    assert "hunter2" not in out.stderr + out.stdout
+    assert "input_value" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_wait_results_confirms_every_task_processed_by_a_real_worker(redis_any, tmp_path):
+    """On every Redis profile; RESULT_TTL_SECONDS (a day by default) outlives the wait."""
     from tests.apps.worker.helpers import Worker
 
+    redis_server = redis_any
     env = {**redis_server.env, "WORK_SECONDS_MIN": "0", "WORK_SECONDS_MAX": "0"}
     worker = Worker(env, tmp_path / "workers", concurrency=2).start()
     try:
         out = producer(env, "--count", "40", "--rate", "0", "--wait-results", "60", timeout=90)
     finally:
-        worker.terminate()
+        worker.kill()
         worker.close()
     assert out.returncode == 0, out.stderr
     assert "all 40 results present" in out.stdout

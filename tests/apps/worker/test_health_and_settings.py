@@ -67,6 +67,8 @@ def test_settings_defaults_and_derived_values(monkeypatch):
     assert s.task_time_limit == 15 and s.task_soft_time_limit == 12
     assert s.celery_visibility_timeout > s.task_time_limit
     assert s.restore_interval == 6
+    assert (s.result_ttl_seconds, s.dead_letter_max_length, s.dead_letter_max_entry_bytes) == (86400, 1000, 16384)
+    assert s.dead_letters.key == "celery.dead_letter" and s.dead_letters.max_length == 1000
     assert TASK_NAME == "users.process"
 
 
@@ -78,6 +80,10 @@ def test_settings_defaults_and_derived_values(monkeypatch):
     ({"REDIS_TLS": "maybe"}, "redis_tls"),
     ({"CELERY_DEAD_LETTER_QUEUE": "celery"}, "CELERY_DEAD_LETTER_QUEUE"),
     ({"WORKER_HEARTBEAT_INTERVAL": "20"}, "WORKER_HEARTBEAT_MAX_AGE"),
+    ({"RESULT_TTL_SECONDS": "0"}, "result_ttl_seconds"),
+    ({"DEAD_LETTER_MAX_LENGTH": "0"}, "dead_letter_max_length"),
+    ({"DEAD_LETTER_MAX_ENTRY_BYTES": "100"}, "dead_letter_max_entry_bytes"),
+    ({"CELERY_VISIBILITY_TIMEOUT": "inf"}, "celery_visibility_timeout"),
 ])
 def test_settings_reject_bad_values_naming_the_variable(monkeypatch, env, field):
     for k, v in env.items():
@@ -88,10 +94,30 @@ def test_settings_reject_bad_values_naming_the_variable(monkeypatch, env, field)
 
 
 def test_empty_optional_variables_mean_unset(monkeypatch):
-    monkeypatch.setenv("WORKER_IDLE_EXIT_SECONDS", "")
-    monkeypatch.setenv("REDIS_CA_FILE", "")
+    for name in ("WORKER_IDLE_EXIT_SECONDS", "REDIS_CA_FILE", "RESULT_TTL_SECONDS", "DEAD_LETTER_MAX_LENGTH",
+                 "WORKER_HEARTBEAT_MAX_AGE", "WORKER_HEARTBEAT_FILE"):
+        monkeypatch.setenv(name, "")
     s = WorkerSettings()
     assert s.worker_idle_exit_seconds is None and s.redis_ca_file is None
+    assert (s.result_ttl_seconds, s.dead_letter_max_length, s.worker_heartbeat_max_age) == (86400, 1000, 30)
+
+
+def _healthcheck(**env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck"], cwd=REPO, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_healthcheck_empty_means_unset_and_bad_values_are_named_not_echoed(tmp_path):
+    hb = beat(tmp_path / "hb.json")
+    ok = _healthcheck(WORKER_HEARTBEAT_FILE=str(hb), WORKER_HEARTBEAT_MAX_AGE="", WORKER_HEARTBEAT_INTERVAL="")
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: heartbeat" in ok.stdout
+    bad = _healthcheck(WORKER_HEARTBEAT_FILE=str(hb), WORKER_HEARTBEAT_MAX_AGE="thirty-s3cr3t",
+                       REDIS_PASSWORD="hunter2-secret")
+    assert bad.returncode == 2
+    assert "WORKER_HEARTBEAT_MAX_AGE" in bad.stderr
+    assert "thirty-s3cr3t" not in bad.stderr + bad.stdout and "hunter2" not in bad.stderr + bad.stdout
+    assert "input_value" not in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_tls_options_verify_and_url_carries_none(monkeypatch, tls_files):
