@@ -14,7 +14,16 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, model_validator
+from redis.maint_notifications import MaintNotificationsConfig
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def handshake_6_0() -> dict[str, Any]:
+    """redis-py connection keywords that keep its handshake to Redis 6.0 commands: no
+    ``CLIENT SETINFO`` (Redis 7.2) and no ``CLIENT MAINT_NOTIFICATIONS`` (Redis 8). redis-py
+    sends both on every new connection and ignores the error an older server answers;
+    Azure Cache for Redis is 6.0.14 (docs/redis-targets.md)."""
+    return {"driver_info": None, "maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 class RedisSettings(BaseSettings):
@@ -55,6 +64,7 @@ class RedisSettings(BaseSettings):
             "host": self.redis_host, "port": self.redis_port, "db": self.redis_db,
             "password": self.redis_password.get_secret_value() if self.redis_password else None,
             "socket_timeout": 10, "socket_connect_timeout": 10, "health_check_interval": 25,
+            **handshake_6_0(),
         }
         if self.redis_tls:
             kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True)

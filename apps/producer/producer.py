@@ -15,6 +15,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from apps.common.redis_transport import TRANSPORT
 from apps.producer.settings import ProducerSettings
 
 logger = logging.getLogger("apps.producer")
@@ -24,6 +25,8 @@ def build_app(settings: ProducerSettings) -> Celery:
     app = Celery("producer", set_as_current=False)
     app.conf.update(
         broker_url=settings.redis_url,
+        # kombu's Redis transport, minus redis-py's CLIENT SETINFO handshake (Redis 7.2).
+        broker_transport=TRANSPORT,
         broker_use_ssl=settings.ssl_options(),
         # Same single list as the worker: CELERY_QUEUE, no priority sub-lists.
         broker_transport_options={"priority_steps": [0], "socket_timeout": 10,

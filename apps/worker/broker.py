@@ -40,6 +40,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from apps.common import redis_transport
 from apps.worker.dead_letters import DeadLetters
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class QoS(kredis.QoS):
             return client.transaction(restore_transaction, self.unacked_key, value_from_callable=True)
 
 
-class Channel(kredis.Channel):
+class Channel(redis_transport.Channel):
     QoS = QoS
 
     #: Redis list receiving messages that cannot be decoded, and its bounds (transport
@@ -310,5 +311,5 @@ class Channel(kredis.Channel):
         return restored
 
 
-class Transport(kredis.Transport):
+class Transport(redis_transport.Transport):
     Channel = Channel
