@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi import Output, ResourceOptions
 
+PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 # Built-in roles.
 ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 AKS_RBAC_CLUSTER_ADMIN_ROLE_ID = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
@@ -76,8 +77,13 @@ class AksClusterArgs:
     """User pool autoscaler maximum."""
     create_acr: bool = False
     """Create an Azure Container Registry and grant the kubelet identity AcrPull."""
+    deployer_principal_type: str = "User"
+    """principalType of the identity running ``pulumi up`` (User | ServicePrincipal | Group):
+    Azure rejects a role assignment whose type does not match (``UnmatchedPrincipalType``)."""
 
     def __post_init__(self) -> None:
+        if self.deployer_principal_type not in PRINCIPAL_TYPES:
+            raise ValueError(f"AksClusterArgs.deployer_principal_type must be one of {PRINCIPAL_TYPES}")
         if self.system_node_count < 1:
             raise ValueError("AksClusterArgs.system_node_count must be >= 1")
         if self.user_node_max_count < self.user_node_min_count:
@@ -116,17 +122,21 @@ class AksCluster(pulumi.ComponentResource):
         self.resource_group = azure_native.resources.ResourceGroup(
             f"{name}-rg", location=args.location, opts=ResourceOptions(parent=self)
         )
-        self.cluster = self._create_cluster(name, args)
-        # Azure RBAC: whoever runs `pulumi up` gets cluster-admin *through Entra ID* on this
-        # cluster only (no local account); the Kubernetes provider authenticates via kubelogin.
-        deployer_admin = azure_native.authorization.RoleAssignment(
+        # Azure RBAC: whoever runs `pulumi up` gets cluster-admin *through Entra ID* (no local
+        # account); the Kubernetes provider authenticates via kubelogin. Granted on the
+        # resource group (it holds this cluster only) *before* the cluster is created, so the
+        # assignment has propagated by the time the cluster exists and the provider first
+        # talks to it (granted on the cluster, it raced the provider: `Forbidden` on a first up).
+        self.deployer_admin = azure_native.authorization.RoleAssignment(
             f"{name}-deployer-admin",
             principal_id=azure_native.authorization.get_client_config_output().object_id,
+            principal_type=args.deployer_principal_type,
             role_definition_id=_role_definition(AKS_RBAC_CLUSTER_ADMIN_ROLE_ID),
-            scope=self.cluster.id,
+            scope=self.resource_group.id,
             opts=ResourceOptions(parent=self),
         )
-        wait_for: list[pulumi.Resource] = [deployer_admin]
+        self.cluster = self._create_cluster(name, args)
+        wait_for: list[pulumi.Resource] = [self.deployer_admin]
         self.acr_login_server = Output.from_input("")
         if args.create_acr:
             self.acr_login_server, acr_pull = self._create_acr(name, args)
@@ -195,8 +205,10 @@ class AksCluster(pulumi.ComponentResource):
             security_profile=cs.ManagedClusterSecurityProfileArgs(
                 workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
             ),
-            # The cluster autoscaler owns the user pool's node count.
-            opts=ResourceOptions(parent=self, ignore_changes=["agentPoolProfiles[1].count"]),
+            # The cluster autoscaler owns the user pool's node count. The deployer's role
+            # first: AKS takes minutes to create, time for the assignment to propagate.
+            opts=ResourceOptions(parent=self, depends_on=[self.deployer_admin],
+                                 ignore_changes=["agentPoolProfiles[1].count"]),
         )
 
     def _user_kubeconfig(self) -> Output[str]:

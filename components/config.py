@@ -31,6 +31,8 @@ _IMAGE_REF = re.compile(
 )
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$")
 _K8S_VERSION = re.compile(r"^1\.[0-9]{2}(\.[0-9]+)?$")
+# Azure Managed Redis SKUs (the Enterprise_*/EnterpriseFlash_* tiers of the same API are not AMR).
+_MANAGED_REDIS_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")
 
 
 class ConfigError(ValueError):
@@ -56,7 +58,7 @@ class PlatformConfig(BaseModel):
     )
 
     # --- where -----------------------------------------------------------------
-    target: Literal["aks", "kind"] = Field("kind", description="Where to deploy: `kind` (existing local cluster, in-cluster Redis) or `aks` (Azure: AKS + Azure Cache for Redis).")
+    target: Literal["aks", "kind"] = Field("kind", description="Where to deploy: `kind` (existing local cluster, in-cluster Redis) or `aks` (Azure: AKS + an Azure Redis service, see `azureRedis`).")
     namespace: str = Field("platform", description="Kubernetes namespace of the apps and (in-cluster) Redis.")
     keda_namespace: str = Field("keda", description="Kubernetes namespace of the KEDA release.")
     kubeconfig_context: str = Field("kind-redis-keda", description="kind: kubeconfig context of the existing cluster.")
@@ -68,8 +70,11 @@ class PlatformConfig(BaseModel):
     user_node_min_count: int = Field(1, ge=0, le=100, description="aks: cluster-autoscaler minimum of the user node pool.")
     user_node_max_count: int = Field(5, ge=1, le=100, description="aks: cluster-autoscaler maximum of the user node pool.")
     create_acr: bool = Field(False, description="aks: create an Azure Container Registry and grant the kubelet identity AcrPull.")
-    redis_sku: Literal["Basic", "Standard", "Premium"] = Field("Standard", description="aks: Azure Cache for Redis SKU (Standard = replicated, SLA).")
-    redis_capacity: int = Field(1, ge=0, le=6, description="aks: Azure Cache for Redis size within the SKU family (C0..C6 / P1..P5).")
+    deployer_principal_type: Literal["User", "ServicePrincipal", "Group"] = Field("User", description="aks: principalType of the identity running `pulumi up` (`User` from a laptop, `ServicePrincipal` from CI), set on every role assignment made for it.")
+    azure_redis: Literal["managed", "classic"] = Field("managed", description="aks: `managed` = Azure Managed Redis (redisEnterprise, NoCluster, TLS on 10000; the successor, creatable by any tenant); `classic` = Azure Cache for Redis (TLS on 6380; retired 2028-09-30, new caches only for tenants that had one before 2026-04-01).")
+    redis_managed_sku: str = Field(versions.AZURE_MANAGED_REDIS_SKU, description="aks, azureRedis=managed: Azure Managed Redis SKU (Balanced_B0 = 0.5 GB, the smallest; MemoryOptimized_M*, ComputeOptimized_X*, FlashOptimized_A* for more).")
+    redis_sku: Literal["Basic", "Standard", "Premium"] = Field("Standard", description="aks, azureRedis=classic: Azure Cache for Redis SKU (Standard = replicated, SLA).")
+    redis_capacity: int = Field(1, ge=0, le=6, description="aks, azureRedis=classic: Azure Cache for Redis size within the SKU family (C0..C6 / P1..P5).")
     redis_public_network_access: Literal["Enabled", "Disabled"] = Field("Enabled", description="aks: Azure Redis public network access (TLS + key always required). `Disabled` needs a private endpoint (see docs/infra.md).")
     redis_storage_size: str = Field("1Gi", description="kind: size of the in-cluster Redis PersistentVolumeClaim.")
     redis_storage_class: str = Field("", description="kind: StorageClass of the Redis PVC; empty = the cluster default.")
@@ -144,6 +149,14 @@ class PlatformConfig(BaseModel):
             raise ValueError("must not be empty")
         return v
 
+    @field_validator("redis_managed_sku")
+    @classmethod
+    def _managed_sku(cls, v: str) -> str:
+        if not _MANAGED_REDIS_SKU.match(v):
+            raise ValueError(f"{v!r} is not an Azure Managed Redis SKU like 'Balanced_B0', 'MemoryOptimized_M10', "
+                             "'ComputeOptimized_X5' or 'FlashOptimized_A250' (the Enterprise_* tiers are not Azure Managed Redis)")
+        return v
+
     @field_validator("kubernetes_version")
     @classmethod
     def _k8s_version(cls, v: str) -> str:
@@ -180,7 +193,7 @@ class PlatformConfig(BaseModel):
         if self.visibility_timeout_seconds <= self.worker_hard_time_limit:
             problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}) + {WORKER_HARD_LIMIT_MARGIN} s, the worker's hard task time limit ({self.worker_hard_time_limit} s), or running tasks are redelivered (the worker refuses to start)"))
         if self.cache_api_read_path == "replica-sidecar" and self.target == "aks":
-            problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); Azure Cache for Redis cannot be replicated into a pod: use 'central' on aks"))
+            problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); an Azure Redis service cannot be replicated into a pod: use 'central' on aks"))
         if problems:
             raise _CrossFieldError(problems)
         return self

@@ -1,5 +1,8 @@
-"""Redis implementations. Both expose the same ``endpoint`` (RedisEndpoint); workloads
-take only the endpoint and never learn where Redis runs."""
+"""The Redis endpoint every client takes, and the in-cluster Redis (target kind).
+
+Every Redis implementation (``InClusterRedis`` here, ``AzureManagedRedis`` and
+``AzureCacheRedis`` in ``components/azure_redis.py``) exposes the same ``endpoint``
+(RedisEndpoint); workloads take only the endpoint and never learn where Redis runs."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi import Output, ResourceOptions
@@ -60,6 +62,8 @@ class InClusterRedis(pulumi.ComponentResource):
 
     endpoint: RedisEndpoint
     password: Output[str]
+    kind = "in-cluster"
+    """What serves Redis (the ``redisKind`` stack output)."""
 
     APP = "redis"
 
@@ -176,66 +180,3 @@ class InClusterRedis(pulumi.ComponentResource):
             },
             opts=ResourceOptions(parent=self),
         )
-
-
-# ---------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class AzureRedisArgs:
-    resource_group_name: pulumi.Input[str]
-    """Resource group of the cache."""
-    location: pulumi.Input[str]
-    """Azure region."""
-    sku: str = "Standard"
-    """Basic | Standard | Premium."""
-    capacity: int = 1
-    """Size within the SKU family."""
-    public_network_access: str = "Enabled"
-    """Enabled | Disabled (Disabled requires a private endpoint, see docs/infra.md)."""
-    redis_version: str = versions.AZURE_REDIS_VERSION
-    """Redis major version."""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    """Azure tags."""
-
-    def __post_init__(self) -> None:
-        if self.sku not in ("Basic", "Standard", "Premium"):
-            raise ValueError(f"AzureRedisArgs.sku: unknown SKU {self.sku!r}")
-        if self.public_network_access not in ("Enabled", "Disabled"):
-            raise ValueError("AzureRedisArgs.public_network_access must be Enabled or Disabled")
-        if not 0 <= self.capacity <= 6:
-            raise ValueError("AzureRedisArgs.capacity must be 0..6")
-
-
-class AzureRedis(pulumi.ComponentResource):
-    """Azure Cache for Redis: TLS only (6380), minimum TLS 1.2, key read with
-    ``list_redis_keys`` and wrapped secret."""
-
-    endpoint: RedisEndpoint
-
-    def __init__(self, name: str, args: AzureRedisArgs, opts: ResourceOptions | None = None):
-        super().__init__("redis-keda-platform:index:AzureRedis", name, None, opts)
-        r = azure_native.redis
-        family = r.SkuFamily.P if args.sku == "Premium" else r.SkuFamily.C
-        self.cache = r.Redis(
-            f"{name}-cache",
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            sku=r.SkuArgs(name=args.sku, family=family, capacity=args.capacity),
-            enable_non_ssl_port=False,
-            minimum_tls_version=r.TlsVersion.TLS_VERSION_1_2,
-            public_network_access=args.public_network_access,
-            redis_version=args.redis_version,
-            # A Celery broker must never silently drop queued tasks under memory pressure.
-            redis_configuration=r.RedisCommonPropertiesRedisConfigurationArgs(maxmemory_policy="noeviction"),
-            tags=dict(args.tags),
-            opts=ResourceOptions(parent=self, additional_secret_outputs=["accessKeys"]),
-        )
-        keys = r.list_redis_keys_output(name=self.cache.name, resource_group_name=args.resource_group_name)
-        # list-keys results are not secret by themselves.
-        password = Output.secret(keys.primary_key)
-        self.endpoint = RedisEndpoint(
-            host=self.cache.host_name,
-            port=versions.AZURE_REDIS_TLS_PORT,
-            tls=True,
-            password=password,
-        )
-        self.register_outputs({"host": self.endpoint.host, "password": password})

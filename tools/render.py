@@ -46,6 +46,8 @@ REDACTED_B64 = base64.b64encode(REDACTED.encode()).decode()
 MOCK_PASSWORD = "mock-random-password-Zx81Qw"
 MOCK_REDIS_PRIMARY_KEY = "mock-azure-redis-primary-key-Kq7Tn2"
 MOCK_REDIS_SECONDARY_KEY = "mock-azure-redis-secondary-key-Lp3Vb9"
+MOCK_MANAGED_REDIS_PRIMARY_KEY = "mock-azure-managed-redis-primary-key-Wd4Mc8"
+MOCK_MANAGED_REDIS_SECONDARY_KEY = "mock-azure-managed-redis-secondary-key-Ys6Jf1"
 MOCK_KUBE_CA = "mock-kube-ca-data-Hh5Rr0"
 # What `az aks get-credentials --format exec` returns for an Entra ID cluster.
 MOCK_KUBECONFIG = f"""apiVersion: v1
@@ -70,7 +72,10 @@ users:
              --login, devicecode]
       interactiveMode: IfAvailable
 """
-MOCK_SECRET_VALUES = (MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, MOCK_KUBE_CA)
+MOCK_SECRET_VALUES = (
+    MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY,
+    MOCK_MANAGED_REDIS_PRIMARY_KEY, MOCK_MANAGED_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, MOCK_KUBE_CA,
+)
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 _SECRET_SIG = rpc._special_sig_key  # type: ignore[attr-defined]
@@ -183,14 +188,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["result"] = MOCK_PASSWORD
             state["bcryptHash"] = "mock-bcrypt"
         elif typ.startswith("azure-native:"):
-            az_name = inputs.get("resourceName") or inputs.get("registryName") or inputs.get("name") or name
+            az_name = (inputs.get("resourceName") or inputs.get("registryName") or inputs.get("clusterName")
+                       if typ != "azure-native:redisenterprise:Database" else inputs.get("databaseName")) \
+                or inputs.get("name") or name
             state["name"] = az_name
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/mock-rg/providers/{typ.split(':')[1]}/{az_name}"
             if typ == "azure-native:resources:ResourceGroup":
                 state["name"] = inputs.get("resourceGroupName") or f"{name}-mock"
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{state['name']}"
             elif typ == "azure-native:redis:Redis":
                 state.update(hostName=f"{az_name}.redis.cache.windows.net", sslPort=6380, port=6379,
                              provisioningState="Succeeded")
+            elif typ == "azure-native:redisenterprise:RedisEnterprise":
+                # Azure Managed Redis: <name>.<region>.redis.azure.net, TLS on the database port.
+                state.update(hostName=f"{az_name}.{inputs.get('location', 'westeurope')}.redis.azure.net",
+                             provisioningState="Succeeded", redisVersion="7.4")
+            elif typ == "azure-native:redisenterprise:Database":
+                state.update(provisioningState="Succeeded", resourceState="Running")
             elif typ == "azure-native:containerservice:ManagedCluster":
                 state.update(
                     fqdn=f"{az_name}.hcp.westeurope.azmk8s.io",
@@ -209,6 +223,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         tok = args.token
         if tok == "azure-native:redis:listRedisKeys":
             return {"primaryKey": MOCK_REDIS_PRIMARY_KEY, "secondaryKey": MOCK_REDIS_SECONDARY_KEY}
+        if tok == "azure-native:redisenterprise:listDatabaseKeys":
+            return {"primaryKey": MOCK_MANAGED_REDIS_PRIMARY_KEY, "secondaryKey": MOCK_MANAGED_REDIS_SECONDARY_KEY}
         if tok == "azure-native:containerservice:listManagedClusterUserCredentials":
             value = base64.b64encode(MOCK_KUBECONFIG.encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}

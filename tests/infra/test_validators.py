@@ -576,6 +576,8 @@ def test_external_redis_needs_egress():
 AZURE_GOOD = [
     {"type": "azure-native:redis:Redis", "name": "redis", "properties": {"enableNonSslPort": False, "minimumTlsVersion": "1.2", "publicNetworkAccess": "Enabled"}},
     {"type": "azure-native:containerservice:ManagedCluster", "name": "aks", "properties": {"enableRBAC": True, "networkProfile": {"networkPlugin": "azure", "networkPolicy": "azure"}}},
+    {"type": "azure-native:redisenterprise:RedisEnterprise", "name": "redis-cluster", "properties": {"minimumTlsVersion": "1.2", "publicNetworkAccess": "Disabled", "sku": {"name": "Balanced_B0"}}},
+    {"type": "azure-native:redisenterprise:Database", "name": "redis-db", "properties": {"clientProtocol": "Encrypted", "clusteringPolicy": "NoCluster", "evictionPolicy": "NoEviction", "accessKeysAuthentication": "Enabled", "port": 10000}},
 ]
 
 
@@ -588,6 +590,13 @@ AZURE_GOOD = [
         (0, "publicNetworkAccess", None, "azure.redis.publicNetworkAccess"),
         (1, "enableRBAC", False, "azure.aks.rbac"),
         (1, "networkProfile", {"networkPlugin": "kubenet"}, "azure.aks.networkPolicy"),
+        (2, "minimumTlsVersion", "1.0", "azure.managedRedis.tls"),
+        (2, "publicNetworkAccess", None, "azure.redis.publicNetworkAccess"),
+        (3, "clientProtocol", "Plaintext", "azure.managedRedis.tls"),
+        (3, "clusteringPolicy", "OSSCluster", "azure.managedRedis.clustering"),
+        (3, "clusteringPolicy", None, "azure.managedRedis.clustering"),
+        (3, "evictionPolicy", "VolatileLRU", "azure.managedRedis.eviction"),
+        (3, "accessKeysAuthentication", "Disabled", "azure.managedRedis.accessKeys"),
     ],
 )
 def test_azure_rules_catch(index, key, value, rule):
