@@ -17,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from components import versions
-from components.worker import WORKER_HARD_LIMIT_MARGIN, hard_time_limit
+from components.redis import redis_maxmemory_bytes
+from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES, WORKER_HARD_LIMIT_MARGIN, hard_time_limit
 
 PROJECT = "redis-keda-platform"
+#: A full dead-letter list may take at most this share of the in-cluster Redis' maxmemory.
+DEAD_LETTER_MAX_SHARE = 0.10
 
 # DNS-1123 label (namespaces, names).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -78,6 +81,7 @@ class PlatformConfig(BaseModel):
     redis_public_network_access: Literal["Enabled", "Disabled"] = Field("Enabled", description="aks: Azure Redis public network access (TLS + key always required). `Disabled` needs a private endpoint (see docs/infra.md).")
     redis_storage_size: str = Field("1Gi", description="kind: size of the in-cluster Redis PersistentVolumeClaim.")
     redis_storage_class: str = Field("", description="kind: StorageClass of the Redis PVC; empty = the cluster default.")
+    redis_memory_limit_mi: int = Field(512, ge=128, le=65536, description="kind: memory limit (MiB) of the in-cluster Redis; its maxmemory is (limit - 32) / 2 (room for the fork of an AOF rewrite), and the replica sidecar's limit follows from that maxmemory.")
     redis_db: int = Field(0, ge=0, le=15, description="Redis database index used by every app and the KEDA trigger.")
 
     # --- images ------------------------------------------------------------------
@@ -101,13 +105,15 @@ class PlatformConfig(BaseModel):
     visibility_timeout_seconds: int = Field(120, ge=1, description="CELERY_VISIBILITY_TIMEOUT: seconds before an unacked task is redelivered; must exceed ceil(workSecondsMax) + 5, the worker's hard time limit.")
     worker_idle_exit_seconds: int = Field(30, ge=1, description="job mode: WORKER_IDLE_EXIT_SECONDS, a Job's worker exits after this long idle.")
     job_scaling_strategy: Literal["default", "accurate", "eager"] = Field("accurate", description="job mode: ScaledJob scalingStrategy.strategy.")
+    result_ttl_seconds: int = Field(86400, gt=0, description="RESULT_TTL_SECONDS: TTL of each task's users:<task id> result hash, set in the same write.")
+    dead_letter_max_length: int = Field(1000, gt=0, description="DEAD_LETTER_MAX_LENGTH: the dead-letter list is trimmed to this many entries (each bounded by the worker).")
 
     # --- producer ----------------------------------------------------------------
     producer_rate: float = Field(0.0, ge=0, description="Producer Deployment: steady tasks per second (`--forever --rate R`); 0 = standby, the pod only runs bursts via `kubectl exec` (`--standby`).")
     producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas (0 = only the CLI for bursts).")
 
     # --- cache API ---------------------------------------------------------------
-    cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (also sets the PDB).")
+    cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (the PDB, maxUnavailable 1, lets one pod go at a time).")
     cache_api_max_replicas: int = Field(6, ge=1, le=100, description="Cache API HPA maxReplicas.")
     cache_api_cpu_target_percent: int = Field(70, ge=10, le=100, description="Cache API HPA average CPU utilization target.")
     cache_api_read_path: Literal["central", "replica-sidecar"] = Field("central", description="`central`: reads from the Redis primary; `replica-sidecar`: a Redis replica per API pod (in-cluster Redis only).")
@@ -194,11 +200,26 @@ class PlatformConfig(BaseModel):
             problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}) + {WORKER_HARD_LIMIT_MARGIN} s, the worker's hard task time limit ({self.worker_hard_time_limit} s), or running tasks are redelivered (the worker refuses to start)"))
         if self.cache_api_read_path == "replica-sidecar" and self.target == "aks":
             problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); an Azure Redis service cannot be replicated into a pod: use 'central' on aks"))
+        if self.target == "kind" and self.dead_letter_worst_case_bytes > self.redis_maxmemory_bytes * DEAD_LETTER_MAX_SHARE:
+            problems.append(("deadLetterMaxLength", f"{self.dead_letter_max_length} entries x {DEAD_LETTER_MAX_ENTRY_BYTES} B "
+                             f"could fill more than {DEAD_LETTER_MAX_SHARE:.0%} of the in-cluster Redis' maxmemory "
+                             f"({self.redis_maxmemory_bytes} B, from redisMemoryLimitMi {self.redis_memory_limit_mi}): "
+                             "lower it or raise redisMemoryLimitMi"))
         if problems:
             raise _CrossFieldError(problems)
         return self
 
     # --- derived -----------------------------------------------------------------
+    @property
+    def redis_maxmemory_bytes(self) -> int:
+        """The in-cluster Redis' maxmemory (components/redis.py: the formula)."""
+        return redis_maxmemory_bytes(self.redis_memory_limit_mi)
+
+    @property
+    def dead_letter_worst_case_bytes(self) -> int:
+        """A full dead-letter list: DEAD_LETTER_MAX_LENGTH entries of the worker's largest size."""
+        return self.dead_letter_max_length * DEAD_LETTER_MAX_ENTRY_BYTES
+
     @property
     def worker_hard_time_limit(self) -> int:
         """The worker's hard task time limit (apps/worker/settings.py: ceil(WORK_SECONDS_MAX) + 5)."""

@@ -24,7 +24,7 @@ class NetworkPoliciesArgs:
     """App namespace."""
     endpoint: RedisEndpoint
     """Redis: in the namespace (``pod_labels`` set) or outside the cluster (egress by port)."""
-    redis_clients: Sequence[str] = ("worker", "producer", "cache-api")
+    redis_clients: Sequence[str] = ("worker", "worker-sweeper", "producer", "cache-api")
     """``app.kubernetes.io/name`` of the pods that may talk to Redis."""
     keda_namespace: pulumi.Input[str] = "keda"
     """Namespace of the KEDA operator (measures the queue length in Redis)."""

@@ -18,6 +18,37 @@ from components import k8s as kx
 from components import versions
 
 
+MI = 1024 * 1024
+#: MiB of a Redis container's limit kept outside the dataset: the process itself, client
+#: input/output buffers, the 1 MiB replication backlog, Lua and module overhead.
+REDIS_RESERVED_MI = 32
+
+
+def redis_maxmemory_bytes(memory_limit_mi: int) -> int:
+    """maxmemory of a Redis primary whose container may use ``memory_limit_mi`` MiB.
+
+    ``(limit - 32 MiB) / 2``: an AOF rewrite (and any BGSAVE) forks, and while the child
+    writes, every page the parent changes is copied (copy-on-write). With a busy queue that
+    can approach the whole dataset, so the dataset gets at most half of what is left after
+    the fixed reserve. With ``noeviction`` a full Redis then refuses writes (the producer
+    and worker see an OOM error) instead of the kernel killing the pod.
+    """
+    if memory_limit_mi <= 2 * REDIS_RESERVED_MI:
+        raise ValueError(f"a Redis memory limit of {memory_limit_mi} MiB leaves no room for data")
+    return (memory_limit_mi - REDIS_RESERVED_MI) // 2 * MI
+
+
+def replica_memory_limit_mi(primary_maxmemory_bytes: int) -> int:
+    """Memory limit (MiB) of a replica that must hold the primary's whole dataset.
+
+    A replica never forks here (no RDB, no AOF), but it holds everything the primary holds,
+    up to the primary's maxmemory, plus allocator fragmentation (a quarter on top) and the
+    same fixed reserve as the primary.
+    """
+    dataset_mi = -(-primary_maxmemory_bytes // MI)  # ceil
+    return dataset_mi + -(-dataset_mi // 4) + REDIS_RESERVED_MI
+
+
 @dataclass(frozen=True)
 class RedisEndpoint:
     """Where clients (pods and KEDA) reach Redis. ``password`` is a secret Output."""
@@ -31,6 +62,9 @@ class RedisEndpoint:
     selects them); None when Redis is outside the cluster."""
     namespace: Output[str] | None = None
     """Namespace of the in-cluster Redis pods (None outside the cluster)."""
+    maxmemory_bytes: int | None = None
+    """The primary's maxmemory when this stack sets it (in-cluster); a replica of it must
+    fit that much. None for a managed service (its SKU decides)."""
 
 
 # ---------------------------------------------------------------------------------
@@ -46,6 +80,9 @@ class InClusterRedisArgs:
     """PVC size of /data."""
     storage_class: str = ""
     """StorageClass of the PVC; empty = cluster default."""
+    memory_limit_mi: int = 512
+    """Container memory limit (and request) in MiB; maxmemory is derived from it
+    (``redis_maxmemory_bytes``)."""
     service_name: str = "redis"
     """ClusterIP Service name (clients use ``<service>.<namespace>.svc.cluster.local``)."""
 
@@ -54,6 +91,8 @@ class InClusterRedisArgs:
             raise ValueError("InClusterRedisArgs.storage_size must not be empty")
         if not self.service_name:
             raise ValueError("InClusterRedisArgs.service_name must not be empty")
+        if self.memory_limit_mi <= 2 * REDIS_RESERVED_MI:
+            raise ValueError(f"InClusterRedisArgs.memory_limit_mi must exceed {2 * REDIS_RESERVED_MI}")
 
 
 class InClusterRedis(pulumi.ComponentResource):
@@ -99,6 +138,7 @@ class InClusterRedis(pulumi.ComponentResource):
             password=self.password,
             pod_labels=dict(self._labels),
             namespace=Output.from_input(args.namespace),
+            maxmemory_bytes=redis_maxmemory_bytes(args.memory_limit_mi),
         )
         self.register_outputs({"host": self.endpoint.host, "password": self.password})
 
@@ -126,8 +166,10 @@ class InClusterRedis(pulumi.ComponentResource):
             "umask 077; "
             'printf "requirepass %s\\nmasterauth %s\\n" "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis.conf; '
             f"exec redis-server /tmp/redis.conf --port {versions.REDIS_PORT} --bind 0.0.0.0 "
-            "--protected-mode yes --dir /data --appendonly yes --maxmemory-policy noeviction"
+            "--protected-mode yes --dir /data --appendonly yes "
+            f"--maxmemory {redis_maxmemory_bytes(args.memory_limit_mi)} --maxmemory-policy noeviction"
         )
+        memory = f"{args.memory_limit_mi}Mi"
         ping = ["sh", "-c", f"redis-cli -p {versions.REDIS_PORT} ping | grep -q PONG"]
         container = {
             "name": "redis",
@@ -141,7 +183,8 @@ class InClusterRedis(pulumi.ComponentResource):
                 kx.secret_env("REDISCLI_AUTH", secret.metadata.name),
             ],
             "securityContext": kx.container_security_context(uid),
-            "resources": kx.resources("100m", "128Mi", "500m", "512Mi"),
+            # Request = limit: the broker's memory is reserved on the node, never overcommitted.
+            "resources": kx.resources("100m", memory, "500m", memory),
             "livenessProbe": kx.exec_probe(ping, period=10, timeout=5, initial=15),
             "readinessProbe": kx.exec_probe(ping, period=5, timeout=5, initial=5),
             "volumeMounts": [{"name": "data", "mountPath": "/data"}, kx.TMP_MOUNT],

@@ -55,7 +55,9 @@ def test_kinds_present_and_absent(rendered, stack, mode):
     assert kinds.count("ScaledObject") == (1 if mode == "deployment" else 0)
     assert kinds.count("ScaledJob") == (1 if mode == "job" else 0)
     deployments = {o["metadata"]["name"] for o in r.k8s("Deployment")}
-    assert deployments == ({"cache-api", "producer", "worker"} if mode == "deployment" else {"cache-api", "producer"})
+    # job mode: no worker Deployment (Jobs), but the always-on sweeper (tests/infra/test_sweeper.py)
+    assert deployments == ({"cache-api", "producer", "worker"} if mode == "deployment"
+                           else {"cache-api", "producer", "worker-sweeper"})
     releases = r.by_type("kubernetes:helm.sh/v3:Release")
     assert len(releases) == 1 and releases[0].inputs["chart"] == "keda" and releases[0].inputs["version"] == "2.20.2"
     assert releases[0].inputs["repositoryOpts"]["repo"] == "https://kedacore.github.io/charts"
@@ -398,8 +400,14 @@ def test_worker_args_validate(bad, message):
         CeleryWorkerArgs(**{**base, **bad})
 
 
-def test_sidecar_refuses_tls_endpoint():
+def test_sidecar_refuses_tls_endpoint_and_unsized_primary():
+    import dataclasses
+
+    sized = dataclasses.replace(_endpoint(False), maxmemory_bytes=64 * 1024 * 1024)
     with pytest.raises(ValueError, match="read_path"):
-        CacheApiArgs(namespace="ns", endpoint=_endpoint(True), secret_name="s", image="r/a:1", read_path="replica-sidecar")
-    CacheApiArgs(namespace="ns", endpoint=_endpoint(False), secret_name="s", image="r/a:1", read_path="replica-sidecar")
+        CacheApiArgs(namespace="ns", endpoint=dataclasses.replace(_endpoint(True), maxmemory_bytes=1), secret_name="s",
+                     image="r/a:1", read_path="replica-sidecar")
+    with pytest.raises(ValueError, match="maxmemory"):  # cannot size the replica
+        CacheApiArgs(namespace="ns", endpoint=_endpoint(False), secret_name="s", image="r/a:1", read_path="replica-sidecar")
+    CacheApiArgs(namespace="ns", endpoint=sized, secret_name="s", image="r/a:1", read_path="replica-sidecar")
     assert CacheApi  # imported for the type

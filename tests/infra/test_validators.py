@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.infra.validation import keda_schema, scaler_params, security
-from tests.infra.validation.k8s_schema import K8S_VERSION, validate_k8s_object
+from tests.infra.validation.k8s_schema import validate_k8s_object
+from tests.infra.validation.k8s_versions import kind_version, major_minor, stack_version
 from tests.infra.validation.netpol import Cluster, Endpoint
 from tests.infra.validation.schemas import validate_object, validate_objects
 
@@ -371,10 +372,27 @@ def test_scaled_job_embedded_pod_is_checked_strictly():
     assert any("labelz" in p for p in validate_object(job))
 
 
-def test_k8s_schema_version_is_1_31():
-    assert K8S_VERSION == "1.31"
-    ok = good_objects()[0]
-    assert validate_k8s_object(ok) == []
+def test_each_stack_is_validated_against_the_version_it_pins():
+    """The versions come from the pins (kind node image, aks kubernetesVersion), and the
+    validator really uses the version asked for: pod-level ``resources`` (Kubernetes 1.32+)
+    fails on 1.31 and passes on 1.36."""
+    import yaml
+
+    from components import versions
+    from tests.infra.validation.paths import REPO_ROOT
+
+    kind_doc = yaml.safe_load((REPO_ROOT / "deploy" / "kind" / "cluster.yaml").read_text())
+    assert kind_version() == kind_doc["nodes"][0]["image"].split(":v", 1)[1].rsplit(".", 1)[0]
+    assert stack_version("local") == kind_version()
+    aks_doc = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.aks.yaml").read_text())
+    assert stack_version("aks") == major_minor(aks_doc["config"]["redis-keda-platform:kubernetesVersion"])
+    assert stack_version("aks") == versions.AKS_KUBERNETES_VERSION
+    assert stack_version("aks", {"kubernetesVersion": "1.34.2"}) == "1.34"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": NS},
+           "spec": {"resources": {"limits": {"cpu": "1"}}, "containers": [{"name": "a", "image": "b:1"}]}}
+    assert any("resources" in p for p in validate_k8s_object(pod, "1.31"))
+    assert validate_k8s_object(pod, "1.36") == []
+    assert validate_k8s_object(good_objects()[0]) == []
 
 
 def test_tighten_leaves_maps_and_preserved_fields_open():

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .k8s_versions import stack_version
 from .manifests import load_json, load_k8s_dir
 from .paths import REPO_ROOT
 
@@ -75,6 +76,11 @@ class Rendered:
     objects: list[dict[str, Any]]
     azure_resources: list[dict[str, Any]]
     other_resources: list[dict[str, Any]]
+
+    @property
+    def k8s_version(self) -> str:
+        """The Kubernetes minor this variant's stack pins (its manifests are validated against it)."""
+        return stack_version(self.variant.stack, dict(self.variant.settings))
 
     @property
     def k8s_files(self) -> list[Path]:
