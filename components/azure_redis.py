@@ -22,12 +22,35 @@ import pulumi_azure_native as azure_native
 from pulumi import Alias, Output, ResourceOptions
 
 from components import versions
+from components.azure_network import PrivateLinkPlacement
+from components.private_link import RedisPrivateLink, RedisPrivateLinkArgs
 from components.redis import RedisEndpoint
 
 _ACCESS = ("Enabled", "Disabled")
 _MANAGED_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")
 #: Azure Managed Redis has one database per cluster, and it must be called "default".
 MANAGED_DATABASE_NAME = "default"
+#: Without a private endpoint, the service's public IP is all clients can reach, and it
+#: is not stable: egress can only be pinned to the port.
+ANY_ADDRESS = ("0.0.0.0/0",)
+
+
+def _private_access(component: pulumi.ComponentResource, name: str, resource_id: pulumi.Input[str],
+                    resource_group_name: pulumi.Input[str], location: pulumi.Input[str],
+                    placement: PrivateLinkPlacement | None, tags: Mapping[str, str]) -> tuple[str, ...]:
+    """The component's private endpoint (when placed) and the CIDRs clients may reach it on."""
+    if placement is None:
+        return ANY_ADDRESS
+    RedisPrivateLink(f"{name}-private", RedisPrivateLinkArgs(
+        resource_group_name=resource_group_name,
+        location=location,
+        target_resource_id=resource_id,
+        group_id=component.PRIVATE_LINK_GROUP,
+        dns_zone=component.PRIVATE_DNS_ZONE,
+        placement=placement,
+        tags=tags,
+    ), ResourceOptions(parent=component))
+    return (placement.subnet_cidr,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +65,8 @@ class AzureManagedRedisArgs:
     """Enabled | Disabled (Disabled: reachable only through a private endpoint)."""
     high_availability: bool = True
     """Replicate the dataset (the SLA needs it); off halves the cost and loses the replica."""
+    private_link: PrivateLinkPlacement | None = None
+    """Where to put a private endpoint (+ private DNS); None: public endpoint only."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Azure tags."""
 
@@ -108,11 +133,14 @@ class AzureManagedRedis(pulumi.ComponentResource):
         # list-keys results are not secret by themselves.
         password = Output.secret(keys.primary_key)
         self.resource_id = self.cluster.id
+        egress = _private_access(self, name, self.cluster.id, args.resource_group_name, args.location,
+                                 args.private_link, args.tags)
         self.endpoint = RedisEndpoint(
             host=self.cluster.host_name,
             port=versions.AZURE_MANAGED_REDIS_PORT,
             tls=True,
             password=password,
+            egress_cidrs=egress,
         )
         self.register_outputs({"host": self.endpoint.host, "password": password})
 
@@ -132,6 +160,8 @@ class AzureCacheRedisArgs:
     """Enabled | Disabled (Disabled: reachable only through a private endpoint)."""
     redis_version: str = versions.AZURE_REDIS_VERSION
     """Redis major version."""
+    private_link: PrivateLinkPlacement | None = None
+    """Where to put a private endpoint (+ private DNS); None: public endpoint only."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Azure tags."""
 
@@ -179,10 +209,13 @@ class AzureCacheRedis(pulumi.ComponentResource):
         # list-keys results are not secret by themselves.
         password = Output.secret(keys.primary_key)
         self.resource_id = self.cache.id
+        egress = _private_access(self, name, self.cache.id, args.resource_group_name, args.location,
+                                 args.private_link, args.tags)
         self.endpoint = RedisEndpoint(
             host=self.cache.host_name,
             port=versions.AZURE_REDIS_TLS_PORT,
             tls=True,
             password=password,
+            egress_cidrs=egress,
         )
         self.register_outputs({"host": self.endpoint.host, "password": password})

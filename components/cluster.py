@@ -14,9 +14,21 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi import Output, ResourceOptions
 
+from components.azure_network import (
+    AKS_DNS_SERVICE_IP,
+    AKS_POD_CIDR,
+    AKS_SERVICE_CIDR,
+    DEFAULT_ENDPOINT_SUBNET,
+    DEFAULT_NODE_SUBNET,
+    DEFAULT_VNET,
+    AzureNetwork,
+    AzureNetworkArgs,
+)
+
 PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 # Built-in roles.
 ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+NETWORK_CONTRIBUTOR_ROLE_ID = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 AKS_RBAC_CLUSTER_ADMIN_ROLE_ID = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 
 
@@ -80,6 +92,16 @@ class AksClusterArgs:
     deployer_principal_type: str = "User"
     """principalType of the identity running ``pulumi up`` (User | ServicePrincipal | Group):
     Azure rejects a role assignment whose type does not match (``UnmatchedPrincipalType``)."""
+    vnet_address_space: str = DEFAULT_VNET
+    """The VNet created for the cluster (components/azure_network.py: the address plan)."""
+    node_subnet_cidr: str = DEFAULT_NODE_SUBNET
+    """The nodes' subnet."""
+    endpoint_subnet_cidr: str = DEFAULT_ENDPOINT_SUBNET
+    """The private endpoints' subnet (also the NetworkPolicy's Redis egress CIDR)."""
+    node_subnet_id: str = ""
+    """Bring-your-own network: an existing node subnet (with ``endpoint_subnet_id``)."""
+    endpoint_subnet_id: str = ""
+    """Bring-your-own network: an existing private endpoint subnet in the same VNet."""
 
     def __post_init__(self) -> None:
         if self.deployer_principal_type not in PRINCIPAL_TYPES:
@@ -135,7 +157,26 @@ class AksCluster(pulumi.ComponentResource):
             scope=self.resource_group.id,
             opts=ResourceOptions(parent=self),
         )
+        self.network = AzureNetwork(f"{name}-network", AzureNetworkArgs(
+            resource_group_name=self.resource_group.name,
+            location=args.location,
+            vnet_address_space=args.vnet_address_space,
+            node_subnet_cidr=args.node_subnet_cidr,
+            endpoint_subnet_cidr=args.endpoint_subnet_cidr,
+            node_subnet_id=args.node_subnet_id,
+            endpoint_subnet_id=args.endpoint_subnet_id,
+        ), ResourceOptions(parent=self))
         self.cluster = self._create_cluster(name, args)
+        # The cluster's own identity manages load balancers and IPs in its node subnet (what
+        # `az aks create --vnet-subnet-id` grants; ARM and Pulumi must do it themselves).
+        azure_native.authorization.RoleAssignment(
+            f"{name}-subnet-network-contributor",
+            principal_id=self.cluster.identity.apply(lambda i: i.principal_id),
+            principal_type="ServicePrincipal",
+            role_definition_id=_role_definition(NETWORK_CONTRIBUTOR_ROLE_ID),
+            scope=self.network.node_subnet_id,
+            opts=ResourceOptions(parent=self),
+        )
         wait_for: list[pulumi.Resource] = [self.deployer_admin]
         self.acr_login_server = Output.from_input("")
         if args.create_acr:
@@ -162,6 +203,7 @@ class AksCluster(pulumi.ComponentResource):
             os_sku=cs.OSSKU.AZURE_LINUX,
             type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             orchestrator_version=args.kubernetes_version,
+            vnet_subnet_id=self.network.node_subnet_id,
             node_taints=["CriticalAddonsOnly=true:NoSchedule"],
             enable_auto_scaling=False,
         )
@@ -177,6 +219,7 @@ class AksCluster(pulumi.ComponentResource):
             os_sku=cs.OSSKU.AZURE_LINUX,
             type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             orchestrator_version=args.kubernetes_version,
+            vnet_subnet_id=self.network.node_subnet_id,
         )
         return cs.ManagedCluster(
             f"{name}-aks",
@@ -196,6 +239,10 @@ class AksCluster(pulumi.ComponentResource):
                 network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
                 network_dataplane=cs.NetworkDataplane.CILIUM,
                 network_policy=cs.NetworkPolicy.CILIUM,
+                # Explicit, so they cannot drift from what the VNet plan was checked against.
+                service_cidr=AKS_SERVICE_CIDR,
+                dns_service_ip=AKS_DNS_SERVICE_IP,
+                pod_cidr=AKS_POD_CIDR,
             ),
             auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=cs.UpgradeChannel.PATCH,

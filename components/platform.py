@@ -94,14 +94,17 @@ def _in_cluster_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str],
     return InClusterRedis("redis", args_from(InClusterRedisArgs, cfg, namespace=namespace), k8s_opts)
 
 
+# Both Azure Redis services get a private endpoint in the cluster's endpoint subnet.
 def _azure_managed_redis(cfg: PlatformConfig, cluster: Any) -> Redis:
     return AzureManagedRedis("redis", args_from(
-        AzureManagedRedisArgs, cfg, resource_group_name=cluster.resource_group.name, tags=TAGS))
+        AzureManagedRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
+        private_link=cluster.network.private_link, tags=TAGS))
 
 
 def _azure_cache_redis(cfg: PlatformConfig, cluster: Any) -> Redis:
     return AzureCacheRedis("redis", args_from(
-        AzureCacheRedisArgs, cfg, resource_group_name=cluster.resource_group.name, tags=TAGS))
+        AzureCacheRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
+        private_link=cluster.network.private_link, tags=TAGS))
 
 
 #: aks: which Azure Redis service (the ``azureRedis`` key).

@@ -62,6 +62,9 @@ class RedisEndpoint:
     selects them); None when Redis is outside the cluster."""
     namespace: Output[str] | None = None
     """Namespace of the in-cluster Redis pods (None outside the cluster)."""
+    egress_cidrs: tuple[str, ...] | None = None
+    """Where clients' egress to an out-of-cluster Redis may go (the private endpoint's
+    subnet); None for the in-cluster Redis (selected by ``pod_labels``)."""
     maxmemory_bytes: int | None = None
     """The primary's maxmemory when this stack sets it (in-cluster); a replica of it must
     fit that much. None for a managed service (its SKU decides)."""

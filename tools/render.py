@@ -78,6 +78,22 @@ MOCK_SECRET_VALUES = (
 )
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
+# Azure child resources named by their own key (not by the parent's name they also carry).
+_NAMED_BY = {
+    "azure-native:redisenterprise:Database": "databaseName",
+    "azure-native:network:Subnet": "subnetName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
+    "azure-native:network:PrivateDnsZoneGroup": "privateDnsZoneGroupName",
+}
+
+# ARM resource types, for realistic resource IDs.
+_ARM_TYPES = {
+    "azure-native:redisenterprise:RedisEnterprise": "Microsoft.Cache/redisEnterprise",
+    "azure-native:redis:Redis": "Microsoft.Cache/redis",
+    "azure-native:containerservice:ManagedCluster": "Microsoft.ContainerService/managedClusters",
+    "azure-native:containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
+}
+
 _SECRET_SIG = rpc._special_sig_key  # type: ignore[attr-defined]
 _SECRET_VAL = rpc._special_secret_sig  # type: ignore[attr-defined]
 
@@ -189,10 +205,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["bcryptHash"] = "mock-bcrypt"
         elif typ.startswith("azure-native:"):
             az_name = (inputs.get("resourceName") or inputs.get("registryName") or inputs.get("clusterName")
-                       if typ != "azure-native:redisenterprise:Database" else inputs.get("databaseName")) \
+                       or inputs.get("virtualNetworkName") or inputs.get("privateZoneName")
+                       or inputs.get("privateEndpointName")
+                       if typ not in _NAMED_BY else inputs.get(_NAMED_BY[typ])) \
                 or inputs.get("name") or name
             state["name"] = az_name
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/mock-rg/providers/{typ.split(':')[1]}/{az_name}"
+            group = inputs.get("resourceGroupName", "mock-rg")
+            if typ in _ARM_TYPES:
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/{_ARM_TYPES[typ]}/{az_name}"
+            if typ == "azure-native:network:VirtualNetwork":
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/{az_name}"
+            elif typ == "azure-native:network:Subnet":
+                rid = (f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/"
+                       f"virtualNetworks/{inputs.get('virtualNetworkName')}/subnets/{az_name}")
+            elif typ == "azure-native:network:PrivateEndpoint":
+                # The private IP is Azure's choice: not known offline, so not faked here.
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/privateEndpoints/{az_name}"
+            elif typ == "azure-native:privatedns:PrivateZone":
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/privateDnsZones/{az_name}"
             if typ == "azure-native:resources:ResourceGroup":
                 state["name"] = inputs.get("resourceGroupName") or f"{name}-mock"
                 rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{state['name']}"
@@ -207,6 +238,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 state.update(provisioningState="Succeeded", resourceState="Running")
             elif typ == "azure-native:containerservice:ManagedCluster":
                 state.update(
+                    identity={"type": "SystemAssigned", "principalId": "66666666-6666-6666-6666-666666666666",
+                              "tenantId": "55555555-5555-5555-5555-555555555555"},
                     fqdn=f"{az_name}.hcp.westeurope.azmk8s.io",
                     nodeResourceGroup=f"MC_{az_name}",
                     identityProfile={"kubeletidentity": {

@@ -585,10 +585,13 @@ def test_external_redis_needs_egress():
         env = _container(objects, name)["env"]
         env[0]["value"], env[1]["value"] = host, "6380"
     egress = _get(objects, "NetworkPolicy", "clients-egress")["spec"]["egress"][0]
-    egress.update(to=[{"ipBlock": {"cidr": "0.0.0.0/0"}}], ports=[{"protocol": "TCP", "port": 6380}])
+    egress.update(to=[{"ipBlock": {"cidr": "10.42.16.0/24"}}], ports=[{"protocol": "TCP", "port": 6380}])
     assert [str(v) for v in security.check_network_policies(objects)] == []
     egress["ports"] = [{"protocol": "TCP", "port": 6379}]
     assert "netpol.redis" in _rules(security.check_network_policies(objects))
+    # open to any address (no private endpoint): caught
+    egress.update(to=[{"ipBlock": {"cidr": "0.0.0.0/0"}}], ports=[{"protocol": "TCP", "port": 6380}])
+    assert any("any address" in str(v) for v in security.check_network_policies(objects))
 
 
 AZURE_GOOD = [

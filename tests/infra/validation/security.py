@@ -460,10 +460,14 @@ def check_network_policies(objects: list[dict[str, Any]], keda_namespace: str = 
                     if cluster.ingress_allowed(intruder, redis, port):
                         v(redis.name, "netpol.redis", f"Redis accepts ingress from {intruder.name} ({intruder.namespace})")
     elif roles.redis_external and port is not None:
-        azure_redis = Endpoint("Azure Cache for Redis", external=True)
+        azure_redis = Endpoint("the external Redis", external=True)
+        anywhere = Endpoint("an arbitrary public address", external=True, ip="203.0.113.7")
         for role, pod in clients:
             if not cluster.egress_allowed(pod, azure_redis, port):
                 v(pod.name, "netpol.redis", f"{role} has no egress to the external Redis on {port}")
+            if cluster.egress_allowed(pod, anywhere, port):
+                v(pod.name, "netpol.redis", f"{role} may reach any address on {port}: narrow the egress to the "
+                  "Redis private endpoint's subnet")
     elif clients:
         v("network", "netpol.redis", "Redis endpoint/port not found: cannot check who reaches it")
 
