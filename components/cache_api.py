@@ -3,6 +3,11 @@
 Read path ``replica-sidecar``: a Redis replica container in every API pod, replicating
 from the in-cluster primary, bound to 127.0.0.1:6379; the API reads from it
 (REDIS_READ_HOST/PORT) and writes to the primary. ``central``: everything to the primary.
+
+A failed replica must not take the pod out of the Service (a pod is ready only when every
+container is, and the API already falls back to the primary): the sidecar's shell
+supervises redis-server in a restart loop, so the container keeps running, and its probes
+ask whether that supervisor is alive, not whether redis-server answers.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
-from components.redis import RedisEndpoint
+from components.redis import RedisEndpoint, replica_memory_limit_mi
 
 READ_PATHS = ("central", "replica-sidecar")
 SIDECAR_PORT = 6379
+#: The sidecar's supervising shell writes its pid here; the probes check that process.
+SIDECAR_PID_FILE = "/tmp/replica-supervisor.pid"
+#: Seconds between a redis-server exit and its restart.
+SIDECAR_RESTART_DELAY_SECONDS = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +65,8 @@ class CacheApiArgs:
             raise ValueError(f"CacheApiArgs.read_path must be one of {READ_PATHS}")
         if self.read_path == "replica-sidecar" and self.endpoint.tls:
             raise ValueError("CacheApiArgs.read_path: 'replica-sidecar' needs a plain in-cluster Redis primary (endpoint.tls is true)")
+        if self.read_path == "replica-sidecar" and self.endpoint.maxmemory_bytes is None:
+            raise ValueError("CacheApiArgs.read_path: 'replica-sidecar' needs the primary's maxmemory (endpoint.maxmemory_bytes) to size the replica")
         if self.min_replicas < 1 or self.max_replicas < self.min_replicas:
             raise ValueError("CacheApiArgs.max_replicas must be >= min_replicas >= 1")
         if self.cache_ttl_seconds < 1:
@@ -126,21 +137,44 @@ class CacheApi(pulumi.ComponentResource):
             "volumeMounts": [kx.TMP_MOUNT],
         }
 
+    @staticmethod
+    def replica_start_script(maxmemory_bytes: int) -> str:
+        """The sidecar's command: write the config (the password never reaches an argv),
+        then run redis-server as a child, restarted whenever it exits. SIGTERM stops both."""
+        server = (
+            f"redis-server /tmp/redis.conf --port {SIDECAR_PORT} --bind 127.0.0.1 --protected-mode yes "
+            '--replicaof "$REDIS_PRIMARY_HOST" "$REDIS_PRIMARY_PORT" --replica-read-only yes '
+            f'--save "" --appendonly no --dir /tmp --maxmemory {maxmemory_bytes} --maxmemory-policy noeviction'
+        )
+        return "\n".join([
+            "umask 077",
+            'printf "masterauth %s\\nrequirepass %s\\n" "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis.conf',
+            f"echo $$ > {SIDECAR_PID_FILE}",
+            "child=",
+            """trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; wait "$child"; fi; exit 0' TERM INT""",
+            "while :; do",
+            f"  {server} &",
+            "  child=$!",
+            '  wait "$child"',
+            f'  echo "redis-replica: redis-server exited ($?), restarting in {SIDECAR_RESTART_DELAY_SECONDS} s; reads use the primary meanwhile" >&2',
+            f"  sleep {SIDECAR_RESTART_DELAY_SECONDS}",
+            "done",
+        ])
+
     def _replica_container(self, args: CacheApiArgs) -> dict[str, Any]:
         uid = versions.REDIS_UID
-        start = (
-            "umask 077; "
-            'printf "masterauth %s\\nrequirepass %s\\n" "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis.conf; '
-            f"exec redis-server /tmp/redis.conf --port {SIDECAR_PORT} --bind 127.0.0.1 --protected-mode yes "
-            '--replicaof "$REDIS_PRIMARY_HOST" "$REDIS_PRIMARY_PORT" --replica-read-only yes '
-            '--save "" --appendonly no --dir /tmp'
-        )
-        ping = ["sh", "-c", f"redis-cli -h 127.0.0.1 -p {SIDECAR_PORT} ping | grep -q PONG"]
+        maxmemory = args.endpoint.maxmemory_bytes
+        assert maxmemory is not None  # CacheApiArgs checks it
+        memory = f"{replica_memory_limit_mi(maxmemory)}Mi"
+        # Alive while the supervising shell is: a redis-server restart neither fails the
+        # liveness probe (no container restart) nor the readiness probe (the pod stays in
+        # the Service; the API reads from the primary until the replica is back).
+        supervisor = ["sh", "-c", f'kill -0 "$(cat {SIDECAR_PID_FILE})"']
         return {
             "name": "redis-replica",
             "image": args.replica_image,
             "imagePullPolicy": args.image_pull_policy,
-            "command": ["sh", "-c", start],
+            "command": ["sh", "-c", self.replica_start_script(maxmemory)],
             "env": [
                 {"name": "REDIS_PRIMARY_HOST", "value": args.endpoint.host},
                 {"name": "REDIS_PRIMARY_PORT", "value": str(args.endpoint.port)},
@@ -148,9 +182,10 @@ class CacheApi(pulumi.ComponentResource):
                 kx.secret_env("REDISCLI_AUTH", args.secret_name),
             ],
             "securityContext": kx.container_security_context(uid),
-            "resources": kx.resources("50m", "64Mi", "250m", "256Mi"),
-            "livenessProbe": kx.exec_probe(ping, period=10, timeout=5, initial=10),
-            "readinessProbe": kx.exec_probe(ping, period=5, timeout=5, initial=5),
+            # It holds the whole primary dataset (up to the primary's maxmemory).
+            "resources": kx.resources("50m", memory, "250m", memory),
+            "livenessProbe": kx.exec_probe(supervisor, period=10, timeout=5, initial=5),
+            "readinessProbe": kx.exec_probe(supervisor, period=5, timeout=5, initial=2),
             "volumeMounts": [{"name": "replica-tmp", "mountPath": "/tmp"}],
         }
 
@@ -160,7 +195,9 @@ class CacheApi(pulumi.ComponentResource):
         skips = kx.APP_SKIPS
         if args.read_path == "replica-sidecar":
             containers.append(self._replica_container(args))
-            volumes.append({"name": "replica-tmp", "emptyDir": {"sizeLimit": "256Mi"}})
+            # A full sync lands the primary's RDB here before it is loaded.
+            volumes.append({"name": "replica-tmp", "emptyDir": {
+                "sizeLimit": f"{replica_memory_limit_mi(args.endpoint.maxmemory_bytes)}Mi"}})
             skips = kx.REDIS_SKIPS
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",

@@ -14,8 +14,21 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi import Output, ResourceOptions
 
+from components.azure_network import (
+    AKS_DNS_SERVICE_IP,
+    AKS_POD_CIDR,
+    AKS_SERVICE_CIDR,
+    DEFAULT_ENDPOINT_SUBNET,
+    DEFAULT_NODE_SUBNET,
+    DEFAULT_VNET,
+    AzureNetwork,
+    AzureNetworkArgs,
+)
+
+PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 # Built-in roles.
 ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+NETWORK_CONTRIBUTOR_ROLE_ID = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 AKS_RBAC_CLUSTER_ADMIN_ROLE_ID = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 
 
@@ -76,8 +89,23 @@ class AksClusterArgs:
     """User pool autoscaler maximum."""
     create_acr: bool = False
     """Create an Azure Container Registry and grant the kubelet identity AcrPull."""
+    deployer_principal_type: str = "User"
+    """principalType of the identity running ``pulumi up`` (User | ServicePrincipal | Group):
+    Azure rejects a role assignment whose type does not match (``UnmatchedPrincipalType``)."""
+    vnet_address_space: str = DEFAULT_VNET
+    """The VNet created for the cluster (components/azure_network.py: the address plan)."""
+    node_subnet_cidr: str = DEFAULT_NODE_SUBNET
+    """The nodes' subnet."""
+    endpoint_subnet_cidr: str = DEFAULT_ENDPOINT_SUBNET
+    """The private endpoints' subnet (also the NetworkPolicy's Redis egress CIDR)."""
+    node_subnet_id: str = ""
+    """Bring-your-own network: an existing node subnet (with ``endpoint_subnet_id``)."""
+    endpoint_subnet_id: str = ""
+    """Bring-your-own network: an existing private endpoint subnet in the same VNet."""
 
     def __post_init__(self) -> None:
+        if self.deployer_principal_type not in PRINCIPAL_TYPES:
+            raise ValueError(f"AksClusterArgs.deployer_principal_type must be one of {PRINCIPAL_TYPES}")
         if self.system_node_count < 1:
             raise ValueError("AksClusterArgs.system_node_count must be >= 1")
         if self.user_node_max_count < self.user_node_min_count:
@@ -116,17 +144,40 @@ class AksCluster(pulumi.ComponentResource):
         self.resource_group = azure_native.resources.ResourceGroup(
             f"{name}-rg", location=args.location, opts=ResourceOptions(parent=self)
         )
-        self.cluster = self._create_cluster(name, args)
-        # Azure RBAC: whoever runs `pulumi up` gets cluster-admin *through Entra ID* on this
-        # cluster only (no local account); the Kubernetes provider authenticates via kubelogin.
-        deployer_admin = azure_native.authorization.RoleAssignment(
+        # Azure RBAC: whoever runs `pulumi up` gets cluster-admin *through Entra ID* (no local
+        # account); the Kubernetes provider authenticates via kubelogin. Granted on the
+        # resource group (it holds this cluster only) *before* the cluster is created, so the
+        # assignment has propagated by the time the cluster exists and the provider first
+        # talks to it (granted on the cluster, it raced the provider: `Forbidden` on a first up).
+        self.deployer_admin = azure_native.authorization.RoleAssignment(
             f"{name}-deployer-admin",
             principal_id=azure_native.authorization.get_client_config_output().object_id,
+            principal_type=args.deployer_principal_type,
             role_definition_id=_role_definition(AKS_RBAC_CLUSTER_ADMIN_ROLE_ID),
-            scope=self.cluster.id,
+            scope=self.resource_group.id,
             opts=ResourceOptions(parent=self),
         )
-        wait_for: list[pulumi.Resource] = [deployer_admin]
+        self.network = AzureNetwork(f"{name}-network", AzureNetworkArgs(
+            resource_group_name=self.resource_group.name,
+            location=args.location,
+            vnet_address_space=args.vnet_address_space,
+            node_subnet_cidr=args.node_subnet_cidr,
+            endpoint_subnet_cidr=args.endpoint_subnet_cidr,
+            node_subnet_id=args.node_subnet_id,
+            endpoint_subnet_id=args.endpoint_subnet_id,
+        ), ResourceOptions(parent=self))
+        self.cluster = self._create_cluster(name, args)
+        # The cluster's own identity manages load balancers and IPs in its node subnet (what
+        # `az aks create --vnet-subnet-id` grants; ARM and Pulumi must do it themselves).
+        azure_native.authorization.RoleAssignment(
+            f"{name}-subnet-network-contributor",
+            principal_id=self.cluster.identity.apply(lambda i: i.principal_id),
+            principal_type="ServicePrincipal",
+            role_definition_id=_role_definition(NETWORK_CONTRIBUTOR_ROLE_ID),
+            scope=self.network.node_subnet_id,
+            opts=ResourceOptions(parent=self),
+        )
+        wait_for: list[pulumi.Resource] = [self.deployer_admin]
         self.acr_login_server = Output.from_input("")
         if args.create_acr:
             self.acr_login_server, acr_pull = self._create_acr(name, args)
@@ -152,6 +203,7 @@ class AksCluster(pulumi.ComponentResource):
             os_sku=cs.OSSKU.AZURE_LINUX,
             type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             orchestrator_version=args.kubernetes_version,
+            vnet_subnet_id=self.network.node_subnet_id,
             node_taints=["CriticalAddonsOnly=true:NoSchedule"],
             enable_auto_scaling=False,
         )
@@ -167,6 +219,7 @@ class AksCluster(pulumi.ComponentResource):
             os_sku=cs.OSSKU.AZURE_LINUX,
             type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             orchestrator_version=args.kubernetes_version,
+            vnet_subnet_id=self.network.node_subnet_id,
         )
         return cs.ManagedCluster(
             f"{name}-aks",
@@ -186,6 +239,10 @@ class AksCluster(pulumi.ComponentResource):
                 network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
                 network_dataplane=cs.NetworkDataplane.CILIUM,
                 network_policy=cs.NetworkPolicy.CILIUM,
+                # Explicit, so they cannot drift from what the VNet plan was checked against.
+                service_cidr=AKS_SERVICE_CIDR,
+                dns_service_ip=AKS_DNS_SERVICE_IP,
+                pod_cidr=AKS_POD_CIDR,
             ),
             auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=cs.UpgradeChannel.PATCH,
@@ -195,8 +252,10 @@ class AksCluster(pulumi.ComponentResource):
             security_profile=cs.ManagedClusterSecurityProfileArgs(
                 workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
             ),
-            # The cluster autoscaler owns the user pool's node count.
-            opts=ResourceOptions(parent=self, ignore_changes=["agentPoolProfiles[1].count"]),
+            # The cluster autoscaler owns the user pool's node count. The deployer's role
+            # first: AKS takes minutes to create, time for the assignment to propagate.
+            opts=ResourceOptions(parent=self, depends_on=[self.deployer_admin],
+                                 ignore_changes=["agentPoolProfiles[1].count"]),
         )
 
     def _user_kubeconfig(self) -> Output[str]:

@@ -16,10 +16,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components import versions
-from components.worker import WORKER_HARD_LIMIT_MARGIN, hard_time_limit
+from components import azure_network, versions
+from components.redis import redis_maxmemory_bytes
+from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES, WORKER_HARD_LIMIT_MARGIN, hard_time_limit
 
 PROJECT = "redis-keda-platform"
+#: A full dead-letter list may take at most this share of the in-cluster Redis' maxmemory.
+DEAD_LETTER_MAX_SHARE = 0.10
 
 # DNS-1123 label (namespaces, names).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -31,6 +34,8 @@ _IMAGE_REF = re.compile(
 )
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$")
 _K8S_VERSION = re.compile(r"^1\.[0-9]{2}(\.[0-9]+)?$")
+# Azure Managed Redis SKUs (the Enterprise_*/EnterpriseFlash_* tiers of the same API are not AMR).
+_MANAGED_REDIS_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")
 
 
 class ConfigError(ValueError):
@@ -56,7 +61,7 @@ class PlatformConfig(BaseModel):
     )
 
     # --- where -----------------------------------------------------------------
-    target: Literal["aks", "kind"] = Field("kind", description="Where to deploy: `kind` (existing local cluster, in-cluster Redis) or `aks` (Azure: AKS + Azure Cache for Redis).")
+    target: Literal["aks", "kind"] = Field("kind", description="Where to deploy: `kind` (existing local cluster, in-cluster Redis) or `aks` (Azure: AKS + an Azure Redis service, see `azureRedis`).")
     namespace: str = Field("platform", description="Kubernetes namespace of the apps and (in-cluster) Redis.")
     keda_namespace: str = Field("keda", description="Kubernetes namespace of the KEDA release.")
     kubeconfig_context: str = Field("kind-redis-keda", description="kind: kubeconfig context of the existing cluster.")
@@ -68,11 +73,20 @@ class PlatformConfig(BaseModel):
     user_node_min_count: int = Field(1, ge=0, le=100, description="aks: cluster-autoscaler minimum of the user node pool.")
     user_node_max_count: int = Field(5, ge=1, le=100, description="aks: cluster-autoscaler maximum of the user node pool.")
     create_acr: bool = Field(False, description="aks: create an Azure Container Registry and grant the kubelet identity AcrPull.")
-    redis_sku: Literal["Basic", "Standard", "Premium"] = Field("Standard", description="aks: Azure Cache for Redis SKU (Standard = replicated, SLA).")
-    redis_capacity: int = Field(1, ge=0, le=6, description="aks: Azure Cache for Redis size within the SKU family (C0..C6 / P1..P5).")
-    redis_public_network_access: Literal["Enabled", "Disabled"] = Field("Enabled", description="aks: Azure Redis public network access (TLS + key always required). `Disabled` needs a private endpoint (see docs/infra.md).")
+    deployer_principal_type: Literal["User", "ServicePrincipal", "Group"] = Field("User", description="aks: principalType of the identity running `pulumi up` (`User` from a laptop, `ServicePrincipal` from CI), set on every role assignment made for it.")
+    azure_redis: Literal["managed", "classic"] = Field("managed", description="aks: `managed` = Azure Managed Redis (redisEnterprise, NoCluster, TLS on 10000; the successor, creatable by any tenant); `classic` = Azure Cache for Redis (TLS on 6380; retired 2028-09-30, new caches only for tenants that had one before 2026-04-01).")
+    redis_managed_sku: str = Field(versions.AZURE_MANAGED_REDIS_SKU, description="aks, azureRedis=managed: Azure Managed Redis SKU (Balanced_B0 = 0.5 GB, the smallest; MemoryOptimized_M*, ComputeOptimized_X*, FlashOptimized_A* for more).")
+    redis_sku: Literal["Basic", "Standard", "Premium"] = Field("Standard", description="aks, azureRedis=classic: Azure Cache for Redis SKU (Standard = replicated, SLA).")
+    redis_capacity: int = Field(1, ge=0, le=6, description="aks, azureRedis=classic: Azure Cache for Redis size within the SKU family (C0..C6 / P1..P5).")
+    redis_public_network_access: Literal["Enabled", "Disabled"] = Field("Disabled", description="aks: public network access of the Azure Redis. `Disabled`: reachable only through its private endpoint in the cluster's VNet. `Enabled` (escape hatch) also exposes its public endpoint to the whole internet, guarded by TLS and the access key only.")
+    vnet_address_space: str = Field(azure_network.DEFAULT_VNET, description="aks: address space of the VNet the stack creates (must not overlap the AKS service CIDR 10.0.0.0/16 or pod CIDR 10.244.0.0/16).")
+    node_subnet_cidr: str = Field(azure_network.DEFAULT_NODE_SUBNET, description="aks: the AKS node subnet, inside vnetAddressSpace (Azure CNI overlay: pods do not take VNet addresses).")
+    endpoint_subnet_cidr: str = Field(azure_network.DEFAULT_ENDPOINT_SUBNET, description="aks: the private endpoint subnet, inside vnetAddressSpace; also the only egress the NetworkPolicies allow to Redis. With nodeSubnetId/endpointSubnetId: the real CIDR of endpointSubnetId (required).")
+    node_subnet_id: str = Field("", description="aks, bring-your-own network: resource ID of an existing subnet for the nodes (with endpointSubnetId; no VNet is created).")
+    endpoint_subnet_id: str = Field("", description="aks, bring-your-own network: resource ID of an existing subnet, in the node subnet's VNet, for the Redis private endpoint.")
     redis_storage_size: str = Field("1Gi", description="kind: size of the in-cluster Redis PersistentVolumeClaim.")
     redis_storage_class: str = Field("", description="kind: StorageClass of the Redis PVC; empty = the cluster default.")
+    redis_memory_limit_mi: int = Field(512, ge=128, le=65536, description="kind: memory limit (MiB) of the in-cluster Redis; its maxmemory is (limit - 32) / 2 (room for the fork of an AOF rewrite), and the replica sidecar's limit follows from that maxmemory.")
     redis_db: int = Field(0, ge=0, le=15, description="Redis database index used by every app and the KEDA trigger.")
 
     # --- images ------------------------------------------------------------------
@@ -96,13 +110,15 @@ class PlatformConfig(BaseModel):
     visibility_timeout_seconds: int = Field(120, ge=1, description="CELERY_VISIBILITY_TIMEOUT: seconds before an unacked task is redelivered; must exceed ceil(workSecondsMax) + 5, the worker's hard time limit.")
     worker_idle_exit_seconds: int = Field(30, ge=1, description="job mode: WORKER_IDLE_EXIT_SECONDS, a Job's worker exits after this long idle.")
     job_scaling_strategy: Literal["default", "accurate", "eager"] = Field("accurate", description="job mode: ScaledJob scalingStrategy.strategy.")
+    result_ttl_seconds: int = Field(86400, gt=0, description="RESULT_TTL_SECONDS: TTL of each task's users:<task id> result hash, set in the same write.")
+    dead_letter_max_length: int = Field(1000, gt=0, description="DEAD_LETTER_MAX_LENGTH: the dead-letter list is trimmed to this many entries (each bounded by the worker).")
 
     # --- producer ----------------------------------------------------------------
     producer_rate: float = Field(0.0, ge=0, description="Producer Deployment: steady tasks per second (`--forever --rate R`); 0 = standby, the pod only runs bursts via `kubectl exec` (`--standby`).")
     producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas (0 = only the CLI for bursts).")
 
     # --- cache API ---------------------------------------------------------------
-    cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (also sets the PDB).")
+    cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (the PDB, maxUnavailable 1, lets one pod go at a time).")
     cache_api_max_replicas: int = Field(6, ge=1, le=100, description="Cache API HPA maxReplicas.")
     cache_api_cpu_target_percent: int = Field(70, ge=10, le=100, description="Cache API HPA average CPU utilization target.")
     cache_api_read_path: Literal["central", "replica-sidecar"] = Field("central", description="`central`: reads from the Redis primary; `replica-sidecar`: a Redis replica per API pod (in-cluster Redis only).")
@@ -144,6 +160,14 @@ class PlatformConfig(BaseModel):
             raise ValueError("must not be empty")
         return v
 
+    @field_validator("redis_managed_sku")
+    @classmethod
+    def _managed_sku(cls, v: str) -> str:
+        if not _MANAGED_REDIS_SKU.match(v):
+            raise ValueError(f"{v!r} is not an Azure Managed Redis SKU like 'Balanced_B0', 'MemoryOptimized_M10', "
+                             "'ComputeOptimized_X5' or 'FlashOptimized_A250' (the Enterprise_* tiers are not Azure Managed Redis)")
+        return v
+
     @field_validator("kubernetes_version")
     @classmethod
     def _k8s_version(cls, v: str) -> str:
@@ -180,12 +204,48 @@ class PlatformConfig(BaseModel):
         if self.visibility_timeout_seconds <= self.worker_hard_time_limit:
             problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}) + {WORKER_HARD_LIMIT_MARGIN} s, the worker's hard task time limit ({self.worker_hard_time_limit} s), or running tasks are redelivered (the worker refuses to start)"))
         if self.cache_api_read_path == "replica-sidecar" and self.target == "aks":
-            problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); Azure Cache for Redis cannot be replicated into a pod: use 'central' on aks"))
+            problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); an Azure Redis service cannot be replicated into a pod: use 'central' on aks"))
+        if self.target == "kind" and self.dead_letter_worst_case_bytes > self.redis_maxmemory_bytes * DEAD_LETTER_MAX_SHARE:
+            problems.append(("deadLetterMaxLength", f"{self.dead_letter_max_length} entries x {DEAD_LETTER_MAX_ENTRY_BYTES} B "
+                             f"could fill more than {DEAD_LETTER_MAX_SHARE:.0%} of the in-cluster Redis' maxmemory "
+                             f"({self.redis_maxmemory_bytes} B, from redisMemoryLimitMi {self.redis_memory_limit_mi}): "
+                             "lower it or raise redisMemoryLimitMi"))
+        problems += self._network_problems()
         if problems:
             raise _CrossFieldError(problems)
         return self
 
+    def _network_problems(self) -> list[tuple[str, str]]:
+        """The aks address plan, checked with ``ipaddress`` (components/azure_network.py).
+        Bring-your-own subnets: only what was given is checked, and endpointSubnetCidr must
+        be given (the NetworkPolicy needs it; an ID says nothing offline)."""
+        byo = bool(self.node_subnet_id or self.endpoint_subnet_id)
+        given = self.model_fields_set
+        problems = azure_network.network_problems(
+            vnet_address_space=self.vnet_address_space if not byo or "vnet_address_space" in given else None,
+            node_subnet_cidr=self.node_subnet_cidr if not byo or "node_subnet_cidr" in given else None,
+            endpoint_subnet_cidr=self.endpoint_subnet_cidr,
+            node_subnet_id=self.node_subnet_id,
+            endpoint_subnet_id=self.endpoint_subnet_id,
+            names={f: to_camel(f) for f in ("vnet_address_space", "node_subnet_cidr", "endpoint_subnet_cidr",
+                                            "node_subnet_id", "endpoint_subnet_id")},
+        )
+        if byo and "endpoint_subnet_cidr" not in given:
+            problems.append(("endpointSubnetCidr", "set it to the CIDR of endpointSubnetId: the NetworkPolicies "
+                             "allow Redis egress to that range only, and a subnet ID cannot be resolved offline"))
+        return problems
+
     # --- derived -----------------------------------------------------------------
+    @property
+    def redis_maxmemory_bytes(self) -> int:
+        """The in-cluster Redis' maxmemory (components/redis.py: the formula)."""
+        return redis_maxmemory_bytes(self.redis_memory_limit_mi)
+
+    @property
+    def dead_letter_worst_case_bytes(self) -> int:
+        """A full dead-letter list: DEAD_LETTER_MAX_LENGTH entries of the worker's largest size."""
+        return self.dead_letter_max_length * DEAD_LETTER_MAX_ENTRY_BYTES
+
     @property
     def worker_hard_time_limit(self) -> int:
         """The worker's hard task time limit (apps/worker/settings.py: ceil(WORK_SECONDS_MAX) + 5)."""

@@ -4,7 +4,7 @@ flows the platform needs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -23,8 +23,9 @@ class NetworkPoliciesArgs:
     namespace: pulumi.Input[str]
     """App namespace."""
     endpoint: RedisEndpoint
-    """Redis: in the namespace (``pod_labels`` set) or outside the cluster (egress by port)."""
-    redis_clients: Sequence[str] = ("worker", "producer", "cache-api")
+    """Redis: in the namespace (``pod_labels`` set) or outside the cluster (egress to
+    ``endpoint.egress_cidrs`` on its port)."""
+    redis_clients: Sequence[str] = ("worker", "worker-sweeper", "producer", "cache-api")
     """``app.kubernetes.io/name`` of the pods that may talk to Redis."""
     keda_namespace: pulumi.Input[str] = "keda"
     """Namespace of the KEDA operator (measures the queue length in Redis)."""
@@ -32,10 +33,9 @@ class NetworkPoliciesArgs:
     """``app.kubernetes.io/name`` of the cache API pods."""
     api_port: int = 8000
     """Port the cache API accepts traffic on."""
-    external_redis_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
-    """Egress CIDRs for an out-of-cluster Redis (Azure's public IP is not stable: by port only)."""
-
     def __post_init__(self) -> None:
+        if self.endpoint.pod_labels is None and not self.endpoint.egress_cidrs:
+            raise ValueError("NetworkPoliciesArgs.endpoint: an out-of-cluster Redis needs egress_cidrs")
         if not self.redis_clients:
             raise ValueError("NetworkPoliciesArgs.redis_clients must not be empty")
         if not 0 < self.api_port < 65536:
@@ -77,7 +77,9 @@ class NetworkPolicies(pulumi.ComponentResource):
                 }],
             })
         else:
-            to_redis = [{"ipBlock": {"cidr": c}} for c in args.external_redis_cidrs]
+            # Azure Redis behind its private endpoint: the endpoint subnet, computed from the
+            # same config value as the subnet itself.
+            to_redis = [{"ipBlock": {"cidr": c}} for c in ep.egress_cidrs or ()]
         self._policy("redis-egress", {
             "podSelector": clients,
             "policyTypes": ["Egress"],

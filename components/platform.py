@@ -7,13 +7,15 @@ Kubernetes provider and a RedisEndpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pulumi
 from pulumi import Output, ResourceOptions
 
+from components.azure_redis import AzureCacheRedis, AzureCacheRedisArgs, AzureManagedRedis, AzureManagedRedisArgs
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
@@ -21,7 +23,7 @@ from components.keda import Keda, KedaArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.producer import Producer, ProducerArgs
-from components.redis import AzureRedis, AzureRedisArgs, InClusterRedis, InClusterRedisArgs, RedisEndpoint
+from components.redis import InClusterRedis, InClusterRedisArgs, RedisEndpoint
 from components.worker import CeleryWorker, CeleryWorkerArgs
 
 
@@ -32,45 +34,88 @@ class Cluster(Protocol):
 
 class Redis(Protocol):
     endpoint: RedisEndpoint
+    kind: str
+
+
+# -- config -> Args, grouped per component ----------------------------------------------
+ArgsT = TypeVar("ArgsT")
+#: Which config fields feed which component: an Args field ``x`` takes the config field
+#: ``<prefix>x`` for the first prefix that exists, else ``x``. tests/infra/test_config_keys.py
+#: checks every config key feeds some component (or is a decision key below).
+CONFIG_PREFIXES: dict[type, tuple[str, ...]] = {
+    KindClusterArgs: ("kubeconfig_",),
+    AksClusterArgs: (),
+    InClusterRedisArgs: ("redis_",),
+    AzureManagedRedisArgs: ("redis_managed_", "redis_"),
+    AzureCacheRedisArgs: ("redis_",),
+    AppNamespaceArgs: (),
+    KedaArgs: ("keda_",),
+    NetworkPoliciesArgs: (),
+    CeleryWorkerArgs: ("worker_",),
+    ProducerArgs: ("producer_",),
+    CacheApiArgs: ("cache_api_",),
+}
+#: Config keys that choose implementations instead of feeding one.
+DECISION_KEYS = ("target", "azure_redis")
+
+
+def config_field_for(args_cls: type, field_name: str) -> str | None:
+    """The config field that feeds ``args_cls.field_name``, or None (the Args default)."""
+    for prefix in (*CONFIG_PREFIXES[args_cls], ""):
+        if prefix + field_name in PlatformConfig.model_fields:
+            return prefix + field_name
+    return None
+
+
+def args_from(args_cls: type[ArgsT], cfg: PlatformConfig, **wiring: Any) -> ArgsT:
+    """``args_cls`` with every field the config has taken from ``cfg``; ``wiring`` gives
+    the rest (outputs of other components). One place per component, no field copied by hand."""
+    values = dict(wiring)
+    for f in dataclasses.fields(args_cls):  # type: ignore[arg-type]
+        key = None if f.name in values else config_field_for(args_cls, f.name)
+        if key is not None:
+            values[f.name] = getattr(cfg, key)
+    return args_cls(**values)
 
 
 # -- target implementations ---------------------------------------------------------------
+TAGS = {"project": "redis-keda-platform"}
+
+
 def _kind_cluster(cfg: PlatformConfig) -> Cluster:
-    return KindCluster("kind", KindClusterArgs(context=cfg.kubeconfig_context))
+    return KindCluster("kind", args_from(KindClusterArgs, cfg))
 
 
 def _aks_cluster(cfg: PlatformConfig) -> Cluster:
-    return AksCluster("aks", AksClusterArgs(
-        location=cfg.location,
-        kubernetes_version=cfg.kubernetes_version,
-        system_node_vm_size=cfg.system_node_vm_size,
-        system_node_count=cfg.system_node_count,
-        user_node_vm_size=cfg.user_node_vm_size,
-        user_node_min_count=cfg.user_node_min_count,
-        user_node_max_count=cfg.user_node_max_count,
-        create_acr=cfg.create_acr,
-    ))
+    return AksCluster("aks", args_from(AksClusterArgs, cfg))
 
 
 def _in_cluster_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str], k8s_opts: ResourceOptions) -> Redis:
-    return InClusterRedis("redis", InClusterRedisArgs(
-        namespace=namespace,
-        image=cfg.redis_image,
-        image_pull_policy=cfg.image_pull_policy,
-        storage_size=cfg.redis_storage_size,
-        storage_class=cfg.redis_storage_class,
-    ), k8s_opts)
+    return InClusterRedis("redis", args_from(InClusterRedisArgs, cfg, namespace=namespace), k8s_opts)
+
+
+# Both Azure Redis services get a private endpoint in the cluster's endpoint subnet.
+def _azure_managed_redis(cfg: PlatformConfig, cluster: Any) -> Redis:
+    return AzureManagedRedis("redis", args_from(
+        AzureManagedRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
+        private_link=cluster.network.private_link, tags=TAGS))
+
+
+def _azure_cache_redis(cfg: PlatformConfig, cluster: Any) -> Redis:
+    return AzureCacheRedis("redis", args_from(
+        AzureCacheRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
+        private_link=cluster.network.private_link, tags=TAGS))
+
+
+#: aks: which Azure Redis service (the ``azureRedis`` key).
+AZURE_REDIS: dict[str, Callable[[PlatformConfig, Any], Redis]] = {
+    "managed": _azure_managed_redis,
+    "classic": _azure_cache_redis,
+}
 
 
 def _azure_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str], k8s_opts: ResourceOptions) -> Redis:
-    return AzureRedis("redis", AzureRedisArgs(
-        resource_group_name=cluster.resource_group.name,
-        location=cfg.location,
-        sku=cfg.redis_sku,
-        capacity=cfg.redis_capacity,
-        public_network_access=cfg.redis_public_network_access,
-        tags={"project": "redis-keda-platform"},
-    ))
+    return AZURE_REDIS[cfg.azure_redis](cfg, cluster)
 
 
 ClusterFactory = Callable[[PlatformConfig], Cluster]
@@ -102,58 +147,16 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     redis = make_redis(cfg, cluster, ns.name, k8s_opts)
     endpoint = redis.endpoint
     auth = RedisAuth("redis-auth", RedisAuthArgs(namespace=ns.name, password=endpoint.password), k8s_opts)
-    keda = Keda("keda", KedaArgs(namespace=cfg.keda_namespace, watch_namespace=cfg.namespace), k8s_opts)
+    # watchNamespace from the Namespace's output: the chart puts a RoleBinding there, so the
+    # release must wait for the namespace.
+    keda = Keda("keda", args_from(KedaArgs, cfg, watch_namespace=ns.name), k8s_opts)
+    wired = dict(namespace=ns.name, endpoint=endpoint)
+    clients = dict(wired, secret_name=auth.secret_name)
 
-    NetworkPolicies("netpol", NetworkPoliciesArgs(
-        namespace=ns.name, endpoint=endpoint, keda_namespace=cfg.keda_namespace,
-    ), k8s_opts)
-    worker = CeleryWorker("worker", CeleryWorkerArgs(
-        namespace=ns.name,
-        endpoint=endpoint,
-        secret_name=auth.secret_name,
-        keda_release=keda.release,
-        image=cfg.worker_image,
-        image_pull_policy=cfg.image_pull_policy,
-        mode=cfg.worker_mode,
-        queue_name=cfg.queue_name,
-        redis_db=cfg.redis_db,
-        list_length=cfg.list_length,
-        activation_list_length=cfg.activation_list_length,
-        min_replicas=cfg.worker_min_replicas,
-        max_replicas=cfg.worker_max_replicas,
-        cooldown_seconds=cfg.cooldown_seconds,
-        polling_interval_seconds=cfg.polling_interval_seconds,
-        work_seconds_min=cfg.work_seconds_min,
-        work_seconds_max=cfg.work_seconds_max,
-        visibility_timeout_seconds=cfg.visibility_timeout_seconds,
-        idle_exit_seconds=cfg.worker_idle_exit_seconds,
-        job_scaling_strategy=cfg.job_scaling_strategy,
-    ), k8s_opts)
-    producer = Producer("producer", ProducerArgs(
-        namespace=ns.name,
-        endpoint=endpoint,
-        secret_name=auth.secret_name,
-        image=cfg.producer_image,
-        image_pull_policy=cfg.image_pull_policy,
-        queue_name=cfg.queue_name,
-        redis_db=cfg.redis_db,
-        rate=cfg.producer_rate,
-        replicas=cfg.producer_replicas,
-    ), k8s_opts)
-    cache_api = CacheApi("cache-api", CacheApiArgs(
-        namespace=ns.name,
-        endpoint=endpoint,
-        secret_name=auth.secret_name,
-        image=cfg.cache_api_image,
-        image_pull_policy=cfg.image_pull_policy,
-        redis_db=cfg.redis_db,
-        cache_ttl_seconds=cfg.cache_ttl_seconds,
-        min_replicas=cfg.cache_api_min_replicas,
-        max_replicas=cfg.cache_api_max_replicas,
-        cpu_target_percent=cfg.cache_api_cpu_target_percent,
-        read_path=cfg.cache_api_read_path,
-        replica_image=cfg.redis_image,
-    ), k8s_opts)
+    NetworkPolicies("netpol", args_from(NetworkPoliciesArgs, cfg, **wired), k8s_opts)
+    worker = CeleryWorker("worker", args_from(CeleryWorkerArgs, cfg, **clients, keda_release=keda.release), k8s_opts)
+    producer = Producer("producer", args_from(ProducerArgs, cfg, **clients), k8s_opts)
+    cache_api = CacheApi("cache-api", args_from(CacheApiArgs, cfg, **clients, replica_image=cfg.redis_image), k8s_opts)
 
     # Output names are used by the Makefile/scripts and CI: keep them stable.
     outputs: dict[str, Output[Any]] = {
@@ -162,6 +165,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         "cacheApiService": cache_api.service_address,
         "cacheApiServiceName": cache_api.service_name,
         "cacheApiDeploymentName": cache_api.deployment_name,
+        "redisKind": Output.from_input(redis.kind),
         "redisHost": endpoint.host,
         "redisPort": Output.from_input(endpoint.port),
         "redisTls": Output.from_input(endpoint.tls),

@@ -1,5 +1,8 @@
-"""Redis implementations. Both expose the same ``endpoint`` (RedisEndpoint); workloads
-take only the endpoint and never learn where Redis runs."""
+"""The Redis endpoint every client takes, and the in-cluster Redis (target kind).
+
+Every Redis implementation (``InClusterRedis`` here, ``AzureManagedRedis`` and
+``AzureCacheRedis`` in ``components/azure_redis.py``) exposes the same ``endpoint``
+(RedisEndpoint); workloads take only the endpoint and never learn where Redis runs."""
 
 from __future__ import annotations
 
@@ -7,13 +10,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
+
+
+MI = 1024 * 1024
+#: MiB of a Redis container's limit kept outside the dataset: the process itself, client
+#: input/output buffers, the 1 MiB replication backlog, Lua and module overhead.
+REDIS_RESERVED_MI = 32
+
+
+def redis_maxmemory_bytes(memory_limit_mi: int) -> int:
+    """maxmemory of a Redis primary whose container may use ``memory_limit_mi`` MiB.
+
+    ``(limit - 32 MiB) / 2``: an AOF rewrite (and any BGSAVE) forks, and while the child
+    writes, every page the parent changes is copied (copy-on-write). With a busy queue that
+    can approach the whole dataset, so the dataset gets at most half of what is left after
+    the fixed reserve. With ``noeviction`` a full Redis then refuses writes (the producer
+    and worker see an OOM error) instead of the kernel killing the pod.
+    """
+    if memory_limit_mi <= 2 * REDIS_RESERVED_MI:
+        raise ValueError(f"a Redis memory limit of {memory_limit_mi} MiB leaves no room for data")
+    return (memory_limit_mi - REDIS_RESERVED_MI) // 2 * MI
+
+
+def replica_memory_limit_mi(primary_maxmemory_bytes: int) -> int:
+    """Memory limit (MiB) of a replica that must hold the primary's whole dataset.
+
+    A replica never forks here (no RDB, no AOF), but it holds everything the primary holds,
+    up to the primary's maxmemory, plus allocator fragmentation (a quarter on top) and the
+    same fixed reserve as the primary.
+    """
+    dataset_mi = -(-primary_maxmemory_bytes // MI)  # ceil
+    return dataset_mi + -(-dataset_mi // 4) + REDIS_RESERVED_MI
 
 
 @dataclass(frozen=True)
@@ -29,6 +62,12 @@ class RedisEndpoint:
     selects them); None when Redis is outside the cluster."""
     namespace: Output[str] | None = None
     """Namespace of the in-cluster Redis pods (None outside the cluster)."""
+    egress_cidrs: tuple[str, ...] | None = None
+    """Where clients' egress to an out-of-cluster Redis may go (the private endpoint's
+    subnet); None for the in-cluster Redis (selected by ``pod_labels``)."""
+    maxmemory_bytes: int | None = None
+    """The primary's maxmemory when this stack sets it (in-cluster); a replica of it must
+    fit that much. None for a managed service (its SKU decides)."""
 
 
 # ---------------------------------------------------------------------------------
@@ -44,6 +83,9 @@ class InClusterRedisArgs:
     """PVC size of /data."""
     storage_class: str = ""
     """StorageClass of the PVC; empty = cluster default."""
+    memory_limit_mi: int = 512
+    """Container memory limit (and request) in MiB; maxmemory is derived from it
+    (``redis_maxmemory_bytes``)."""
     service_name: str = "redis"
     """ClusterIP Service name (clients use ``<service>.<namespace>.svc.cluster.local``)."""
 
@@ -52,6 +94,8 @@ class InClusterRedisArgs:
             raise ValueError("InClusterRedisArgs.storage_size must not be empty")
         if not self.service_name:
             raise ValueError("InClusterRedisArgs.service_name must not be empty")
+        if self.memory_limit_mi <= 2 * REDIS_RESERVED_MI:
+            raise ValueError(f"InClusterRedisArgs.memory_limit_mi must exceed {2 * REDIS_RESERVED_MI}")
 
 
 class InClusterRedis(pulumi.ComponentResource):
@@ -60,6 +104,8 @@ class InClusterRedis(pulumi.ComponentResource):
 
     endpoint: RedisEndpoint
     password: Output[str]
+    kind = "in-cluster"
+    """What serves Redis (the ``redisKind`` stack output)."""
 
     APP = "redis"
 
@@ -95,6 +141,7 @@ class InClusterRedis(pulumi.ComponentResource):
             password=self.password,
             pod_labels=dict(self._labels),
             namespace=Output.from_input(args.namespace),
+            maxmemory_bytes=redis_maxmemory_bytes(args.memory_limit_mi),
         )
         self.register_outputs({"host": self.endpoint.host, "password": self.password})
 
@@ -122,8 +169,10 @@ class InClusterRedis(pulumi.ComponentResource):
             "umask 077; "
             'printf "requirepass %s\\nmasterauth %s\\n" "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis.conf; '
             f"exec redis-server /tmp/redis.conf --port {versions.REDIS_PORT} --bind 0.0.0.0 "
-            "--protected-mode yes --dir /data --appendonly yes --maxmemory-policy noeviction"
+            "--protected-mode yes --dir /data --appendonly yes "
+            f"--maxmemory {redis_maxmemory_bytes(args.memory_limit_mi)} --maxmemory-policy noeviction"
         )
+        memory = f"{args.memory_limit_mi}Mi"
         ping = ["sh", "-c", f"redis-cli -p {versions.REDIS_PORT} ping | grep -q PONG"]
         container = {
             "name": "redis",
@@ -137,7 +186,8 @@ class InClusterRedis(pulumi.ComponentResource):
                 kx.secret_env("REDISCLI_AUTH", secret.metadata.name),
             ],
             "securityContext": kx.container_security_context(uid),
-            "resources": kx.resources("100m", "128Mi", "500m", "512Mi"),
+            # Request = limit: the broker's memory is reserved on the node, never overcommitted.
+            "resources": kx.resources("100m", memory, "500m", memory),
             "livenessProbe": kx.exec_probe(ping, period=10, timeout=5, initial=15),
             "readinessProbe": kx.exec_probe(ping, period=5, timeout=5, initial=5),
             "volumeMounts": [{"name": "data", "mountPath": "/data"}, kx.TMP_MOUNT],
@@ -176,66 +226,3 @@ class InClusterRedis(pulumi.ComponentResource):
             },
             opts=ResourceOptions(parent=self),
         )
-
-
-# ---------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class AzureRedisArgs:
-    resource_group_name: pulumi.Input[str]
-    """Resource group of the cache."""
-    location: pulumi.Input[str]
-    """Azure region."""
-    sku: str = "Standard"
-    """Basic | Standard | Premium."""
-    capacity: int = 1
-    """Size within the SKU family."""
-    public_network_access: str = "Enabled"
-    """Enabled | Disabled (Disabled requires a private endpoint, see docs/infra.md)."""
-    redis_version: str = versions.AZURE_REDIS_VERSION
-    """Redis major version."""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    """Azure tags."""
-
-    def __post_init__(self) -> None:
-        if self.sku not in ("Basic", "Standard", "Premium"):
-            raise ValueError(f"AzureRedisArgs.sku: unknown SKU {self.sku!r}")
-        if self.public_network_access not in ("Enabled", "Disabled"):
-            raise ValueError("AzureRedisArgs.public_network_access must be Enabled or Disabled")
-        if not 0 <= self.capacity <= 6:
-            raise ValueError("AzureRedisArgs.capacity must be 0..6")
-
-
-class AzureRedis(pulumi.ComponentResource):
-    """Azure Cache for Redis: TLS only (6380), minimum TLS 1.2, key read with
-    ``list_redis_keys`` and wrapped secret."""
-
-    endpoint: RedisEndpoint
-
-    def __init__(self, name: str, args: AzureRedisArgs, opts: ResourceOptions | None = None):
-        super().__init__("redis-keda-platform:index:AzureRedis", name, None, opts)
-        r = azure_native.redis
-        family = r.SkuFamily.P if args.sku == "Premium" else r.SkuFamily.C
-        self.cache = r.Redis(
-            f"{name}-cache",
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            sku=r.SkuArgs(name=args.sku, family=family, capacity=args.capacity),
-            enable_non_ssl_port=False,
-            minimum_tls_version=r.TlsVersion.TLS_VERSION_1_2,
-            public_network_access=args.public_network_access,
-            redis_version=args.redis_version,
-            # A Celery broker must never silently drop queued tasks under memory pressure.
-            redis_configuration=r.RedisCommonPropertiesRedisConfigurationArgs(maxmemory_policy="noeviction"),
-            tags=dict(args.tags),
-            opts=ResourceOptions(parent=self, additional_secret_outputs=["accessKeys"]),
-        )
-        keys = r.list_redis_keys_output(name=self.cache.name, resource_group_name=args.resource_group_name)
-        # list-keys results are not secret by themselves.
-        password = Output.secret(keys.primary_key)
-        self.endpoint = RedisEndpoint(
-            host=self.cache.host_name,
-            port=versions.AZURE_REDIS_TLS_PORT,
-            tls=True,
-            password=password,
-        )
-        self.register_outputs({"host": self.endpoint.host, "password": password})

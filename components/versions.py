@@ -21,13 +21,21 @@ REDIS_IMAGE = "redis:7.4.2"
 REDIS_UID = 999
 REDIS_PORT = 6379
 
-# --- Azure Cache for Redis ---
+# --- Azure Cache for Redis (azureRedis: classic; Microsoft.Cache/redis) ---
 AZURE_REDIS_VERSION = "6"
 AZURE_REDIS_TLS_PORT = 6380
 AZURE_REDIS_MIN_TLS = "1.2"
 
+# --- Azure Managed Redis (azureRedis: managed; Microsoft.Cache/redisEnterprise) ---
+# TLS only, on the database's port 10000 (the only port Azure Managed Redis serves).
+AZURE_MANAGED_REDIS_PORT = 10000
+# The smallest SKU (0.5 GB); high availability on. docs/infra.md: sizes and costs.
+AZURE_MANAGED_REDIS_SKU = "Balanced_B0"
+
 # --- AKS ---
-AKS_KUBERNETES_VERSION = "1.35"
+# The newest AKS GA minor with the longest support window on 2026-12-02 (docs/infra.md,
+# "Kubernetes version"). The patch auto-upgrade channel never changes the minor.
+AKS_KUBERNETES_VERSION = "1.36"
 
 # --- The apps (docs/contract.md) ---
 CACHE_API_IMAGE = "redis-keda-platform/cache-api:0.1.0"

@@ -2,7 +2,10 @@
 
 mode ``deployment``: Deployment (no ``replicas``: KEDA owns it) + ScaledObject.
 mode ``job``: ScaledJob; each Job's worker drains the queue and exits when idle, so
-scale-down never kills a running task.
+scale-down never kills a running task. A Job killed mid-task leaves its task in kombu's
+``unacked`` hash (or the transport's ``<queue>.inflight`` list), where no KEDA trigger of a
+ScaledJob looks: an always-on ``worker-sweeper`` Deployment (``python -m
+apps.worker.sweeper``) puts such tasks back in the queue, which then starts a Job.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ WORKER_HARD_LIMIT_MARGIN = 5
 def hard_time_limit(work_seconds_max: float) -> int:
     """The worker's hard task time limit: ceil(WORK_SECONDS_MAX) + WORKER_HARD_LIMIT_MARGIN."""
     return int(math.ceil(work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
+#: The worker truncates each dead-letter entry's payload/reason to this many bytes
+#: (apps/worker/settings.py DEAD_LETTER_MAX_ENTRY_BYTES default; tests/test_contract.py
+#: keeps them equal). Infra sizes Redis with it; it does not set the variable.
+DEAD_LETTER_MAX_ENTRY_BYTES = 16384
 #: kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH
 #: (``Channel.unacked_key``; the worker's transport keeps it: tests/test_contract.py).
 KOMBU_UNACKED_KEY = "unacked"
@@ -76,6 +83,10 @@ class CeleryWorkerArgs:
     """job mode: WORKER_IDLE_EXIT_SECONDS."""
     job_scaling_strategy: str = "accurate"
     """job mode: scalingStrategy.strategy."""
+    result_ttl_seconds: int = 86400
+    """RESULT_TTL_SECONDS: TTL of each ``users:<task id>`` result hash."""
+    dead_letter_max_length: int = 1000
+    """DEAD_LETTER_MAX_LENGTH: the dead-letter list is trimmed to this length."""
     successful_jobs_history_limit: int = 5
     """job mode: finished Jobs kept."""
     failed_jobs_history_limit: int = 5
@@ -86,6 +97,10 @@ class CeleryWorkerArgs:
             raise ValueError(f"CeleryWorkerArgs.mode must be 'deployment' or 'job', got {self.mode!r}")
         if not self.queue_name:
             raise ValueError("CeleryWorkerArgs.queue_name must not be empty")
+        if self.result_ttl_seconds <= 0:
+            raise ValueError("CeleryWorkerArgs.result_ttl_seconds must be > 0")
+        if self.dead_letter_max_length <= 0:
+            raise ValueError("CeleryWorkerArgs.dead_letter_max_length must be > 0")
         if self.max_replicas < self.min_replicas:
             raise ValueError("CeleryWorkerArgs.max_replicas must be >= min_replicas")
         if self.work_seconds_max < self.work_seconds_min:
@@ -116,8 +131,12 @@ class CeleryWorker(pulumi.ComponentResource):
     scaled_kind: str
     deployment_name: Output[str]
     """The worker Deployment's name (deployment mode); "" in job mode."""
+    sweeper: k8s.apps.v1.Deployment | None
+    """job mode: the always-on ``worker-sweeper`` Deployment; None in deployment mode (the
+    ScaledObject's ``unacked`` trigger keeps a worker, whose own sweep restores tasks)."""
 
     APP = "worker"
+    SWEEPER_APP = "worker-sweeper"
 
     def __init__(self, name: str, args: CeleryWorkerArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:CeleryWorker", name, None, opts)
@@ -154,10 +173,12 @@ class CeleryWorker(pulumi.ComponentResource):
             )
             self.scaled_kind = "ScaledObject"
             self.deployment_name = deployment.metadata.name
+            self.sweeper = None
         else:
             scaled = self._create_scaled_job(name, args, sa, trigger, keda_opts)
             self.scaled_kind = "ScaledJob"
             self.deployment_name = Output.from_input("")
+            self.sweeper = self._create_sweeper(name, args, sa)
         self.scaled_name = cr_name(scaled)
         self.register_outputs({"scaledName": self.scaled_name})
 
@@ -193,12 +214,20 @@ class CeleryWorker(pulumi.ComponentResource):
         }
 
     # -- pods ---------------------------------------------------------------------------
-    def _container(self, args: CeleryWorkerArgs, job: bool) -> dict[str, Any]:
-        env = kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + [
+    @staticmethod
+    def _broker_env(args: CeleryWorkerArgs) -> list[dict[str, Any]]:
+        """What the worker and the sweeper both need: Redis, queue, time limits, bounds."""
+        return kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + [
             {"name": "CELERY_QUEUE", "value": args.queue_name},
             {"name": "WORK_SECONDS_MIN", "value": kx.fmt_number(args.work_seconds_min)},
             {"name": "WORK_SECONDS_MAX", "value": kx.fmt_number(args.work_seconds_max)},
             {"name": "CELERY_VISIBILITY_TIMEOUT", "value": str(args.visibility_timeout_seconds)},
+            {"name": "RESULT_TTL_SECONDS", "value": str(args.result_ttl_seconds)},
+            {"name": "DEAD_LETTER_MAX_LENGTH", "value": str(args.dead_letter_max_length)},
+        ]
+
+    def _container(self, args: CeleryWorkerArgs, job: bool) -> dict[str, Any]:
+        env = self._broker_env(args) + [
             {"name": "WORKER_METRICS_PORT", "value": str(versions.WORKER_METRICS_PORT)},
         ]
         if job:
@@ -250,6 +279,53 @@ class CeleryWorker(pulumi.ComponentResource):
                 "template": {"metadata": {"labels": self._labels}, "spec": self._pod_spec(args, sa, job=False)},
             },
             opts=ResourceOptions(parent=self, ignore_changes=["spec.replicas"]),
+        )
+
+    def _create_sweeper(self, name: str, args: CeleryWorkerArgs, sa) -> k8s.apps.v1.Deployment:
+        """job mode: one always-on pod that restores stranded tasks (kombu ``unacked``
+        entries older than the visibility timeout, ``<queue>.inflight`` entries) to the
+        queue, where the ScaledJob's trigger sees them. Not autoscaled."""
+        labels = kx.labels(self.SWEEPER_APP, "sweeper")
+        health = ["python", "-m", "apps.worker.healthcheck"]  # the sweeper writes the heartbeat file
+        container = {
+            "name": "sweeper",
+            "image": args.image,
+            "imagePullPolicy": args.image_pull_policy,
+            "command": ["python", "-m", "apps.worker.sweeper"],
+            "env": self._broker_env(args),
+            "securityContext": kx.container_security_context(),
+            "resources": kx.resources("20m", "96Mi", "200m", "192Mi"),
+            "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
+            "readinessProbe": kx.exec_probe(health, period=10, timeout=10, failures=3, initial=10),
+            "volumeMounts": [kx.TMP_MOUNT],
+        }
+        return k8s.apps.v1.Deployment(
+            f"{name}-sweeper",
+            metadata={
+                "name": self.SWEEPER_APP,
+                "namespace": args.namespace,
+                "labels": labels,
+                "annotations": kx.checkov_skips(kx.APP_SKIPS),
+            },
+            spec={
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                # One sweeper at a time is enough; two would only race to restore.
+                "strategy": {"type": "Recreate"},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": sa.metadata.name,
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": kx.pod_security_context(),
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [container],
+                        "volumes": [kx.tmp_volume()],
+                    },
+                },
+            },
+            opts=ResourceOptions(parent=self),
         )
 
     def _create_scaled_job(self, name, args: CeleryWorkerArgs, sa, trigger, opts) -> k8s.apiextensions.CustomResource:

@@ -72,7 +72,9 @@ def test_commands_and_probes_name_modules_that_exist(variant_id):
             assert {p.get("httpGet", {}).get("path") for p in probes} == {"/healthz", "/readyz"}
             assert all(p["httpGet"]["port"] in (8000, "http") for p in probes)
         if container["image"] == versions.WORKER_IMAGE:
-            assert argv[:4] == ["celery", "-A", "apps.worker.celery_app", "worker"], argv
+            # the worker itself, or (job mode) the sweeper from the same image
+            assert argv[:4] == ["celery", "-A", "apps.worker.celery_app", "worker"] or (
+                argv == ["python", "-m", "apps.worker.sweeper"] and tpl.owner["kind"] == "Deployment"), argv
 
 
 def test_visibility_rule_matches_the_worker():
@@ -89,8 +91,8 @@ def test_visibility_rule_matches_the_worker():
 def test_worker_grace_period_covers_the_longest_task_and_shutdown(variant_id):
     checked = 0
     for tpl, container in _app_containers(variant_id):
-        if container["image"] != versions.WORKER_IMAGE:
-            continue
+        if container["image"] != versions.WORKER_IMAGE or (container.get("command") or [""])[0] != "celery":
+            continue  # the job-mode sweeper runs no task
         env = {e["name"]: e.get("value") for e in container.get("env") or []}
         hard_limit = math.ceil(float(env["WORK_SECONDS_MAX"])) + worker_settings.HARD_LIMIT_MARGIN
         # docs/worker.md: grace > hard limit + 10 s of warm shutdown
@@ -121,3 +123,13 @@ def test_keda_recovery_trigger_watches_the_workers_unacked_hash():
     from apps.worker.celery_app import app
 
     assert "unacked_key" not in (app.conf.broker_transport_options or {})
+
+
+def test_dead_letter_entry_bound_matches_the_worker():
+    """Infra sizes the in-cluster Redis for DEAD_LETTER_MAX_LENGTH entries of the worker's
+    largest dead-letter entry (components/worker.py); the worker's default must be that size."""
+    from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES
+
+    field = WorkerSettings.model_fields.get("dead_letter_max_entry_bytes")
+    assert field is not None, "WorkerSettings does not read DEAD_LETTER_MAX_ENTRY_BYTES"
+    assert field.default == DEAD_LETTER_MAX_ENTRY_BYTES

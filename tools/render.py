@@ -46,6 +46,8 @@ REDACTED_B64 = base64.b64encode(REDACTED.encode()).decode()
 MOCK_PASSWORD = "mock-random-password-Zx81Qw"
 MOCK_REDIS_PRIMARY_KEY = "mock-azure-redis-primary-key-Kq7Tn2"
 MOCK_REDIS_SECONDARY_KEY = "mock-azure-redis-secondary-key-Lp3Vb9"
+MOCK_MANAGED_REDIS_PRIMARY_KEY = "mock-azure-managed-redis-primary-key-Wd4Mc8"
+MOCK_MANAGED_REDIS_SECONDARY_KEY = "mock-azure-managed-redis-secondary-key-Ys6Jf1"
 MOCK_KUBE_CA = "mock-kube-ca-data-Hh5Rr0"
 # What `az aks get-credentials --format exec` returns for an Entra ID cluster.
 MOCK_KUBECONFIG = f"""apiVersion: v1
@@ -70,8 +72,27 @@ users:
              --login, devicecode]
       interactiveMode: IfAvailable
 """
-MOCK_SECRET_VALUES = (MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, MOCK_KUBE_CA)
+MOCK_SECRET_VALUES = (
+    MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY,
+    MOCK_MANAGED_REDIS_PRIMARY_KEY, MOCK_MANAGED_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, MOCK_KUBE_CA,
+)
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+# Azure child resources named by their own key (not by the parent's name they also carry).
+_NAMED_BY = {
+    "azure-native:redisenterprise:Database": "databaseName",
+    "azure-native:network:Subnet": "subnetName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
+    "azure-native:network:PrivateDnsZoneGroup": "privateDnsZoneGroupName",
+}
+
+# ARM resource types, for realistic resource IDs.
+_ARM_TYPES = {
+    "azure-native:redisenterprise:RedisEnterprise": "Microsoft.Cache/redisEnterprise",
+    "azure-native:redis:Redis": "Microsoft.Cache/redis",
+    "azure-native:containerservice:ManagedCluster": "Microsoft.ContainerService/managedClusters",
+    "azure-native:containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
+}
 
 _SECRET_SIG = rpc._special_sig_key  # type: ignore[attr-defined]
 _SECRET_VAL = rpc._special_secret_sig  # type: ignore[attr-defined]
@@ -183,16 +204,42 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["result"] = MOCK_PASSWORD
             state["bcryptHash"] = "mock-bcrypt"
         elif typ.startswith("azure-native:"):
-            az_name = inputs.get("resourceName") or inputs.get("registryName") or inputs.get("name") or name
+            az_name = (inputs.get("resourceName") or inputs.get("registryName") or inputs.get("clusterName")
+                       or inputs.get("virtualNetworkName") or inputs.get("privateZoneName")
+                       or inputs.get("privateEndpointName")
+                       if typ not in _NAMED_BY else inputs.get(_NAMED_BY[typ])) \
+                or inputs.get("name") or name
             state["name"] = az_name
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/mock-rg/providers/{typ.split(':')[1]}/{az_name}"
+            group = inputs.get("resourceGroupName", "mock-rg")
+            if typ in _ARM_TYPES:
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/{_ARM_TYPES[typ]}/{az_name}"
+            if typ == "azure-native:network:VirtualNetwork":
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/{az_name}"
+            elif typ == "azure-native:network:Subnet":
+                rid = (f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/"
+                       f"virtualNetworks/{inputs.get('virtualNetworkName')}/subnets/{az_name}")
+            elif typ == "azure-native:network:PrivateEndpoint":
+                # The private IP is Azure's choice: not known offline, so not faked here.
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/privateEndpoints/{az_name}"
+            elif typ == "azure-native:privatedns:PrivateZone":
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/privateDnsZones/{az_name}"
             if typ == "azure-native:resources:ResourceGroup":
                 state["name"] = inputs.get("resourceGroupName") or f"{name}-mock"
+                rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{state['name']}"
             elif typ == "azure-native:redis:Redis":
                 state.update(hostName=f"{az_name}.redis.cache.windows.net", sslPort=6380, port=6379,
                              provisioningState="Succeeded")
+            elif typ == "azure-native:redisenterprise:RedisEnterprise":
+                # Azure Managed Redis: <name>.<region>.redis.azure.net, TLS on the database port.
+                state.update(hostName=f"{az_name}.{inputs.get('location', 'westeurope')}.redis.azure.net",
+                             provisioningState="Succeeded", redisVersion="7.4")
+            elif typ == "azure-native:redisenterprise:Database":
+                state.update(provisioningState="Succeeded", resourceState="Running")
             elif typ == "azure-native:containerservice:ManagedCluster":
                 state.update(
+                    identity={"type": "SystemAssigned", "principalId": "66666666-6666-6666-6666-666666666666",
+                              "tenantId": "55555555-5555-5555-5555-555555555555"},
                     fqdn=f"{az_name}.hcp.westeurope.azmk8s.io",
                     nodeResourceGroup=f"MC_{az_name}",
                     identityProfile={"kubeletidentity": {
@@ -209,6 +256,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         tok = args.token
         if tok == "azure-native:redis:listRedisKeys":
             return {"primaryKey": MOCK_REDIS_PRIMARY_KEY, "secondaryKey": MOCK_REDIS_SECONDARY_KEY}
+        if tok == "azure-native:redisenterprise:listDatabaseKeys":
+            return {"primaryKey": MOCK_MANAGED_REDIS_PRIMARY_KEY, "secondaryKey": MOCK_MANAGED_REDIS_SECONDARY_KEY}
         if tok == "azure-native:containerservice:listManagedClusterUserCredentials":
             value = base64.b64encode(MOCK_KUBECONFIG.encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}

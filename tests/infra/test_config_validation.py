@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pulumi.runtime import settings
 
-from components.config import PROJECT, ConfigError, load_config, pulumi_config_block, raw_pulumi_config
+from components.config import PROJECT, ConfigError, load_config, raw_pulumi_config
 from tools.render import RecordingMocks, RecordingMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +46,10 @@ INVALID = [
     ({"userNodeMinCount": "4", "userNodeMaxCount": "2"}, "userNodeMaxCount", "less than userNodeMinCount"),
     ({"imagePullPolicy": "Sometimes"}, "imagePullPolicy", "IfNotPresent"),
     ({"producerRate": "-0.5"}, "producerRate", "greater than or equal to 0"),
+    ({"azureRedis": "enterprise"}, "azureRedis", "'managed' or 'classic'"),
+    ({"redisManagedSku": "Enterprise_E10"}, "redisManagedSku", "not an Azure Managed Redis SKU"),
+    ({"redisManagedSku": "Balanced"}, "redisManagedSku", "not an Azure Managed Redis SKU"),
+    ({"deployerPrincipalType": "Robot"}, "deployerPrincipalType", "'User', 'ServicePrincipal' or 'Group'"),
 ]
 
 
@@ -88,26 +92,7 @@ def test_string_values_from_the_engine_are_coerced():
     assert cfg.kubernetes_version == "1.33"
 
 
-# ---- Pulumi.yaml and the stack files ---------------------------------------------------------
-def test_pulumi_yaml_declares_every_key_with_type_description_default():
-    doc = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    assert doc["name"] == PROJECT
-    assert doc["runtime"]["name"] == "python"
-    assert doc["runtime"]["options"] == {"toolchain": "pip", "virtualenv": ".venv"}
-    assert doc["stackConfigDir"] == "stacks"
-    assert doc["config"] == pulumi_config_block()
-    for key, decl in doc["config"].items():
-        assert decl["type"] in ("string", "integer", "boolean") and decl["description"], key
-
-
-def test_pulumi_yaml_defaults_validate_as_config():
-    """The CLI injects Pulumi.yaml defaults into the config map: they must pass the model
-    and equal the model's own defaults."""
-    doc = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    from_yaml = load_config({f"{PROJECT}:{k}": v["default"] for k, v in doc["config"].items()})
-    assert from_yaml == load_config({})
-
-
+# ---- Pulumi.yaml and the stack files: tests/infra/test_config_keys.py -----------------------
 @pytest.mark.parametrize("stack, target", [("local", "kind"), ("aks", "aks")])
 def test_stack_files_are_valid(stack, target):
     doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
@@ -169,7 +154,10 @@ def test_main_builds_the_stack_with_valid_config(target):
     assert error is None
     types = {r.type for r in monitor.recorded}
     assert "kubernetes:keda.sh/v1alpha1:ScaledJob" in types
-    assert ("azure-native:redis:Redis" in types) == (target == "aks")
+    # aks defaults to Azure Managed Redis; Azure Cache for Redis only with azureRedis=classic
+    assert ("azure-native:redisenterprise:RedisEnterprise" in types) == (target == "aks")
+    assert ("azure-native:redisenterprise:Database" in types) == (target == "aks")
+    assert "azure-native:redis:Redis" not in types
     assert ("kubernetes:apps/v1:StatefulSet" in types) == (target == "kind")
 
 
@@ -193,17 +181,3 @@ def test_components_never_read_config_nor_branch_on_target():
     assert not re.search(r"(if|elif|match) .*target", platform)
     main = (ROOT / "__main__.py").read_text()
     assert not re.search(TARGET_LOOK, main)
-
-
-@pytest.mark.parametrize("stack", ["local", "aks"])
-def test_stack_file_values_match_declared_pulumi_types(stack):
-    """The Pulumi CLI checks stack values against Pulumi.yaml's types: an integer key given
-    as "10" (a YAML string) or a float key given unquoted would fail `pulumi up`."""
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    values = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
-    python_type = {"integer": int, "boolean": bool, "string": str}
-    for full_key, value in values.items():
-        key = full_key.split(":", 1)[1]
-        assert key in declared, f"{full_key} is not declared in Pulumi.yaml"
-        expected = python_type[declared[key]["type"]]
-        assert type(value) is expected, f"{full_key}: {value!r} should be a YAML {declared[key]['type']}"

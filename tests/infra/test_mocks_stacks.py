@@ -55,7 +55,9 @@ def test_kinds_present_and_absent(rendered, stack, mode):
     assert kinds.count("ScaledObject") == (1 if mode == "deployment" else 0)
     assert kinds.count("ScaledJob") == (1 if mode == "job" else 0)
     deployments = {o["metadata"]["name"] for o in r.k8s("Deployment")}
-    assert deployments == ({"cache-api", "producer", "worker"} if mode == "deployment" else {"cache-api", "producer"})
+    # job mode: no worker Deployment (Jobs), but the always-on sweeper (tests/infra/test_sweeper.py)
+    assert deployments == ({"cache-api", "producer", "worker"} if mode == "deployment"
+                           else {"cache-api", "producer", "worker-sweeper"})
     releases = r.by_type("kubernetes:helm.sh/v3:Release")
     assert len(releases) == 1 and releases[0].inputs["chart"] == "keda" and releases[0].inputs["version"] == "2.20.2"
     assert releases[0].inputs["repositoryOpts"]["repo"] == "https://kedacore.github.io/charts"
@@ -82,18 +84,86 @@ def test_aks_has_no_in_cluster_redis(rendered, mode):
     assert not any(o["metadata"]["name"].startswith("redis-server") for o in r.k8s("Secret"))
     types = {a["type"] for a in r.azure_resources}
     assert {"azure-native:resources:ResourceGroup", "azure-native:containerservice:ManagedCluster",
-            "azure-native:redis:Redis"} <= types
+            "azure-native:redisenterprise:RedisEnterprise", "azure-native:redisenterprise:Database"} <= types
+    assert "azure-native:redis:Redis" not in types  # Azure Cache for Redis only on request
 
 
-def test_azure_redis_is_tls_only(rendered):
+def _azure(r, type_):
+    return [a for a in r.azure_resources if a["type"] == type_]
+
+
+def test_azure_managed_redis_is_the_aks_default(rendered):
     r = rendered("aks")
-    cache = [a for a in r.azure_resources if a["type"] == "azure-native:redis:Redis"][0]["properties"]
+    assert r.config.azure_redis == "managed"
+    (cluster,) = _azure(r, "azure-native:redisenterprise:RedisEnterprise")
+    (db,) = _azure(r, "azure-native:redisenterprise:Database")
+    assert _azure(r, "azure-native:redis:Redis") == []
+    c, d = cluster["properties"], db["properties"]
+    assert c["minimumTlsVersion"] == "1.2" and c["highAvailability"] == "Enabled"
+    assert c["sku"] == {"name": "Balanced_B0"}
+    assert c["publicNetworkAccess"] in ("Enabled", "Disabled") and c["location"] == "westeurope"
+    # kombu cannot use Redis Cluster; TLS only; a broker never evicts; KEDA needs the key
+    assert d["clusteringPolicy"] == "NoCluster"
+    assert d["clientProtocol"] == "Encrypted"
+    assert d["evictionPolicy"] == "NoEviction"
+    assert d["accessKeysAuthentication"] == "Enabled"
+    assert d["port"] == 10000 and d["databaseName"] == "default"
+    (cluster_res,) = r.by_type("azure-native:redisenterprise:RedisEnterprise")
+    (db_res,) = r.by_type("azure-native:redisenterprise:Database")
+    assert d["clusterName"] == cluster_res.outputs["name"] and cluster_res.urn in db_res.depends_on
+    sku = rendered("aks", redisManagedSku="MemoryOptimized_M10")
+    assert _azure(sku, "azure-native:redisenterprise:RedisEnterprise")[0]["properties"]["sku"] == {"name": "MemoryOptimized_M10"}
+
+
+def test_managed_sku_default_is_a_real_sdk_sku():
+    from pulumi_azure_native.redisenterprise import SkuName
+
+    from components.config import load_config
+
+    assert load_config({}).redis_managed_sku in {s.value for s in SkuName}
+
+
+def test_azure_cache_for_redis_on_request(rendered):
+    r = rendered("aks", azureRedis="classic")
+    assert _azure(r, "azure-native:redisenterprise:RedisEnterprise") == []
+    (cache,) = _azure(r, "azure-native:redis:Redis")
+    cache = cache["properties"]
     assert cache["enableNonSslPort"] is False
     assert cache["minimumTlsVersion"] == "1.2"
-    assert cache["publicNetworkAccess"] == "Enabled"
-    r2 = rendered("aks", redisPublicNetworkAccess="Disabled")
-    cache2 = [a for a in r2.azure_resources if a["type"] == "azure-native:redis:Redis"][0]["properties"]
-    assert cache2["publicNetworkAccess"] == "Disabled"
+    assert cache["sku"] == {"name": "Standard", "family": "C", "capacity": 1}
+    assert cache["redisConfiguration"]["maxmemoryPolicy"] == "noeviction"
+    assert r.outputs["redisKind"] == "azure-cache-for-redis"
+    for access in ("Enabled", "Disabled"):
+        for kind, type_ in (("classic", "azure-native:redis:Redis"), ("managed", "azure-native:redisenterprise:RedisEnterprise")):
+            r2 = rendered("aks", azureRedis=kind, redisPublicNetworkAccess=access)
+            assert _azure(r2, type_)[0]["properties"]["publicNetworkAccess"] == access
+
+
+AKS_VARIANTS = [("aks", {}), ("aks", {"azureRedis": "classic"})]
+
+
+@pytest.mark.parametrize("stack, extra", [("local", {})] + AKS_VARIANTS, ids=["local", "aks-managed", "aks-classic"])
+@pytest.mark.parametrize("mode", MODES)
+def test_every_client_and_trigger_names_the_same_endpoint(rendered, stack, extra, mode):
+    """worker, producer and cache API env, every KEDA trigger and the stack outputs: one
+    host, port and TLS flag (all from the one RedisEndpoint)."""
+    r = rendered(stack, workerMode=mode, **extra)
+    expected = (r.outputs["redisHost"], str(r.outputs["redisPort"]), "true" if r.outputs["redisTls"] else "false")
+    seen = 0
+    for obj in r.k8s_objects:
+        if obj["kind"] not in ("Deployment", "ScaledJob"):
+            continue
+        for c in containers_of(obj):
+            env = env_map(c)
+            if "REDIS_HOST" in env:
+                assert (env["REDIS_HOST"]["value"], env["REDIS_PORT"]["value"], env["REDIS_TLS"]["value"]) == expected, obj["metadata"]["name"]
+                seen += 1
+    assert seen >= 3
+    triggers = [t for o in r.k8s_objects if o["kind"] in ("ScaledObject", "ScaledJob") for t in o["spec"]["triggers"]]
+    assert len(triggers) == (2 if mode == "deployment" else 1)
+    for t in triggers:
+        assert t["metadata"]["address"] == f"{expected[0]}:{expected[1]}"
+        assert t["metadata"]["enableTLS"] == expected[2]
 
 
 def test_aks_cluster_hardening(rendered):
@@ -149,10 +219,14 @@ def test_worker_grace_exceeds_longest_task(rendered, mode, work_max):
     assert env["CELERY_VISIBILITY_TIMEOUT"]["value"] == "400"
 
 
-@pytest.mark.parametrize("stack", STACKS)
+PORTS = {"local": "6379", "aks": "10000", "aks-classic": "6380"}
+
+
+@pytest.mark.parametrize("variant", ["local", "aks", "aks-classic"])
 @pytest.mark.parametrize("mode", MODES)
-def test_keda_trigger_uses_the_pods_endpoint(rendered, stack, mode):
-    r = rendered(stack, workerMode=mode)
+def test_keda_trigger_uses_the_pods_endpoint(rendered, variant, mode):
+    stack = variant.split("-")[0]
+    r = rendered(stack, workerMode=mode, **({"azureRedis": "classic"} if variant == "aks-classic" else {}))
     scaled = one(r.k8s_objects, "ScaledObject" if mode == "deployment" else "ScaledJob", "worker")
     triggers = scaled["spec"]["triggers"]
     trigger = triggers[0]
@@ -174,7 +248,7 @@ def test_keda_trigger_uses_the_pods_endpoint(rendered, stack, mode):
     assert meta["address"] == f"{env['REDIS_HOST']['value']}:{env['REDIS_PORT']['value']}"
     assert meta["enableTLS"] == env["REDIS_TLS"]["value"]
     assert meta["enableTLS"] == ("true" if stack == "aks" else "false")
-    assert env["REDIS_PORT"]["value"] == ("6380" if stack == "aks" else "6379")
+    assert env["REDIS_PORT"]["value"] == PORTS[variant]
     assert meta["listName"] == env["CELERY_QUEUE"]["value"] == "celery"
     assert meta["databaseIndex"] == env["REDIS_DB"]["value"] == "0"
     assert meta["listLength"] == "5" and meta["activationListLength"] == "0"
@@ -326,8 +400,14 @@ def test_worker_args_validate(bad, message):
         CeleryWorkerArgs(**{**base, **bad})
 
 
-def test_sidecar_refuses_tls_endpoint():
+def test_sidecar_refuses_tls_endpoint_and_unsized_primary():
+    import dataclasses
+
+    sized = dataclasses.replace(_endpoint(False), maxmemory_bytes=64 * 1024 * 1024)
     with pytest.raises(ValueError, match="read_path"):
-        CacheApiArgs(namespace="ns", endpoint=_endpoint(True), secret_name="s", image="r/a:1", read_path="replica-sidecar")
-    CacheApiArgs(namespace="ns", endpoint=_endpoint(False), secret_name="s", image="r/a:1", read_path="replica-sidecar")
+        CacheApiArgs(namespace="ns", endpoint=dataclasses.replace(_endpoint(True), maxmemory_bytes=1), secret_name="s",
+                     image="r/a:1", read_path="replica-sidecar")
+    with pytest.raises(ValueError, match="maxmemory"):  # cannot size the replica
+        CacheApiArgs(namespace="ns", endpoint=_endpoint(False), secret_name="s", image="r/a:1", read_path="replica-sidecar")
+    CacheApiArgs(namespace="ns", endpoint=sized, secret_name="s", image="r/a:1", read_path="replica-sidecar")
     assert CacheApi  # imported for the type

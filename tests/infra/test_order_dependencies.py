@@ -67,14 +67,38 @@ def test_every_k8s_object_uses_the_cluster_provider(rendered, stack):
         assert res.provider.startswith(provider.urn + "::"), f"{res.type} {res.name}: {res.provider}"
 
 
-def test_aks_provider_waits_for_the_deployer_role(rendered):
-    r = rendered("aks")
+@pytest.mark.parametrize("principal_type", ["User", "ServicePrincipal", "Group"])
+def test_aks_deployer_role_is_granted_before_the_cluster_exists(rendered, principal_type):
+    """The deployer's cluster-admin role is assigned on the resource group before the cluster
+    is created (AKS takes minutes: the assignment has propagated when the provider first
+    talks to the API server), with the deployer's principalType, and the provider waits too."""
+    r = rendered("aks", deployerPrincipalType=principal_type)
     (provider,) = r.by_type("pulumi:providers:kubernetes")
+    (rg,) = r.by_type("azure-native:resources:ResourceGroup")
+    (aks,) = r.by_type("azure-native:containerservice:ManagedCluster")
     deployer = [x for x in r.resources if x.name == "aks-deployer-admin"][0]
     assert deployer.inputs["roleDefinitionId"].endswith("/b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b")
+    assert deployer.inputs["principalType"] == principal_type
+    assert deployer.inputs["principalId"] == "44444444-4444-4444-4444-444444444444"  # getClientConfig objectId
+    assert deployer.inputs["scope"] == f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{rg.outputs['name']}"
+    assert rg.urn in deployer.depends_on
+    assert deployer.urn in aks.explicit_depends_on  # registered, and created, before the cluster
+    assert deployer.order < aks.order
     assert deployer.urn in provider.explicit_depends_on
     acr_pull = [x for x in r.resources if x.name == "aks-acr-pull"][0]
     assert acr_pull.urn in provider.explicit_depends_on
+    assert acr_pull.inputs["principalType"] == "ServicePrincipal"  # the kubelet identity, always
+
+
+@pytest.mark.parametrize("stack", ["local", "aks"])
+def test_keda_waits_for_the_app_namespace(rendered, stack):
+    """watchNamespace comes from the Namespace resource: the chart puts a RoleBinding in it."""
+    r = rendered(stack)
+    (release,) = r.by_type(RELEASE)
+    app_ns = [x for x in r.resources if x.type == "kubernetes:core/v1:Namespace" and x.inputs["metadata"]["name"] == "platform"][0]
+    assert release.inputs["values"]["watchNamespace"] == "platform"
+    assert app_ns.urn in release.depends_on
+    assert app_ns.urn in release.property_dependencies.get("values", [])
 
 
 def test_components_parent_their_children(rendered):

@@ -6,7 +6,7 @@ import pytest
 
 EXPECTED = {
     "target", "namespace", "cacheApiService", "cacheApiServiceName", "cacheApiDeploymentName",
-    "redisHost", "redisPort", "redisTls", "kubeconfig", "workerMode", "workerScaledKind",
+    "redisKind", "redisHost", "redisPort", "redisTls", "kubeconfig", "workerMode", "workerScaledKind",
     "workerScaledObjectName", "workerDeploymentName", "producerDeploymentName",
 }
 
@@ -30,12 +30,17 @@ def test_output_names_and_values(rendered, stack, mode):
 
 
 def test_redis_host_per_target(rendered):
-    local, aks = rendered("local"), rendered("aks")
+    local, aks, classic = rendered("local"), rendered("aks"), rendered("aks", azureRedis="classic")
     assert (local.outputs["redisHost"], local.outputs["redisPort"], local.outputs["redisTls"]) == (
         "redis.platform.svc.cluster.local", 6379, False)
-    assert aks.outputs["redisHost"].endswith(".redis.cache.windows.net")
-    assert (aks.outputs["redisPort"], aks.outputs["redisTls"]) == (6380, True)
+    # Azure Managed Redis: <cluster>.<region>.redis.azure.net, TLS on 10000
+    assert aks.outputs["redisHost"] == "redis-cluster.westeurope.redis.azure.net"
+    assert (aks.outputs["redisPort"], aks.outputs["redisTls"]) == (10000, True)
+    assert classic.outputs["redisHost"].endswith(".redis.cache.windows.net")
+    assert (classic.outputs["redisPort"], classic.outputs["redisTls"]) == (6380, True)
     assert local.outputs["target"] == "kind" and aks.outputs["target"] == "aks"
+    assert (local.outputs["redisKind"], aks.outputs["redisKind"], classic.outputs["redisKind"]) == (
+        "in-cluster", "azure-managed-redis", "azure-cache-for-redis")
 
 
 def test_namespace_override_flows_everywhere(rendered):

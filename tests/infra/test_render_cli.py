@@ -41,7 +41,15 @@ def test_cli_aks_writes_azure_resources(tmp_path):
     assert main(["--stack", "aks", "--out", str(tmp_path)]) == 0
     azure = json.loads((tmp_path / "azure-resources.json").read_text())
     assert {"type", "name", "properties"} <= set(azure[0])
-    assert any(a["type"] == "azure-native:redis:Redis" for a in azure)
+    assert any(a["type"] == "azure-native:redisenterprise:RedisEnterprise" for a in azure)
+    assert not any(a["type"] == "azure-native:redis:Redis" for a in azure)
+    assert main(["--stack", "aks", "--out", str(tmp_path / "classic"), "--set", "azureRedis=classic",
+                 "--set", "deployerPrincipalType=ServicePrincipal"]) == 0
+    classic = json.loads((tmp_path / "classic" / "azure-resources.json").read_text())
+    assert any(a["type"] == "azure-native:redis:Redis" for a in classic)
+    assert not any(a["type"].startswith("azure-native:redisenterprise:") for a in classic)
+    (deployer,) = [a for a in classic if a["name"] == "aks-deployer-admin"]
+    assert deployer["properties"]["principalType"] == "ServicePrincipal"
 
 
 def test_cli_rerun_removes_stale_files(tmp_path):

@@ -1,4 +1,5 @@
-"""Every rendered object validates: built-in kinds against Kubernetes 1.31 (strict),
+"""Every rendered object validates: built-in kinds against the Kubernetes minor its stack
+pins (strict: kind's node image 1.31, aks' ``kubernetesVersion`` 1.36),
 ``keda.sh`` kinds against KEDA 2.20.2's CRDs tightened so unknown fields fail, and redis
 trigger metadata against the scaler's own parameter list (issue 2, "Tests").
 
@@ -14,7 +15,7 @@ import pytest
 from tests.infra.validation import keda_schema, paths, scaler_params
 from tests.infra.validation.k8s_schema import validate_k8s_object
 from tests.infra.validation.keda_schema import is_keda
-from tests.infra.validation.render import VARIANT_IDS, Rendered, rendered
+from tests.infra.validation.render import BY_ID, VARIANT_IDS, Rendered, rendered
 
 
 @pytest.fixture(params=VARIANT_IDS)
@@ -26,10 +27,10 @@ def _fmt(problems: list[str]) -> str:
     return "\n".join(problems)
 
 
-def test_builtin_objects_validate_strict_k8s_1_31(r):
+def test_builtin_objects_validate_strict_against_the_stacks_kubernetes(r):
     builtin = [o for o in r.objects if not is_keda(o)]
     assert builtin, "no built-in Kubernetes objects rendered"
-    problems = [p for o in builtin for p in validate_k8s_object(o)]
+    problems = [p for o in builtin for p in validate_k8s_object(o, r.k8s_version)]
     assert not problems, _fmt(problems)
 
 
@@ -38,7 +39,7 @@ def test_keda_objects_validate_against_tightened_crds(r):
     kinds = {o["kind"] for o in keda}
     scaled = "ScaledJob" if r.variant.setting("workerMode") == "job" else "ScaledObject"
     assert {scaled, "TriggerAuthentication"} <= kinds, f"expected a {scaled} and a TriggerAuthentication, got {sorted(kinds)}"
-    problems = [p for o in keda for p in keda_schema.validate_keda_object(o)]
+    problems = [p for o in keda for p in keda_schema.validate_keda_object(o, r.k8s_version)]
     assert not problems, _fmt(problems)
 
 
@@ -72,3 +73,14 @@ def test_vendored_keda_schemas_match_shared():
     assert names == sorted(p.name for p in vendored.iterdir() if p.is_file())
     for name in names:
         assert (shared / name).read_bytes() == (vendored / name).read_bytes(), f"{name} differs"
+
+
+def test_variants_are_validated_against_their_stacks_pin():
+    from tests.infra.validation.k8s_versions import kind_version
+
+    from components import versions
+
+    for variant_id, variant in BY_ID.items():
+        expected = kind_version() if variant.stack == "local" else versions.AKS_KUBERNETES_VERSION
+        assert rendered(variant_id).k8s_version == expected, variant_id
+    assert kind_version() != versions.AKS_KUBERNETES_VERSION  # two pins, two schema sets

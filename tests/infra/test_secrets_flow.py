@@ -12,6 +12,7 @@ import yaml
 
 from tools.render import (
     MOCK_KUBECONFIG,
+    MOCK_MANAGED_REDIS_PRIMARY_KEY,
     MOCK_PASSWORD,
     MOCK_REDIS_PRIMARY_KEY,
     MOCK_SECRET_VALUES,
@@ -19,7 +20,7 @@ from tools.render import (
     write_result,
 )
 
-STACK_SECRET = {"local": MOCK_PASSWORD, "aks": MOCK_REDIS_PRIMARY_KEY}
+STACK_SECRET = {"local": MOCK_PASSWORD, "aks": MOCK_MANAGED_REDIS_PRIMARY_KEY}
 
 
 def _contains(value, needle: str) -> bool:
@@ -103,18 +104,30 @@ def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
     assert "kubeconfig" in r.secret_outputs
 
 
-def test_azure_key_reaches_only_the_secret_marked_secret(rendered):
-    r = rendered("aks")
-    secret = [x for x in r.k8s_resources if x.inputs["kind"] == "Secret"][0]
-    assert secret.inputs["stringData"]["password"] == MOCK_REDIS_PRIMARY_KEY
-    assert secret.secret_paths  # wrapped list_redis_keys result
+@pytest.mark.parametrize("azure_redis, key", [
+    ("managed", MOCK_MANAGED_REDIS_PRIMARY_KEY),  # listDatabaseKeys
+    ("classic", MOCK_REDIS_PRIMARY_KEY),  # listRedisKeys
+])
+def test_azure_key_reaches_only_the_secret_marked_secret(rendered, azure_redis, key):
+    r = rendered("aks", azureRedis=azure_redis)
+    (secret,) = [x for x in r.k8s_resources if x.inputs["kind"] == "Secret"]
+    assert secret.inputs["stringData"]["password"] == key
+    assert ("stringData",) in secret.secret_paths or ("stringData", "password") in secret.secret_paths
     for a in r.azure_resources + r.other_resources:
-        assert not _contains(a, MOCK_REDIS_PRIMARY_KEY)
+        assert not _contains(a, key)
+    holders = [x for x in r.k8s_resources if _contains(x.inputs, key)]
+    assert holders == [secret]
+    for name, value in r.outputs.items():
+        assert name in r.secret_outputs or not _contains(value, key), name
 
 
-@pytest.mark.parametrize("stack", ["local", "aks"])
-def test_rendered_files_hold_no_secret(rendered, stack, tmp_path):
-    r = rendered(stack, workerMode="job", **({"cacheApiReadPath": "replica-sidecar"} if stack == "local" else {}))
+@pytest.mark.parametrize("stack, extra", [
+    ("local", {"cacheApiReadPath": "replica-sidecar"}),
+    ("aks", {}),
+    ("aks", {"azureRedis": "classic"}),
+])
+def test_rendered_files_hold_no_secret(rendered, stack, extra, tmp_path):
+    r = rendered(stack, workerMode="job", **extra)
     write_result(r, tmp_path)
     blob = "\n".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     for needle in MOCK_SECRET_VALUES:

@@ -103,7 +103,7 @@ def test_network_policies(r):
     if r.variant.stack == "local":
         assert roles.redis and not roles.redis_external, "local: Redis should be in the cluster"
     else:
-        assert roles.redis_external and not roles.redis, "aks: Redis should be Azure Cache for Redis"
+        assert roles.redis_external and not roles.redis, "aks: Redis should be an Azure Redis service"
 
 
 def test_keda_release_pinned_and_hardened(r):
@@ -113,9 +113,12 @@ def test_keda_release_pinned_and_hardened(r):
 
 @pytest.mark.parametrize("variant_id", AKS_IDS)
 def test_azure_resources_hardened(variant_id):
-    resources = rendered(variant_id).azure_resources
+    r = rendered(variant_id)
+    resources = r.azure_resources
     types = {res["type"] for res in resources}
-    assert "azure-native:redis:Redis" in types and "azure-native:containerservice:ManagedCluster" in types, sorted(types)
+    redis_types = ({"azure-native:redis:Redis"} if r.variant.setting("azureRedis") == "classic"
+                   else {security.MANAGED_REDIS_CLUSTER, security.MANAGED_REDIS_DATABASE})
+    assert redis_types | {"azure-native:containerservice:ManagedCluster"} <= types, sorted(types)
     violations = security.check_azure(resources)
     assert not violations, _fmt(violations)
 

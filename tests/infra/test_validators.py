@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.infra.validation import keda_schema, scaler_params, security
-from tests.infra.validation.k8s_schema import K8S_VERSION, validate_k8s_object
+from tests.infra.validation.k8s_schema import validate_k8s_object
+from tests.infra.validation.k8s_versions import kind_version, major_minor, stack_version
 from tests.infra.validation.netpol import Cluster, Endpoint
 from tests.infra.validation.schemas import validate_object, validate_objects
 
@@ -371,10 +372,27 @@ def test_scaled_job_embedded_pod_is_checked_strictly():
     assert any("labelz" in p for p in validate_object(job))
 
 
-def test_k8s_schema_version_is_1_31():
-    assert K8S_VERSION == "1.31"
-    ok = good_objects()[0]
-    assert validate_k8s_object(ok) == []
+def test_each_stack_is_validated_against_the_version_it_pins():
+    """The versions come from the pins (kind node image, aks kubernetesVersion), and the
+    validator really uses the version asked for: pod-level ``resources`` (Kubernetes 1.32+)
+    fails on 1.31 and passes on 1.36."""
+    import yaml
+
+    from components import versions
+    from tests.infra.validation.paths import REPO_ROOT
+
+    kind_doc = yaml.safe_load((REPO_ROOT / "deploy" / "kind" / "cluster.yaml").read_text())
+    assert kind_version() == kind_doc["nodes"][0]["image"].split(":v", 1)[1].rsplit(".", 1)[0]
+    assert stack_version("local") == kind_version()
+    aks_doc = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.aks.yaml").read_text())
+    assert stack_version("aks") == major_minor(aks_doc["config"]["redis-keda-platform:kubernetesVersion"])
+    assert stack_version("aks") == versions.AKS_KUBERNETES_VERSION
+    assert stack_version("aks", {"kubernetesVersion": "1.34.2"}) == "1.34"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": NS},
+           "spec": {"resources": {"limits": {"cpu": "1"}}, "containers": [{"name": "a", "image": "b:1"}]}}
+    assert any("resources" in p for p in validate_k8s_object(pod, "1.31"))
+    assert validate_k8s_object(pod, "1.36") == []
+    assert validate_k8s_object(good_objects()[0]) == []
 
 
 def test_tighten_leaves_maps_and_preserved_fields_open():
@@ -567,15 +585,20 @@ def test_external_redis_needs_egress():
         env = _container(objects, name)["env"]
         env[0]["value"], env[1]["value"] = host, "6380"
     egress = _get(objects, "NetworkPolicy", "clients-egress")["spec"]["egress"][0]
-    egress.update(to=[{"ipBlock": {"cidr": "0.0.0.0/0"}}], ports=[{"protocol": "TCP", "port": 6380}])
+    egress.update(to=[{"ipBlock": {"cidr": "10.42.16.0/24"}}], ports=[{"protocol": "TCP", "port": 6380}])
     assert [str(v) for v in security.check_network_policies(objects)] == []
     egress["ports"] = [{"protocol": "TCP", "port": 6379}]
     assert "netpol.redis" in _rules(security.check_network_policies(objects))
+    # open to any address (no private endpoint): caught
+    egress.update(to=[{"ipBlock": {"cidr": "0.0.0.0/0"}}], ports=[{"protocol": "TCP", "port": 6380}])
+    assert any("any address" in str(v) for v in security.check_network_policies(objects))
 
 
 AZURE_GOOD = [
     {"type": "azure-native:redis:Redis", "name": "redis", "properties": {"enableNonSslPort": False, "minimumTlsVersion": "1.2", "publicNetworkAccess": "Enabled"}},
     {"type": "azure-native:containerservice:ManagedCluster", "name": "aks", "properties": {"enableRBAC": True, "networkProfile": {"networkPlugin": "azure", "networkPolicy": "azure"}}},
+    {"type": "azure-native:redisenterprise:RedisEnterprise", "name": "redis-cluster", "properties": {"minimumTlsVersion": "1.2", "publicNetworkAccess": "Disabled", "sku": {"name": "Balanced_B0"}}},
+    {"type": "azure-native:redisenterprise:Database", "name": "redis-db", "properties": {"clientProtocol": "Encrypted", "clusteringPolicy": "NoCluster", "evictionPolicy": "NoEviction", "accessKeysAuthentication": "Enabled", "port": 10000}},
 ]
 
 
@@ -588,6 +611,13 @@ AZURE_GOOD = [
         (0, "publicNetworkAccess", None, "azure.redis.publicNetworkAccess"),
         (1, "enableRBAC", False, "azure.aks.rbac"),
         (1, "networkProfile", {"networkPlugin": "kubenet"}, "azure.aks.networkPolicy"),
+        (2, "minimumTlsVersion", "1.0", "azure.managedRedis.tls"),
+        (2, "publicNetworkAccess", None, "azure.redis.publicNetworkAccess"),
+        (3, "clientProtocol", "Plaintext", "azure.managedRedis.tls"),
+        (3, "clusteringPolicy", "OSSCluster", "azure.managedRedis.clustering"),
+        (3, "clusteringPolicy", None, "azure.managedRedis.clustering"),
+        (3, "evictionPolicy", "VolatileLRU", "azure.managedRedis.eviction"),
+        (3, "accessKeysAuthentication", "Disabled", "azure.managedRedis.accessKeys"),
     ],
 )
 def test_azure_rules_catch(index, key, value, rule):

@@ -6,8 +6,8 @@ served version's ``openAPIV3Schema`` and, recursively, set ``additionalPropertie
 false`` on every object schema that lists ``properties`` and says nothing else about
 extra keys (no ``additionalProperties``, no ``x-kubernetes-preserve-unknown-fields``).
 ``apiVersion`` and ``kind`` are pinned to the CRD's group/version and kind, and
-``metadata`` (just ``type: object`` in a CRD) is checked as Kubernetes 1.31 ObjectMeta
-(strict), with ``name`` required. The one CEL rule in these CRDs (ScaledObject
+``metadata`` (just ``type: object`` in a CRD) is checked as the stack's Kubernetes
+ObjectMeta (strict), with ``name`` required. The one CEL rule in these CRDs (ScaledObject
 ``minReplicaCount <= maxReplicaCount``, max defaulting to 100) is checked by hand.
 
 Trigger ``metadata`` stays a string map here; ``scaler_params`` checks its keys.
@@ -26,7 +26,8 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from .k8s_schema import K8S_VERSION, validate_k8s_object
+from .k8s_schema import validate_k8s_object
+from .k8s_versions import kind_version
 from .manifests import ref
 from .paths import keda_schema_dir
 
@@ -72,15 +73,15 @@ def _tighten_in_place(node: Any) -> None:
             _tighten_in_place(node[key])
 
 
-def _k8s_definitions() -> dict[str, Any]:
+def _k8s_definitions(version: str) -> dict[str, Any]:
     base = resources.files("kubernetes_validate") / "kubernetes-json-schema"
-    with resources.as_file(base / f"v{K8S_VERSION}.0-local-strict" / "_definitions.json") as p:
+    with resources.as_file(base / f"v{version}.0-local-strict" / "_definitions.json") as p:
         return json.loads(Path(p).read_text())
 
 
 @functools.cache
-def _registry() -> Registry:
-    return Resource.from_contents(_k8s_definitions()) @ Registry()
+def _registry(version: str) -> Registry:
+    return Resource.from_contents(_k8s_definitions(version)) @ Registry()
 
 
 def _object_schema(crd: dict[str, Any], version: dict[str, Any]) -> dict[str, Any]:
@@ -114,11 +115,11 @@ def load_schemas(schema_dir: str | None = None) -> dict[tuple[str, str], dict[st
 
 
 @functools.cache
-def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+def _validator(api_version: str, kind: str, version: str) -> jsonschema.protocols.Validator | None:
     schema = load_schemas().get((api_version, kind))
     if schema is None:
         return None
-    return jsonschema.Draft202012Validator(schema, registry=_registry())
+    return jsonschema.Draft202012Validator(schema, registry=_registry(version))
 
 
 def is_keda(obj: dict[str, Any]) -> bool:
@@ -135,10 +136,12 @@ def _cel_rules(obj: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate_keda_object(obj: dict[str, Any]) -> list[str]:
-    """Problems with one ``keda.sh`` object; ``[]`` if it validates."""
+def validate_keda_object(obj: dict[str, Any], version: str | None = None) -> list[str]:
+    """Problems with one ``keda.sh`` object (its metadata and embedded JobSpec against
+    Kubernetes ``version``, default the kind stack's); ``[]`` if it validates."""
+    version = version or kind_version()
     where = ref(obj)
-    validator = _validator(str(obj.get("apiVersion")), str(obj.get("kind")))
+    validator = _validator(str(obj.get("apiVersion")), str(obj.get("kind")), version)
     if validator is None:
         known = ", ".join(f"{a} {k}" for a, k in sorted(load_schemas()))
         return [f"{where}: no KEDA CRD for {obj.get('apiVersion')} {obj.get('kind')} (known: {known})"]
@@ -147,11 +150,11 @@ def validate_keda_object(obj: dict[str, Any]) -> list[str]:
         path = ".".join(str(p) for p in err.path) or "<root>"
         problems.append(f"{where}: {path}: {err.message}")
     problems += [f"{where}: {p}" for p in _cel_rules(obj)]
-    problems += _embedded_job_problems(obj)
+    problems += _embedded_job_problems(obj, version)
     return problems
 
 
-def _embedded_job_problems(obj: dict[str, Any]) -> list[str]:
+def _embedded_job_problems(obj: dict[str, Any], version: str) -> list[str]:
     """A ScaledJob's ``jobTargetRef`` is a batch/v1 JobSpec: check it as one, strictly.
 
     The CRD embeds a copy of the JobSpec schema; Kubernetes' own (strict) schema is the
@@ -168,5 +171,5 @@ def _embedded_job_problems(obj: dict[str, Any]) -> list[str]:
     }
     return [
         f"{ref(obj)}: spec.jobTargetRef (as a batch/v1 JobSpec): {p.split(': ', 1)[1]}"
-        for p in validate_k8s_object(job)
+        for p in validate_k8s_object(job, version)
     ]

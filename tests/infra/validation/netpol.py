@@ -7,10 +7,14 @@ port. A connection needs both the source's egress and the destination's ingress 
 allow it. ``ipBlock`` peers are matched against "external" endpoints only, except a
 catch-all (``0.0.0.0/0`` / ``::/0``), which we count as matching pods too (it does,
 for any pod CIDR not listed in ``except``): the conservative reading for deny checks.
+An external endpoint with an ``ip`` matches an ``ipBlock`` only if the address is inside
+its ``cidr`` and outside its ``except`` ranges; one without an ``ip`` (an address we
+cannot know offline) matches any ``ipBlock``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +30,8 @@ class Endpoint:
     labels: dict[str, str] = field(default_factory=dict)
     named_ports: dict[str, int] = field(default_factory=dict)
     external: bool = False
+    ip: str | None = None
+    """An external endpoint's address, when known."""
 
 
 def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
@@ -84,8 +90,15 @@ class Cluster:
 
     def _peer_matches(self, policy_ns: str, peer: dict[str, Any], other: Endpoint) -> bool:
         if "ipBlock" in peer:
-            cidr = (peer.get("ipBlock") or {}).get("cidr")
-            return other.external or cidr in _CATCH_ALL
+            block = peer.get("ipBlock") or {}
+            cidr = block.get("cidr")
+            if not other.external:
+                return cidr in _CATCH_ALL
+            if other.ip is None:
+                return True
+            addr = ipaddress.ip_address(other.ip)
+            return addr in ipaddress.ip_network(cidr) and not any(
+                addr in ipaddress.ip_network(x) for x in block.get("except") or [])
         if other.external:
             return False
         ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")

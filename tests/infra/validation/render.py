@@ -2,7 +2,8 @@
 
 Every valid combination of stack × worker mode × cache API read path:
 ``replica-sidecar`` needs the in-cluster Redis, so it is rendered on ``local`` only (on
-``aks`` it is a config error, which the infra tests assert).
+``aks`` it is a config error, which the infra tests assert). ``aks`` defaults to Azure
+Managed Redis; one more variant renders it with Azure Cache for Redis (``azureRedis=classic``).
 
 ``python -m tests.infra.validation.render`` prints the variants, one per line
 (``id stack key=value ...``): ``scripts/scan.sh`` reads them, so the CI scan and the
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .k8s_versions import stack_version
 from .manifests import load_json, load_k8s_dir
 from .paths import REPO_ROOT
 
@@ -58,6 +60,10 @@ VARIANTS: tuple[Variant, ...] = tuple(
     for read_path in ("central", "replica-sidecar")
     for mode in ("deployment", "job")
     if not (stack == "aks" and read_path == "replica-sidecar")
+) + (
+    # aks with Azure Cache for Redis instead of the default Azure Managed Redis.
+    Variant("aks-deployment-classic", "aks", (("workerMode", "deployment"), ("cacheApiReadPath", "central"),
+                                              ("azureRedis", "classic"))),
 )
 VARIANT_IDS = [v.id for v in VARIANTS]
 BY_ID = {v.id: v for v in VARIANTS}
@@ -70,6 +76,11 @@ class Rendered:
     objects: list[dict[str, Any]]
     azure_resources: list[dict[str, Any]]
     other_resources: list[dict[str, Any]]
+
+    @property
+    def k8s_version(self) -> str:
+        """The Kubernetes minor this variant's stack pins (its manifests are validated against it)."""
+        return stack_version(self.variant.stack, dict(self.variant.settings))
 
     @property
     def k8s_files(self) -> list[Path]:

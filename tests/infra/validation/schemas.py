@@ -8,15 +8,16 @@ from .k8s_schema import validate_k8s_object
 from .keda_schema import is_keda, validate_keda_object
 
 
-def validate_object(obj: dict[str, Any]) -> list[str]:
-    """``keda.sh`` kinds against the tightened KEDA CRDs, the rest against Kubernetes 1.31."""
+def validate_object(obj: dict[str, Any], version: str | None = None) -> list[str]:
+    """``keda.sh`` kinds against the tightened KEDA CRDs, the rest against Kubernetes
+    ``version`` (default: the kind stack's pinned minor)."""
     if not isinstance(obj, dict):
         return [f"not an object: {obj!r}"]
-    return validate_keda_object(obj) if is_keda(obj) else validate_k8s_object(obj)
+    return validate_keda_object(obj, version) if is_keda(obj) else validate_k8s_object(obj, version)
 
 
-def validate_objects(objects: list[dict[str, Any]]) -> list[str]:
+def validate_objects(objects: list[dict[str, Any]], version: str | None = None) -> list[str]:
     problems: list[str] = []
     for obj in objects:
-        problems += validate_object(obj)
+        problems += validate_object(obj, version)
     return problems

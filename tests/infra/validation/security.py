@@ -460,10 +460,14 @@ def check_network_policies(objects: list[dict[str, Any]], keda_namespace: str = 
                     if cluster.ingress_allowed(intruder, redis, port):
                         v(redis.name, "netpol.redis", f"Redis accepts ingress from {intruder.name} ({intruder.namespace})")
     elif roles.redis_external and port is not None:
-        azure_redis = Endpoint("Azure Cache for Redis", external=True)
+        azure_redis = Endpoint("the external Redis", external=True)
+        anywhere = Endpoint("an arbitrary public address", external=True, ip="203.0.113.7")
         for role, pod in clients:
             if not cluster.egress_allowed(pod, azure_redis, port):
                 v(pod.name, "netpol.redis", f"{role} has no egress to the external Redis on {port}")
+            if cluster.egress_allowed(pod, anywhere, port):
+                v(pod.name, "netpol.redis", f"{role} may reach any address on {port}: narrow the egress to the "
+                  "Redis private endpoint's subnet")
     elif clients:
         v("network", "netpol.redis", "Redis endpoint/port not found: cannot check who reaches it")
 
@@ -488,11 +492,33 @@ def _props(resource: dict[str, Any]) -> dict[str, Any]:
     return resource.get("properties") or resource.get("inputs") or {}
 
 
+MANAGED_REDIS_CLUSTER = "azure-native:redisenterprise:RedisEnterprise"
+MANAGED_REDIS_DATABASE = "azure-native:redisenterprise:Database"
+# Azure Managed Redis database settings a Celery broker + KEDA need (rule ids below).
+_MANAGED_DB_RULES = {
+    "clientProtocol": ("Encrypted", "azure.managedRedis.tls"),
+    "clusteringPolicy": ("NoCluster", "azure.managedRedis.clustering"),
+    "evictionPolicy": ("NoEviction", "azure.managedRedis.eviction"),
+    "accessKeysAuthentication": ("Enabled", "azure.managedRedis.accessKeys"),
+}
+
+
 def check_azure(resources: list[dict[str, Any]]) -> list[Violation]:
-    """Azure Cache for Redis TLS-only; AKS with RBAC and a network policy engine; no admin creds."""
+    """Azure Redis (either service) TLS-only; AKS with RBAC and a network policy engine; no admin creds."""
     out: list[Violation] = []
     redis = [r for r in resources if str(r.get("type", "")).endswith(":Redis") and ":redis:" in str(r.get("type", ""))]
     aks = [r for r in resources if str(r.get("type", "")).endswith(":ManagedCluster")]
+    for r in resources:
+        where, p = f"{r.get('type')} {r.get('name')}", _props(r)
+        if r.get("type") == MANAGED_REDIS_CLUSTER:
+            if p.get("minimumTlsVersion") != "1.2":
+                out.append(Violation(where, "azure.managedRedis.tls", f"minimumTlsVersion must be '1.2', got {p.get('minimumTlsVersion')!r}"))
+            if p.get("publicNetworkAccess") not in ("Enabled", "Disabled"):
+                out.append(Violation(where, "azure.redis.publicNetworkAccess", f"publicNetworkAccess must be set explicitly from config, got {p.get('publicNetworkAccess')!r}"))
+        elif r.get("type") == MANAGED_REDIS_DATABASE:
+            for key, (expected, rule) in _MANAGED_DB_RULES.items():
+                if p.get(key) != expected:
+                    out.append(Violation(where, rule, f"{key} must be {expected!r}, got {p.get(key)!r}"))
     for r in redis:
         where, p = f"{r.get('type')} {r.get('name')}", _props(r)
         if p.get("enableNonSslPort") is not False:
