@@ -116,6 +116,7 @@ class TagCache:
         self._inflight: dict[str, asyncio.Task[Lookup]] = {}
         self._fallback_logged_at = float("-inf")
         self._hit_local, self._hit_redis = metrics.hit["local"], metrics.hit["redis"]
+        self._hit_fill = metrics.hit["fill"]
         self._miss_local, self._miss_redis = metrics.miss["local"], metrics.miss["redis"]
 
     def tag_key(self, tag: str) -> str:
@@ -138,6 +139,8 @@ class TagCache:
             self._hit_redis.inc()
         else:
             self._miss_redis.inc()
+            if found.body is not None:
+                self._hit_fill.inc()
         return found
 
     async def _read(self, key: str) -> bytes | None:
@@ -244,6 +247,7 @@ class TagCache:
             await asyncio.sleep(self.settings.dataset_load_delay_seconds)
         dataset = await asyncio.to_thread(load_dataset, self.settings.dataset_dir)
         if dataset.error is not None:
+            self.metrics.dataset_load_failures.inc()
             raise DatasetUnavailable(dataset.error)
         self.metrics.dataset_loads.inc()
         await self.store(dataset)
