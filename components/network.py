@@ -3,7 +3,7 @@ flows the platform needs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,10 @@ class NetworkPoliciesArgs:
     """Port the cache API accepts traffic on."""
     external_redis_cidrs: Sequence[str] = field(default_factory=lambda: ["0.0.0.0/0"])
     """Egress CIDRs for an out-of-cluster Redis (Azure's public IP is not stable: by port only)."""
+    monitoring_namespace: pulumi.Input[str] | None = None
+    """Namespace of Prometheus; None (monitoring off) = no metrics ingress at all."""
+    metrics_ports: Mapping[str, int] = field(default_factory=dict)
+    """``app.kubernetes.io/name`` -> its metrics port, opened to ``monitoring_namespace`` only."""
 
     def __post_init__(self) -> None:
         if not self.redis_clients:
@@ -88,6 +92,14 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": args.api_port}]}],
         })
+        if args.monitoring_namespace is not None:
+            scraper = {"namespaceSelector": {"matchLabels": {NS_LABEL: args.monitoring_namespace}}}
+            for app, port in args.metrics_ports.items():
+                self._policy(f"{app}-metrics-ingress", {
+                    "podSelector": {"matchLabels": {NAME_LABEL: app}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [scraper], "ports": [{"protocol": "TCP", "port": port}]}],
+                })
         self.register_outputs({})
 
     def _policy(self, suffix: str, spec: dict[str, Any]) -> k8s.networking.v1.NetworkPolicy:

@@ -17,12 +17,15 @@ from pulumi import Output, ResourceOptions
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
+from components import versions
 from components.keda import Keda, KedaArgs
+from components.monitoring import GRAFANA_SERVICE, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.producer import Producer, ProducerArgs
+from components.redis_exporter import RedisExporter, RedisExporterArgs, queue_keys
 from components.redis import AzureRedis, AzureRedisArgs, InClusterRedis, InClusterRedisArgs, RedisEndpoint
-from components.worker import CeleryWorker, CeleryWorkerArgs
+from components.worker import KOMBU_UNACKED_KEY, CeleryWorker, CeleryWorkerArgs
 
 
 class Cluster(Protocol):
@@ -106,6 +109,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
 
     NetworkPolicies("netpol", NetworkPoliciesArgs(
         namespace=ns.name, endpoint=endpoint, keda_namespace=cfg.keda_namespace,
+        **_monitoring_network(cfg),
     ), k8s_opts)
     worker = CeleryWorker("worker", CeleryWorkerArgs(
         namespace=ns.name,
@@ -155,6 +159,24 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         replica_image=cfg.redis_image,
     ), k8s_opts)
 
+    monitoring = None
+    if cfg.monitoring:
+        monitoring = Monitoring("monitoring", MonitoringArgs(
+            namespace=cfg.monitoring_namespace,
+            app_namespace=ns.name,
+            app_namespace_name=cfg.namespace,
+            keda_namespace=cfg.keda_namespace,
+            queue_name=cfg.queue_name,
+            worker_max_replicas=cfg.worker_max_replicas,
+        ), k8s_opts)
+        RedisExporter("redis-exporter", RedisExporterArgs(
+            namespace=ns.name,
+            endpoint=endpoint,
+            secret_name=auth.secret_name,
+            keys=queue_keys(cfg.queue_name, monitoring.dead_letter_queue, KOMBU_UNACKED_KEY),
+            redis_db=cfg.redis_db,
+        ), k8s_opts)
+
     # Output names are used by the Makefile/scripts and CI: keep them stable.
     outputs: dict[str, Output[Any]] = {
         "target": Output.from_input(cfg.target),
@@ -171,8 +193,30 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         "workerScaledObjectName": worker.scaled_name,
         "workerDeploymentName": worker.deployment_name,
         "producerDeploymentName": producer.deployment_name,
+        # "" when monitoring is off (scripts/grafana.sh and report say so).
+        "monitoringNamespace": monitoring.namespace if monitoring else Output.from_input(""),
+        "prometheusService": Output.from_input(PROMETHEUS_SERVICE if monitoring else ""),
+        "grafanaService": Output.from_input(GRAFANA_SERVICE if monitoring else ""),
     }
+    if monitoring:
+        outputs["grafanaAdminPassword"] = Output.secret(monitoring.grafana_admin_password)
     return Platform(cluster=cluster, redis=redis, worker=worker, cache_api=cache_api, outputs=outputs)
+
+
+def _monitoring_network(cfg: PlatformConfig) -> dict[str, Any]:
+    """NetworkPolicy settings for monitoring: redis_exporter reaches Redis, and Prometheus (its
+    namespace only) reaches the metrics ports. The cache API's /metrics is on its API port."""
+    if not cfg.monitoring:
+        return {}
+    return {
+        "redis_clients": ("worker", "producer", "cache-api", RedisExporter.APP),
+        "monitoring_namespace": cfg.monitoring_namespace,
+        "metrics_ports": {
+            "worker": versions.WORKER_METRICS_PORT,
+            "producer": versions.PRODUCER_METRICS_PORT,
+            RedisExporter.APP: versions.REDIS_EXPORTER_PORT,
+        },
+    }
 
 
 def export_outputs(platform: Platform) -> None:

@@ -84,7 +84,7 @@ def test_outputs_secret_marking(rendered, stack):
             continue
         for needle in MOCK_SECRET_VALUES:
             assert not _contains(value, needle), f"output {name} leaks a secret"
-    assert r.secret_outputs == {"kubeconfig"}
+    assert r.secret_outputs == {"kubeconfig", "grafanaAdminPassword"}
 
 
 def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
@@ -105,7 +105,7 @@ def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
 
 def test_azure_key_reaches_only_the_secret_marked_secret(rendered):
     r = rendered("aks")
-    secret = [x for x in r.k8s_resources if x.inputs["kind"] == "Secret"][0]
+    secret = [x for x in r.k8s_resources if x.inputs["kind"] == "Secret" and x.inputs["metadata"]["name"] == "redis-auth"][0]
     assert secret.inputs["stringData"]["password"] == MOCK_REDIS_PRIMARY_KEY
     assert secret.secret_paths  # wrapped list_redis_keys result
     for a in r.azure_resources + r.other_resources:
