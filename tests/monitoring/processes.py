@@ -44,6 +44,7 @@ class Process:
     proc: subprocess.Popen | None = None
 
     def start(self) -> "Process":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
