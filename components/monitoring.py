@@ -237,7 +237,7 @@ class Monitoring(pulumi.ComponentResource):
             values=chart_values(args),
             opts=ResourceOptions(parent=self, depends_on=[admin]),
         )
-        self._create_monitors(name, args)
+        self._create_monitors(args)
         self._create_rules_and_dashboard(name, args)
         self.register_outputs({"namespace": self.namespace, "grafanaAdminPassword": self.grafana_admin_password})
 
@@ -286,7 +286,7 @@ class Monitoring(pulumi.ComponentResource):
             spec["namespaceSelector"] = {"matchNames": list(pod_namespace)}
         self._cr(f"podmonitor-{suffix}", "PodMonitor", namespace, app, spec)
 
-    def _create_monitors(self, name: str, args: MonitoringArgs) -> None:
+    def _create_monitors(self, args: MonitoringArgs) -> None:
         ns = args.app_namespace
         self._cr("servicemonitor-cache-api", "ServiceMonitor", ns, args.cache_api_app, {
             "jobLabel": JOB_LABEL,

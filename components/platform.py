@@ -14,17 +14,17 @@ from typing import Any, Protocol
 import pulumi
 from pulumi import Output, ResourceOptions
 
+from components import versions
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
-from components import versions
 from components.keda import Keda, KedaArgs
 from components.monitoring import GRAFANA_SERVICE, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.producer import Producer, ProducerArgs
-from components.redis_exporter import RedisExporter, RedisExporterArgs, queue_keys
 from components.redis import AzureRedis, AzureRedisArgs, InClusterRedis, InClusterRedisArgs, RedisEndpoint
+from components.redis_exporter import RedisExporter, RedisExporterArgs, queue_keys
 from components.worker import KOMBU_UNACKED_KEY, CeleryWorker, CeleryWorkerArgs
 
 

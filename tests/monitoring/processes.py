@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
