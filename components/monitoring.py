@@ -85,9 +85,10 @@ def _res(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> dict[str, An
 
 
 def _restricted_container() -> dict[str, Any]:
+    """What Pod Security ``restricted`` asks of a container (the root filesystem stays as the
+    grafana chart has it: Grafana and its sidecars write outside their mounted volumes)."""
     return {
         "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
@@ -179,13 +180,14 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
                 "dashboards": {"enabled": True, "label": DASHBOARD_LABEL[0], "labelValue": DASHBOARD_LABEL[1],
                                "searchNamespace": "ALL"},
                 "datasources": {"uid": DATASOURCE_UID},
-                # grafana sub-chart value
+                # grafana sub-chart values (the dashboard and datasource sidecar containers)
                 "resources": _res("10m", "64Mi", "100m", "128Mi"),
+                "securityContext": _restricted_container(),
             },
             # grafana sub-chart values: restricted pods, no helm-test pod
             "securityContext": {"runAsNonRoot": True, "runAsUser": 472, "runAsGroup": 472, "fsGroup": 472,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
-            "containerSecurityContext": {k: v for k, v in _restricted_container().items() if k != "readOnlyRootFilesystem"},
+            "containerSecurityContext": _restricted_container(),
             "resources": _res("50m", "128Mi", "500m", "512Mi"),
             "testFramework": {"enabled": False},
         },

@@ -31,6 +31,7 @@ SUBCHART_KEYS = {
     ("grafana", "containerSecurityContext"),
     ("grafana", "testFramework"),
     ("grafana", "sidecar", "resources"),
+    ("grafana", "sidecar", "securityContext"),
     ("kube-state-metrics", "resources"),
 }
 MONITOR_KINDS = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor", "PrometheusRule": "rule"}
@@ -122,7 +123,7 @@ RELEASE_PODS = (
     # Prometheus and Alertmanager containers are built by the operator (non-root, read-only, no capabilities).
     ("prometheus.prometheusSpec.securityContext", []),
     ("alertmanager.alertmanagerSpec.securityContext", []),
-    ("grafana.securityContext", ["grafana.containerSecurityContext"]),
+    ("grafana.securityContext", ["grafana.containerSecurityContext", "grafana.sidecar.securityContext"]),
 )
 RELEASE_RESOURCES = (
     "prometheus.prometheusSpec.resources", "alertmanager.alertmanagerSpec.resources",
