@@ -85,8 +85,9 @@ def _res(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> dict[str, An
 
 
 def _restricted_container() -> dict[str, Any]:
-    """What Pod Security ``restricted`` asks of a container (the root filesystem stays as the
-    grafana chart has it: Grafana and its sidecars write outside their mounted volumes)."""
+    """What Pod Security ``restricted`` asks of a container. The root filesystem is left as the
+    grafana chart sets it (writable): restricted does not require read-only, and we have not
+    run Grafana read-only on a cluster here."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
