@@ -19,7 +19,7 @@ COUNT ?= 500
 RATE ?= 0
 PULUMI_ARGS ?=
 
-.PHONY: help setup test render scan bench images push kind-up up load watch grafana report down
+.PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-
 
 test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server
 	$(PY) -m pytest
+
+lock: ## regenerate the image locks apps/*/requirements.lock from apps/*/requirements.txt (uv), prove them on x86_64 and aarch64
+	$(PY) tools/lock.py
 
 render: ## write the manifests STACK would create to out/STACK (Pulumi mocks, offline)
 	$(PY) tools/render.py --stack $(STACK) --out out/$(STACK)
@@ -45,6 +48,10 @@ images: ## build the three app images (REGISTRY=..., IMAGE_TAG=...)
 	docker build -f apps/cache_api/Dockerfile -t $(CACHE_API_IMAGE) .
 	docker build -f apps/worker/Dockerfile -t $(WORKER_IMAGE) .
 	docker build -f apps/producer/Dockerfile -t $(PRODUCER_IMAGE) .
+
+smoke: ## run the built images against Redis with docker: a producer burst processed, the cache API serving, health commands
+	@scripts/require.sh docker
+	CACHE_API_IMAGE=$(CACHE_API_IMAGE) WORKER_IMAGE=$(WORKER_IMAGE) PRODUCER_IMAGE=$(PRODUCER_IMAGE) bash scripts/images_smoke.sh
 
 push: ## push the images to REGISTRY (e.g. an ACR: az acr login -n NAME first)
 	@scripts/require.sh docker

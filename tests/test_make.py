@@ -43,7 +43,7 @@ def test_readme_documents_every_make_target():
 @pytest.mark.parametrize("target, tool", [
     ("up", "pulumi"), ("down", "pulumi"), ("load", "pulumi"), ("watch", "pulumi"),
     ("grafana", "pulumi"), ("report", "pulumi"),
-    ("images", "docker"), ("kind-up", "docker"),
+    ("images", "docker"), ("smoke", "docker"), ("kind-up", "docker"),
 ])
 def test_targets_fail_early_naming_the_missing_tool(tmp_path, target, tool):
     out = _make(target, path=_bare_path(tmp_path))
@@ -77,13 +77,18 @@ def test_scripts_parse(script):
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
 
 
-def test_ci_workflow_mirrors_ci_run_and_has_an_e2e_job():
+def test_ci_workflow_mirrors_ci_run_and_has_image_and_e2e_jobs():
     wf = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
     jobs = wf["jobs"]
     test_runs = [s.get("run", "") for s in jobs["test"]["steps"]]
     assert "bash .ci/run" in test_runs
+    images = jobs["images"]
+    image_runs = [s.get("run", "") for s in images["steps"]]
+    assert images["needs"] == "test" and images["services"]["redis"]["image"] == "redis:7.4.2"
+    assert any("requirepass" in run for run in image_runs)  # the smoke's Redis has a password
+    assert image_runs.index("make images") < image_runs.index("make smoke")
     e2e_runs = " ".join(s.get("run", "") for s in jobs["e2e-kind"]["steps"])
-    assert "scripts/e2e_kind.sh" in e2e_runs and jobs["e2e-kind"]["needs"] == "test"
+    assert "scripts/e2e_kind.sh" in e2e_runs and jobs["e2e-kind"]["needs"] == "images"
     ci_run = (REPO / ".ci" / "run").read_text()
     assert "make setup" in ci_run and "make test" in ci_run
 

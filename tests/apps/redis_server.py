@@ -1,6 +1,9 @@
-"""A real ``redis-server`` for the app tests: random loopback port, plain or TLS.
+"""A real ``redis-server`` for the app tests: random loopback port, one of the server
+profiles of tests/apps/redis_profiles.py (``local``, ``azure-cache``, ``azure-managed``).
 
-Tests start and stop servers themselves; nothing here mocks Redis.
+Tests start and stop servers themselves; nothing here mocks Redis. Every server is
+watched by the command audit (tests/apps/command_audit.py): the apps connect over TCP
+to 127.0.0.1 (``env``), the tests' own clients over a Unix socket (``client()``, not audited).
 """
 
 from __future__ import annotations
@@ -8,11 +11,15 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from tests.apps.command_audit import AUDIT, CommandAudit, Monitor
+from tests.apps.redis_profiles import PROFILES, Profile
 
 REDIS_SERVER = shutil.which("redis-server")
 PASSWORD = "test-password-not-a-secret"
@@ -53,13 +60,27 @@ def make_tls_files(directory: Path) -> TlsFiles:
 
 @dataclass
 class RedisServer:
-    """One redis-server process bound to 127.0.0.1 on a port picked here."""
+    """One redis-server process: TCP on 127.0.0.1 and a port picked here (the apps), and a
+    Unix socket (the harness: its commands are not audited).
+
+    ``profile`` decides TLS and the command surface; ``tls`` must be given for a TLS
+    profile. A plain server may also be given ``tls`` (TLS only, no Azure restrictions).
+    """
 
     workdir: Path
     tls: TlsFiles | None = None
     password: str = PASSWORD
     port: int = field(default_factory=free_port)
+    profile: Profile = PROFILES["local"]
+    audit: CommandAudit | None = field(default_factory=lambda: AUDIT)
     proc: subprocess.Popen | None = None
+    monitor: Monitor | None = None
+    #: Short path (Unix socket paths are limited to ~100 bytes), removed by stop().
+    socket_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile.tls and self.tls is None:
+            raise ValueError(f"profile {self.profile.name!r} is TLS only: pass tls=TlsFiles")
 
     @property
     def env(self) -> dict[str, str]:
@@ -75,36 +96,56 @@ class RedisServer:
             env["REDIS_CA_FILE"] = str(self.tls.ca)
         return env
 
-    def client(self, **kwargs) -> redis.Redis:
-        extra = {}
+    @property
+    def unix_socket(self) -> Path:
+        if self.socket_dir is None:
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
+        return self.socket_dir / "redis.sock"
+
+    def tcp_client_kwargs(self) -> dict:
+        """What an app uses: TCP to 127.0.0.1, TLS verified against the test CA."""
+        kwargs: dict = {"host": "127.0.0.1", "port": self.port, "password": self.password}
         if self.tls:
-            extra = {"ssl": True, "ssl_ca_certs": str(self.tls.ca), "ssl_cert_reqs": "required"}
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **extra, **kwargs)
+            kwargs.update(ssl=True, ssl_ca_certs=str(self.tls.ca), ssl_cert_reqs="required")
+        return kwargs
+
+    def client(self, **kwargs) -> redis.Redis:
+        """The test harness's client, over the Unix socket: not audited."""
+        return redis.Redis(unix_socket_path=str(self.unix_socket), password=self.password, **kwargs)
+
+    def config_lines(self) -> list[str]:
+        lines = ["bind 127.0.0.1", f"unixsocket {self.unix_socket}", "unixsocketperm 700", 'save ""',
+                 "appendonly no", f"dir {self.workdir}", "protected-mode yes"]
+        if self.tls:
+            lines += ["port 0", f"tls-port {self.port}", f"tls-cert-file {self.tls.cert}",
+                      f"tls-key-file {self.tls.key}", f"tls-ca-cert-file {self.tls.ca}", "tls-auth-clients no"]
+        else:
+            lines.append(f"port {self.port}")
+        return lines + self.profile.config_lines(self.password)
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server not found: install it (apt-get install redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [REDIS_SERVER, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir), "--requirepass", self.password, "--protected-mode", "yes"]
-        if self.tls:
-            args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
-                     "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
-                     "--tls-auth-clients", "no"]
-        else:
-            args += ["--port", str(self.port)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conf = self.workdir / "redis.conf"
+        conf.write_text("\n".join(self.config_lines()) + "\n")
+        self.proc = subprocess.Popen([REDIS_SERVER, str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with self.client(socket_timeout=1) as c:
                     c.ping()
-                return self
+                break
             except redis.RedisError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                    raise RuntimeError(f"redis-server ({self.profile.name}) did not start on port {self.port}")
                 time.sleep(0.05)
+        if self.audit is not None:  # before any app connects
+            self.monitor = Monitor({"unix_socket_path": str(self.unix_socket), "password": self.password},
+                                   self.profile.name, self.audit)
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -115,6 +156,16 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+
+    def cleanup(self) -> None:
+        """Stop, and remove the socket directory (a restart after this makes a new one)."""
+        self.stop()
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
 
     def restart(self) -> None:
         self.stop()

@@ -40,14 +40,17 @@ def test_dockerfile_follows_the_contract():
     assert steps[-1] == ("CMD", '["uvicorn", "apps.cache_api.main:app", "--host", "0.0.0.0", "--port", "8000"]')
     # Cached dependency layer: requirements copied and installed before the code.
     copies = [rest for op, rest in steps if op == "COPY"]
-    assert copies[0].startswith("apps/cache_api/requirements.txt")
+    assert copies[0] == "apps/cache_api/requirements.lock /app/apps/cache_api/requirements.lock"
     install = next(i for i, (op, rest) in enumerate(steps) if op == "RUN" and "pip install" in rest)
     code = next(i for i, (op, rest) in enumerate(steps) if op == "COPY" and rest.startswith("apps/cache_api "))
     assert install < code
     assert ops.index("USER") > code  # root only while building
     assert any(rest.startswith("apps/cache_api/dataset /app/dataset") for rest in copies)
+    assert ("RUN", "pip install --require-hashes --no-deps --only-binary=:all: "
+                   "-r /app/apps/cache_api/requirements.lock") in steps
     # Every requirement pinned.
-    reqs = (REPO_ROOT / "apps" / "cache_api" / "requirements.txt").read_text().split()
+    text = (REPO_ROOT / "apps" / "cache_api" / "requirements.txt").read_text()
+    reqs = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert reqs and all("==" in r for r in reqs)
 
 
