@@ -1,7 +1,9 @@
 """redis_exporter, configured exactly as the rendered Deployment configures it, against a
-real redis-server: plain (the in-cluster Redis) and TLS + password with CONFIG disabled
-(what Azure gives). Debian's binary (1.45) reads the same environment variables as the
-pinned image (components/versions.py)."""
+real redis-server in each server profile the stacks can give (tests/apps/redis_profiles.py):
+``local`` (plain, password), ``azure-cache`` and ``azure-managed`` (TLS only, password,
+Azure's admin commands such as CONFIG disabled; azure-cache also without anything newer
+than Redis 6.0). Debian's binary (1.45) reads the same environment variables as the pinned
+image (components/versions.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.apps.command_audit import CommandAudit
+from tests.apps.redis_profiles import PROFILES
 from tests.apps.redis_server import PASSWORD, RedisServer, TlsFiles
 from tests.infra.validation.manifests import container_env, find
 from tests.monitoring.processes import RedisExporterProcess
@@ -66,15 +70,31 @@ def test_plain_in_cluster_redis(binary, redis_server, tmp_path):
     assert samples["redis_memory_used_bytes"] > 0 and samples["redis_connected_clients"] >= 1
 
 
-@pytest.fixture
-def azure_like(tmp_path: Path, tls_files: TlsFiles):
-    """TLS only, password, CONFIG refused (Azure Cache for Redis / Managed Redis block it):
-    the default user loses the command, so any CONFIG call gets an error reply."""
-    server = RedisServer(workdir=tmp_path / "redis-azure", tls=tls_files).start()
-    with server.client() as c:
-        c.execute_command("ACL", "SETUSER", "default", "-config")
+@pytest.fixture(params=["azure-cache", "azure-managed"])
+def azure_redis(request, tmp_path: Path, tls_files: TlsFiles):
+    """A server of an Azure profile, with its own command audit: what the exporter sent."""
+    server = RedisServer(workdir=tmp_path / f"redis-{request.param}", tls=tls_files,
+                         profile=PROFILES[request.param], audit=CommandAudit()).start()
     yield server
-    server.stop()
+    server.cleanup()
+
+
+def test_azure_profiles_tls_password_no_admin_commands(binary, azure_redis, tmp_path):
+    with azure_redis.client() as c:
+        with pytest.raises(Exception, match="unknown command"):
+            c.execute_command("CONFIG", "GET", "maxmemory")
+    _fill_queue(azure_redis)
+    exporter = RedisExporterProcess(binary, exporter_env("aks", azure_redis), tmp_path).start()
+    try:
+        for _ in range(3):
+            samples = exporter.samples()
+    finally:
+        exporter.stop()
+    assert samples["redis_up"] == 1
+    assert _sizes(samples) == {"celery": 7, "celery.inflight": 0, "celery.dead_letter": 2, "unacked": 3}
+    sent = azure_redis.audit.commands()
+    assert {"INFO", "LLEN", "HLEN"} <= sent, sent  # the audit saw the exporter's commands
+    assert azure_redis.audit.violations() == []  # none newer than Redis 6.0
 
 
 def _config_calls(server: RedisServer) -> int:
@@ -85,36 +105,41 @@ def _config_calls(server: RedisServer) -> int:
                for k, v in stats.items() if k.startswith("cmdstat_config"))
 
 
-def test_tls_password_and_no_config_command_like_azure(binary, azure_like, tmp_path):
-    with azure_like.client() as c:
-        with pytest.raises(Exception, match="permission"):
-            c.execute_command("CONFIG", "GET", "maxmemory")
-    _fill_queue(azure_like)
-    refused_before = _config_calls(azure_like)  # the check just above
-    exporter = RedisExporterProcess(binary, exporter_env("aks", azure_like), tmp_path).start()
+@pytest.fixture
+def config_denied(tmp_path: Path, tls_files: TlsFiles):
+    """TLS + password, CONFIG refused through ACL rather than renamed away: a refused call is
+    counted (``rejected_calls``), so the test can see whether the exporter sends one."""
+    server = RedisServer(workdir=tmp_path / "redis-config-denied", tls=tls_files, audit=None).start()
+    with server.client() as c:
+        c.execute_command("ACL", "SETUSER", "default", "-config")
+    yield server
+    server.cleanup()
+
+
+def test_the_exporter_never_calls_config(binary, config_denied, tmp_path):
+    _fill_queue(config_denied)
+    exporter = RedisExporterProcess(binary, exporter_env("aks", config_denied), tmp_path).start()
     try:
         for _ in range(3):
             samples = exporter.samples()
     finally:
         exporter.stop()
     assert samples["redis_up"] == 1
-    assert _sizes(samples) == {"celery": 7, "celery.inflight": 0, "celery.dead_letter": 2, "unacked": 3}
-    # REDIS_EXPORTER_CONFIG_COMMAND=-: three scrapes and not one CONFIG call.
-    assert _config_calls(azure_like) == refused_before
-    # (without it the exporter would call CONFIG GET on every scrape, and Azure refuses it)
-    calls_config = {**exporter_env("aks", azure_like), "REDIS_EXPORTER_CONFIG_COMMAND": "CONFIG"}
+    assert _config_calls(config_denied) == 0  # REDIS_EXPORTER_CONFIG_COMMAND=-
+    # (without it the exporter calls CONFIG GET on every scrape, and Azure refuses it)
+    calls_config = {**exporter_env("aks", config_denied), "REDIS_EXPORTER_CONFIG_COMMAND": "CONFIG"}
     exporter = RedisExporterProcess(binary, calls_config, tmp_path).start()
     try:
         exporter.samples()
     finally:
         exporter.stop()
-    assert _config_calls(azure_like) > refused_before
+    assert _config_calls(config_denied) >= 1
 
 
-def test_tls_is_verified_and_the_password_required(binary, azure_like, tmp_path):
-    no_ca = exporter_env("aks", azure_like)
+def test_tls_is_verified_and_the_password_required(binary, azure_redis, tmp_path):
+    no_ca = exporter_env("aks", azure_redis)
     del no_ca["REDIS_EXPORTER_TLS_CA_CERT_FILE"]
-    wrong_password = exporter_env("aks", azure_like, password="not-the-password")
+    wrong_password = exporter_env("aks", azure_redis, password="not-the-password")
     for env in (no_ca, wrong_password):
         exporter = RedisExporterProcess(binary, env, tmp_path).start()
         try:
