@@ -19,7 +19,7 @@ COUNT ?= 500
 RATE ?= 0
 PULUMI_ARGS ?=
 
-.PHONY: help setup test lock render scan bench images smoke push kind-up up load watch down
+.PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,14 @@ load: ## submit COUNT tasks at RATE/s from the deployed producer, then wait for 
 watch: ## print worker and cache API replica counts over time (Ctrl-C to stop)
 	@scripts/require.sh pulumi kubectl
 	STACK=$(STACK) bash scripts/watch.sh
+
+grafana: ## port-forward STACK's Grafana to localhost:3000; prints the URL and how to get the password
+	@scripts/require.sh pulumi kubectl
+	STACK=$(STACK) bash scripts/grafana.sh
+
+report: ## PNG of queue length, worker replicas, tasks/s from Prometheus (SINCE=15m OUT=out/report.png PROMETHEUS_URL=)
+	@if [ -z "$(PROMETHEUS_URL)" ]; then scripts/require.sh pulumi kubectl; fi
+	STACK=$(STACK) PROMETHEUS_URL=$(PROMETHEUS_URL) bash scripts/report.sh
 
 down: ## pulumi destroy STACK, then (local) delete the kind cluster
 	@scripts/require.sh pulumi

@@ -124,8 +124,12 @@ class PlatformConfig(BaseModel):
     cache_api_read_path: Literal["central", "replica-sidecar"] = Field("central", description="`central`: reads from the Redis primary; `replica-sidecar`: a Redis replica per API pod (in-cluster Redis only).")
     cache_ttl_seconds: int = Field(300, ge=1, description="CACHE_TTL_SECONDS: TTL of cached entries.")
 
+    # --- monitoring ----------------------------------------------------------------
+    monitoring: bool = Field(True, description="kube-prometheus-stack (Prometheus, Alertmanager, Grafana) in `monitoringNamespace`, redis_exporter, scrape objects, alerts and the platform dashboard; false = none of them.")
+    monitoring_namespace: str = Field("monitoring", description="Kubernetes namespace of the kube-prometheus-stack release (with `monitoring` on).")
+
     # --- field validators ---------------------------------------------------------
-    @field_validator("namespace", "keda_namespace")
+    @field_validator("namespace", "keda_namespace", "monitoring_namespace")
     @classmethod
     def _dns_label(cls, v: str) -> str:
         if not _DNS_LABEL.match(v):
@@ -203,6 +207,8 @@ class PlatformConfig(BaseModel):
             problems.append(("workSecondsMax", f"{self.work_seconds_max:g} is less than workSecondsMin ({self.work_seconds_min:g})"))
         if self.visibility_timeout_seconds <= self.worker_hard_time_limit:
             problems.append(("visibilityTimeoutSeconds", f"{self.visibility_timeout_seconds} must exceed workSecondsMax ({self.work_seconds_max:g}) + {WORKER_HARD_LIMIT_MARGIN} s, the worker's hard task time limit ({self.worker_hard_time_limit} s), or running tasks are redelivered (the worker refuses to start)"))
+        if self.monitoring and self.monitoring_namespace in (self.namespace, self.keda_namespace):
+            problems.append(("monitoringNamespace", f"{self.monitoring_namespace!r} must differ from namespace and kedaNamespace: the NetworkPolicies open metrics ports to this namespace only"))
         if self.cache_api_read_path == "replica-sidecar" and self.target == "aks":
             problems.append(("cacheApiReadPath", "'replica-sidecar' needs the in-cluster Redis (target kind); an Azure Redis service cannot be replicated into a pod: use 'central' on aks"))
         if self.target == "kind" and self.dead_letter_worst_case_bytes > self.redis_maxmemory_bytes * DEAD_LETTER_MAX_SHARE:

@@ -3,8 +3,8 @@ flows the platform needs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -33,6 +33,11 @@ class NetworkPoliciesArgs:
     """``app.kubernetes.io/name`` of the cache API pods."""
     api_port: int = 8000
     """Port the cache API accepts traffic on."""
+    scraper_namespace: pulumi.Input[str] | None = None
+    """Namespace of Prometheus; None (monitoring off) = no metrics ingress at all."""
+    metrics_ports: Mapping[str, int] = field(default_factory=dict)
+    """``app.kubernetes.io/name`` -> its metrics port, opened to ``scraper_namespace`` only."""
+
     def __post_init__(self) -> None:
         if self.endpoint.pod_labels is None and not self.endpoint.egress_cidrs:
             raise ValueError("NetworkPoliciesArgs.endpoint: an out-of-cluster Redis needs egress_cidrs")
@@ -90,6 +95,14 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": args.api_port}]}],
         })
+        if args.scraper_namespace is not None:
+            scraper = {"namespaceSelector": {"matchLabels": {NS_LABEL: args.scraper_namespace}}}
+            for app, port in args.metrics_ports.items():
+                self._policy(f"{app}-metrics-ingress", {
+                    "podSelector": {"matchLabels": {NAME_LABEL: app}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [scraper], "ports": [{"protocol": "TCP", "port": port}]}],
+                })
         self.register_outputs({})
 
     def _policy(self, suffix: str, spec: dict[str, Any]) -> k8s.networking.v1.NetworkPolicy:

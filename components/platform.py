@@ -15,16 +15,19 @@ from typing import Any, Protocol, TypeVar
 import pulumi
 from pulumi import Output, ResourceOptions
 
+from components import versions
 from components.azure_redis import AzureCacheRedis, AzureCacheRedisArgs, AzureManagedRedis, AzureManagedRedisArgs
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
 from components.keda import Keda, KedaArgs
+from components.monitoring import GRAFANA_SERVICE, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.producer import Producer, ProducerArgs
 from components.redis import InClusterRedis, InClusterRedisArgs, RedisEndpoint
-from components.worker import CeleryWorker, CeleryWorkerArgs
+from components.redis_exporter import RedisExporter, RedisExporterArgs, queue_keys
+from components.worker import KOMBU_UNACKED_KEY, CeleryWorker, CeleryWorkerArgs
 
 
 class Cluster(Protocol):
@@ -54,9 +57,11 @@ CONFIG_PREFIXES: dict[type, tuple[str, ...]] = {
     CeleryWorkerArgs: ("worker_",),
     ProducerArgs: ("producer_",),
     CacheApiArgs: ("cache_api_",),
+    MonitoringArgs: ("monitoring_",),
+    RedisExporterArgs: ("redis_exporter_",),
 }
 #: Config keys that choose implementations instead of feeding one.
-DECISION_KEYS = ("target", "azure_redis")
+DECISION_KEYS = ("target", "azure_redis", "monitoring")
 
 
 def config_field_for(args_cls: type, field_name: str) -> str | None:
@@ -153,10 +158,18 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     wired = dict(namespace=ns.name, endpoint=endpoint)
     clients = dict(wired, secret_name=auth.secret_name)
 
-    NetworkPolicies("netpol", args_from(NetworkPoliciesArgs, cfg, **wired), k8s_opts)
+    NetworkPolicies("netpol", args_from(NetworkPoliciesArgs, cfg, **wired, **_monitoring_network(cfg)), k8s_opts)
     worker = CeleryWorker("worker", args_from(CeleryWorkerArgs, cfg, **clients, keda_release=keda.release), k8s_opts)
     producer = Producer("producer", args_from(ProducerArgs, cfg, **clients), k8s_opts)
     cache_api = CacheApi("cache-api", args_from(CacheApiArgs, cfg, **clients, replica_image=cfg.redis_image), k8s_opts)
+
+    monitoring = None
+    if cfg.monitoring:
+        monitoring = Monitoring("monitoring", args_from(
+            MonitoringArgs, cfg, app_namespace=ns.name, app_namespace_name=cfg.namespace), k8s_opts)
+        RedisExporter("redis-exporter", args_from(
+            RedisExporterArgs, cfg, **clients,
+            keys=queue_keys(cfg.queue_name, monitoring.dead_letter_queue, KOMBU_UNACKED_KEY)), k8s_opts)
 
     # Output names are used by the Makefile/scripts and CI: keep them stable.
     outputs: dict[str, Output[Any]] = {
@@ -175,8 +188,31 @@ def build_platform(cfg: PlatformConfig) -> Platform:
         "workerScaledObjectName": worker.scaled_name,
         "workerDeploymentName": worker.deployment_name,
         "producerDeploymentName": producer.deployment_name,
+        # "" when monitoring is off (scripts/grafana.sh and report say so).
+        "monitoringNamespace": monitoring.namespace if monitoring else Output.from_input(""),
+        "prometheusService": Output.from_input(PROMETHEUS_SERVICE if monitoring else ""),
+        "grafanaService": Output.from_input(GRAFANA_SERVICE if monitoring else ""),
     }
+    if monitoring:
+        outputs["grafanaAdminPassword"] = Output.secret(monitoring.grafana_admin_password)
     return Platform(cluster=cluster, redis=redis, worker=worker, cache_api=cache_api, outputs=outputs)
+
+
+def _monitoring_network(cfg: PlatformConfig) -> dict[str, Any]:
+    """NetworkPolicy settings for monitoring: redis_exporter reaches Redis, and Prometheus (its
+    namespace only) reaches the metrics ports. The cache API's /metrics is on its API port."""
+    if not cfg.monitoring:
+        return {}
+    default_clients = next(f.default for f in dataclasses.fields(NetworkPoliciesArgs) if f.name == "redis_clients")
+    return {
+        "redis_clients": (*default_clients, RedisExporter.APP),
+        "scraper_namespace": cfg.monitoring_namespace,
+        "metrics_ports": {
+            "worker": versions.WORKER_METRICS_PORT,
+            "producer": versions.PRODUCER_METRICS_PORT,
+            RedisExporter.APP: versions.REDIS_EXPORTER_PORT,
+        },
+    }
 
 
 def export_outputs(platform: Platform) -> None:

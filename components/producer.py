@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components import k8s as kx
+from components import versions
 from components.redis import RedisEndpoint
 
 
@@ -72,7 +73,10 @@ class Producer(pulumi.ComponentResource):
             "imagePullPolicy": args.image_pull_policy,
             "command": self._command(args.rate),
             "env": kx.redis_env(args.endpoint, args.secret_name, args.redis_db)
-            + [{"name": "CELERY_QUEUE", "value": args.queue_name}],
+            + [{"name": "CELERY_QUEUE", "value": args.queue_name},
+               {"name": "PRODUCER_METRICS_PORT", "value": str(versions.PRODUCER_METRICS_PORT)}],
+            # Served by the Deployment's process only (a `kubectl exec` burst serves nothing).
+            "ports": [{"name": "metrics", "containerPort": versions.PRODUCER_METRICS_PORT, "protocol": "TCP"}],
             "securityContext": kx.container_security_context(),
             "resources": kx.resources("50m", "96Mi", "250m", "256Mi"),
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, initial=20),

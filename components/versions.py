@@ -45,3 +45,19 @@ APP_UID = 10001
 
 CACHE_API_PORT = 8000
 WORKER_METRICS_PORT = 9808
+PRODUCER_METRICS_PORT = 9809
+
+# --- Monitoring: kube-prometheus-stack (Chart.yaml, values.yaml and the ServiceMonitor,
+# PodMonitor and PrometheusRule CRDs vendored in schemas/kube-prometheus-stack/88.5.3/) ---
+KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
+KUBE_PROMETHEUS_STACK_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+KUBE_PROMETHEUS_STACK_CHART_VERSION = "88.5.3"
+PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
+# KEDA's operator serves its Prometheus metrics here (chart value prometheus.operator.port;
+# the chart names the container port "http").
+KEDA_OPERATOR_METRICS_PORT = 8080
+
+# --- redis_exporter (scratch image, non-root uid 59000, CA bundle included) ---
+REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
+REDIS_EXPORTER_UID = 59000
+REDIS_EXPORTER_PORT = 9121

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end on kind: build the images, `pulumi up` a throwaway copy of the local stack
 # on a local backend, push a burst of tasks, assert the worker scales 0 -> N -> 0 and
-# that every task's record exists, assert the cache API answers, then `pulumi destroy`
-# and assert nothing is left behind. Needs Docker, kind, kubectl and the Pulumi CLI.
+# that every task's record exists, assert the cache API answers, draw the run from
+# Prometheus (`make report`, REPORT_OUT), then `pulumi destroy` and assert nothing is left behind. Needs Docker, kind, kubectl and the Pulumi CLI.
 # Used by the `e2e-kind` job of .github/workflows/ci.yml; runnable by hand the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +55,7 @@ log "worker starts at zero replicas"
 wait_for 180 "worker at 0 replicas" test "$(replicas)" -eq 0
 
 log "burst of $COUNT tasks"
+BURST_START=$(date +%s)
 "${KUBECTL[@]}" exec "deploy/$PRODUCER" -- \
   python -m apps.producer --count "$COUNT" --rate 0 --wait-results 900 > /tmp/e2e-burst.log 2>&1 &
 BURST_PID=$!
@@ -82,11 +83,15 @@ status=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18000/github_st
 kill "$PF_PID"; PF_PID=
 echo "ok: cache API serves ${TAG}"
 
+log "report: queue length, worker replicas and tasks/s from Prometheus (make report)"
+STACK=$STACK START=$(( BURST_START - 60 )) OUT=${REPORT_OUT:-out/e2e-report.png} bash scripts/report.sh \
+  || fail "make report drew no data (is Prometheus scraping the platform?)"
+
 log "pulumi destroy leaves nothing behind"
 pulumi destroy --stack "$STACK" --yes --skip-preview
 left=$(pulumi stack export --stack "$STACK" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["deployment"].get("resources") or []))')
 [ "$left" = 0 ] || fail "the stack still holds $left resources after destroy"
-for ns in "$NS" keda; do
+for ns in "$NS" keda monitoring; do
   wait_for 180 "namespace $ns deleted" bash -c "! kubectl --context $KUBE_CONTEXT get namespace $ns >/dev/null 2>&1"
 done
 if kubectl --context "$KUBE_CONTEXT" get crd scaledobjects.keda.sh >/dev/null 2>&1; then

@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
 # Install everything the tests need: .venv (infra + apps + test tools), .venv-checkov
-# (the scanner, kept apart because its dependency pins clash with ours), and check for
-# redis-server. With INSTALL_REDIS=1 (CI), a missing redis-server is installed with apt.
+# (the scanner, kept apart because its dependency pins clash with ours), and check for the
+# system tools the tests run for real: redis-server, prometheus, promtool and redis_exporter.
+# With INSTALL_SYSTEM_DEPS=1 (CI; INSTALL_REDIS=1 is the old name), missing ones are
+# installed with apt (Debian/Ubuntu packages redis-server, prometheus, prometheus-redis-exporter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+INSTALL=${INSTALL_SYSTEM_DEPS:-${INSTALL_REDIS:-0}}
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  if [ "${INSTALL_REDIS:-0}" = "1" ]; then
-    echo "setup: redis-server missing, installing it with apt-get"
+have() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+have redis-server || missing+=(redis-server)
+{ have prometheus && have promtool; } || missing+=(prometheus)
+{ have redis_exporter || have prometheus-redis-exporter; } || missing+=(prometheus-redis-exporter)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$INSTALL" = "1" ]; then
+    echo "setup: installing ${missing[*]} with apt-get"
     SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    start=$(date +%s)
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    echo "setup: apt-get install took $(( $(date +%s) - start ))s"
   else
-    echo "setup: redis-server is not installed; the app tests need it (TLS-capable, 6.0+)." >&2
-    echo "       Debian/Ubuntu: sudo apt-get install redis-server    macOS: brew install redis" >&2
+    echo "setup: missing ${missing[*]}; the tests run them for real:" >&2
+    echo "       redis-server (TLS-capable, 6.0+), prometheus + promtool, redis_exporter" >&2
+    echo "       Debian/Ubuntu: sudo apt-get install ${missing[*]}" >&2
+    echo "       macOS: brew install redis prometheus redis_exporter" >&2
     exit 1
   fi
 fi
@@ -27,4 +40,4 @@ command -v openssl >/dev/null 2>&1 || { echo "setup: openssl is needed for the T
 [ -x .venv-checkov/bin/python ] || "$PYTHON" -m venv .venv-checkov
 .venv-checkov/bin/pip install -q --upgrade pip
 .venv-checkov/bin/pip install -q -r requirements-checkov.txt
-echo "setup: done ($(redis-server --version | cut -d' ' -f3), $(.venv/bin/python --version))"
+echo "setup: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3), $(.venv/bin/python --version))"

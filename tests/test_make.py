@@ -42,6 +42,7 @@ def test_readme_documents_every_make_target():
 
 @pytest.mark.parametrize("target, tool", [
     ("up", "pulumi"), ("down", "pulumi"), ("load", "pulumi"), ("watch", "pulumi"),
+    ("grafana", "pulumi"), ("report", "pulumi"),
     ("images", "docker"), ("smoke", "docker"), ("kind-up", "docker"),
 ])
 def test_targets_fail_early_naming_the_missing_tool(tmp_path, target, tool):

@@ -75,6 +75,7 @@ class TagCache:
         self._fallback_log = Throttle()
         self._corrupt_log = Throttle()
         self._hit_local, self._hit_redis = metrics.hit["local"], metrics.hit["redis"]
+        self._hit_fill = metrics.hit["fill"]
         self._miss_local, self._miss_redis = metrics.miss["local"], metrics.miss["redis"]
 
     def tag_key(self, tag: str) -> str:
@@ -97,6 +98,8 @@ class TagCache:
             self._hit_redis.inc()
         else:
             self._miss_redis.inc()
+            if found.body is not None:
+                self._hit_fill.inc()
         return found
 
     async def _get(self, client: Redis, key: str) -> bytes | None:

@@ -11,7 +11,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Layer = Literal["local", "redis"]
+Layer = Literal["local", "redis", "fill"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -28,6 +28,8 @@ class Metrics:
             "http_request_duration_seconds", "Request latency by route template.",
             ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        # layer: local (in-process), redis, fill (a Redis miss answered by loading the dataset
+        # here or waiting for the fleet's loader); hits{local} + misses{local} = every lookup.
         self.cache_hits = Counter("cache_hits", "Cache hits by layer.", ["layer"], registry=self.registry)
         self.cache_misses = Counter("cache_misses", "Cache misses by layer.", ["layer"], registry=self.registry)
         self.dataset_loads = Counter(
@@ -57,7 +59,7 @@ class Metrics:
             "treated as misses.", registry=self.registry,
         )
         # Pre-bound children: the hot path does no label lookups.
-        self.hit = {layer: self.cache_hits.labels(layer) for layer in ("local", "redis")}
+        self.hit = {layer: self.cache_hits.labels(layer) for layer in ("local", "redis", "fill")}
         self.miss = {layer: self.cache_misses.labels(layer) for layer in ("local", "redis")}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from apps.common.config_errors import load_settings
+    from apps.producer import metrics
     from apps.producer.producer import Stop, build_app, is_tty, make_progress, run, standby, write_heartbeat
     from apps.producer.records import records
     from apps.producer.settings import TASK_NAME, ProducerSettings
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code)
 
     stop = Stop()
+    if args.forever or args.standby:
+        # Only the long-running process serves /metrics (a --count burst would collide on the port).
+        metrics.serve(settings.producer_metrics_port)
     if args.standby:
         stop.install()
         standby(stop, lambda: write_heartbeat(settings.producer_heartbeat_file, 0))
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     with app.producer_or_acquire() as producer:
         def send(record: dict) -> None:
             result = app.send_task(TASK_NAME, args=[record], queue=queue, producer=producer)
+            metrics.SENT.inc()
             if args.wait_results is not None:
                 sent_ids.append(result.id)
 
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run(send, records(args.seed), None if args.forever else args.count, args.rate,
                          progress=update, stop=stop, heartbeat=heartbeat)
         except OperationalError as exc:
+            metrics.PUBLISH_ERRORS.inc()
             close()
             print(f"producer: cannot publish to Redis at {settings.redis_host}:{settings.redis_port} "
                   f"(queue {queue!r}): {exc}", file=sys.stderr)

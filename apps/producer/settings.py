@@ -20,3 +20,5 @@ class ProducerSettings(RedisSettings):
 
     producer_heartbeat_file: Path = Path("/tmp/producer-heartbeat.json")
     producer_heartbeat_max_age: float = Field(30.0, gt=0, allow_inf_nan=False)
+    producer_metrics_port: int = Field(9809, ge=0, le=65535)
+    """/metrics of the long-running modes (--forever, --standby); 0 = off."""

@@ -22,7 +22,7 @@ from celery.worker import state
 from celery.worker.consumer import Consumer
 from celery.worker.request import Request
 from kombu.utils.encoding import safe_str
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from apps.worker import broker, envelope
 from apps.worker.heartbeat import write_heartbeat as write_heartbeat_file
@@ -39,6 +39,12 @@ IN_PROGRESS = Gauge("celery_tasks_in_progress", "Tasks running in this worker no
 IN_PROGRESS.set_function(lambda: len(state.active_requests))
 LAST_ACTIVITY = Gauge("celery_worker_last_activity_timestamp_seconds",
                       "Unix time of the last task start or finish in this worker.")
+#: Simulated work is WORK_SECONDS_MIN..MAX (1-10 s by default); the low buckets keep
+#: WORK_SECONDS=0 runs (tests, benchmarks) readable.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120)
+DURATION = Histogram("celery_task_duration_seconds",
+                     "Run time of each finished task, by outcome (succeeded | failed).",
+                     ["outcome"], buckets=DURATION_BUCKETS)
 
 broker.on_dead_letter = lambda stage: DEAD_LETTERED.labels(stage).inc()
 
@@ -84,9 +90,17 @@ def _message_payload(message) -> dict:
 
 
 def _count_success(failed__retval__runtime) -> None:
-    if not failed__retval__runtime[0]:
+    failed, _retval, runtime = failed__retval__runtime
+    if not failed:
         SUCCEEDED.inc()
+        DURATION.labels("succeeded").observe(max(0.0, runtime))
         LAST_ACTIVITY.set_to_current_time()
+
+
+def _observe_failure(request: Request) -> None:
+    """A failed task's run time, from its start as the pool reported it (wall clock)."""
+    if request.time_start:
+        DURATION.labels("failed").observe(max(0.0, time.time() - request.time_start))
 
 
 class WorkerRequest(Request):
@@ -125,12 +139,14 @@ class WorkerRequest(Request):
             REQUEUED.inc()  # re-sent as a retry (retry_on_worker_lost) or requeued
         elif isinstance(exc, Reject):
             FAILED.labels("bad_payload").inc()
+            _observe_failure(self)
             DEAD_LETTERED.labels("task").inc()  # the task pushed it before raising Reject
         else:
             reason = ("time_limit" if isinstance(exc, TimeLimitExceeded) else
                       "worker_lost" if isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt))
                       else "error")
             FAILED.labels(reason).inc()
+            _observe_failure(self)
             if self.task.acks_late and self.task.acks_on_failure:
                 push_dead_letter(_settings(self.task.app), f"task failed: {safe_str(repr(exc))}",
                                  _message_payload(self._message), stage="task_failure",

@@ -18,7 +18,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 @pytest.mark.parametrize("mode", ["deployment", "job"])
 def test_every_keda_cr_depends_on_the_release(rendered, stack, mode):
     r = rendered(stack, workerMode=mode)
-    (release_urn,) = r.urn_of(RELEASE)
+    (release_urn,) = [x.urn for x in r.by_type(RELEASE) if x.inputs["chart"] == "keda"]
     keda_crs = [x for x in r.resources if x.type.startswith("kubernetes:keda.sh/")]
     assert {x.type for x in keda_crs} == {KEDA_TYPES[0] if mode == "deployment" else KEDA_TYPES[1], KEDA_TYPES[2]}
     for cr in keda_crs:
@@ -37,7 +37,7 @@ def test_scaled_object_depends_on_its_target_and_auth(rendered):
 
 def test_release_is_in_its_own_namespace_created_first(rendered):
     r = rendered("local")
-    release = r.by_type(RELEASE)[0]
+    (release,) = [x for x in r.by_type(RELEASE) if x.inputs["chart"] == "keda"]
     keda_ns = [x for x in r.resources if x.type == "kubernetes:core/v1:Namespace" and x.inputs["metadata"]["name"] == "keda"][0]
     assert release.inputs["namespace"] == "keda"
     assert keda_ns.urn in release.depends_on

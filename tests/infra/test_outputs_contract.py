@@ -8,6 +8,8 @@ EXPECTED = {
     "target", "namespace", "cacheApiService", "cacheApiServiceName", "cacheApiDeploymentName",
     "redisKind", "redisHost", "redisPort", "redisTls", "kubeconfig", "workerMode", "workerScaledKind",
     "workerScaledObjectName", "workerDeploymentName", "producerDeploymentName",
+    # monitoring (on by default; "" and no password when off: tests/infra/test_monitoring.py)
+    "monitoringNamespace", "prometheusService", "grafanaService", "grafanaAdminPassword",
 }
 
 
@@ -48,7 +50,8 @@ def test_namespace_override_flows_everywhere(rendered):
     assert r.outputs["namespace"] == "demo"
     assert r.outputs["cacheApiService"] == "cache-api.demo.svc.cluster.local:8000"
     assert r.outputs["redisHost"] == "redis.demo.svc.cluster.local"
-    app_objs = [o for o in r.k8s_objects if o["kind"] not in ("Namespace",) and o["metadata"].get("namespace") != "keda"]
+    app_objs = [o for o in r.k8s_objects if o["kind"] not in ("Namespace",)
+                and o["metadata"].get("namespace") not in ("keda", "monitoring")]
     assert app_objs and all(o["metadata"]["namespace"] == "demo" for o in app_objs)
     release = r.by_type("kubernetes:helm.sh/v3:Release")[0]
     assert release.inputs["values"]["watchNamespace"] == "demo"

@@ -85,7 +85,7 @@ def test_outputs_secret_marking(rendered, stack):
             continue
         for needle in MOCK_SECRET_VALUES:
             assert not _contains(value, needle), f"output {name} leaks a secret"
-    assert r.secret_outputs == {"kubeconfig"}
+    assert r.secret_outputs == {"kubeconfig", "grafanaAdminPassword"}
 
 
 def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
@@ -110,7 +110,8 @@ def test_aks_kubeconfig_is_the_user_one_and_secret(rendered):
 ])
 def test_azure_key_reaches_only_the_secret_marked_secret(rendered, azure_redis, key):
     r = rendered("aks", azureRedis=azure_redis)
-    (secret,) = [x for x in r.k8s_resources if x.inputs["kind"] == "Secret"]
+    (secret,) = [x for x in r.k8s_resources
+                 if x.inputs["kind"] == "Secret" and x.inputs["metadata"]["name"] == "redis-auth"]
     assert secret.inputs["stringData"]["password"] == key
     assert ("stringData",) in secret.secret_paths or ("stringData", "password") in secret.secret_paths
     for a in r.azure_resources + r.other_resources:

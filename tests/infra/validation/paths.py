@@ -46,3 +46,19 @@ def keda_schema_dir() -> Path:
         f"KEDA {KEDA_VERSION} CRD schemas not found (tried: {tried}); "
         f"set {ENV_OVERRIDE}, or restore schemas/ in the repository"
     )
+
+
+# --- kube-prometheus-stack (monitoring CRDs + chart values) -----------------------------
+KPS_VERSION = "88.5.3"
+_KPS_REL = Path("schemas") / "kube-prometheus-stack" / KPS_VERSION
+
+
+def kps_schema_dir() -> Path:
+    """``<repo>/schemas/kube-prometheus-stack/88.5.3`` (vendored; a test keeps it equal to
+    ``../shared`` when that exists), else the shared copy; ``FileNotFoundError`` naming both."""
+    candidates = [REPO_ROOT / _KPS_REL, REPO_ROOT.parent / "shared" / _KPS_REL]
+    for path in candidates:
+        if (path / "crd-podmonitors.yaml").is_file() and (path / "values.yaml").is_file():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(f"kube-prometheus-stack {KPS_VERSION} schemas not found (tried: {tried})")

@@ -1,0 +1,178 @@
+"""Checks of the monitoring component (issue 9), as pure functions over rendered objects
+and the kube-prometheus-stack release's values. Each returns a list of problems.
+
+- ``values_key_problems``: every key path we set exists in the pinned chart's values.yaml
+  (or is a documented sub-chart value), so a typo cannot be silently ignored by Helm.
+- ``selection_problems``: Prometheus, as configured by those values, selects our
+  ServiceMonitors, PodMonitors and PrometheusRules.
+- ``release_pod_problems``: the chart's pods fit Pod Security ``restricted`` and have
+  resources (the pods are rendered by Helm in the cluster, so we check the values).
+- ``metrics_ingress_problems``: metrics ports only from the monitoring namespace.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import yaml
+
+from . import manifests as m
+from .netpol import Cluster, Endpoint, selector_matches
+from .paths import kps_schema_dir
+
+#: Values of the sub-charts that kube-prometheus-stack's own values.yaml does not list
+#: (checked by hand against grafana 12.11.1's and kube-state-metrics 8.4.0's values.yaml,
+#: the versions Chart.yaml pins).
+SUBCHART_KEYS = {
+    ("grafana", "resources"),
+    ("grafana", "securityContext"),
+    ("grafana", "containerSecurityContext"),
+    ("grafana", "testFramework"),
+    ("grafana", "sidecar", "resources"),
+    ("grafana", "sidecar", "securityContext"),
+    ("kube-state-metrics", "resources"),
+}
+MONITOR_KINDS = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor", "PrometheusRule": "rule"}
+
+
+@functools.cache
+def chart_defaults() -> dict[str, Any]:
+    return yaml.safe_load((kps_schema_dir() / "values.yaml").read_text())
+
+
+def merged_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The chart's defaults with ``values`` merged over them (Helm's rule: maps merge, the rest replaces)."""
+    def merge(base: Any, over: Any) -> Any:
+        if isinstance(base, dict) and isinstance(over, dict):
+            out = dict(base)
+            for key, value in over.items():
+                out[key] = merge(base.get(key), value)
+            return out
+        return copy.deepcopy(over)
+
+    return merge(chart_defaults(), values)
+
+
+def get(values: dict[str, Any], path: str, default: Any = None) -> Any:
+    cur: Any = values
+    for key in path.split("."):
+        if not isinstance(cur, dict) or key not in cur:
+            return default
+        cur = cur[key]
+    return cur
+
+
+def values_key_problems(values: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
+    """Key paths in ``values`` that the chart does not know. Below a default that is an empty
+    map or null (``resources: {}``, selectors), any key is accepted: the chart passes it through."""
+    defaults = chart_defaults() if defaults is None else defaults
+    problems: list[str] = []
+
+    def walk(ours: dict[str, Any], theirs: Any, path: tuple[str, ...]) -> None:
+        for key, value in ours.items():
+            here = path + (key,)
+            if any(here[: len(p)] == p for p in SUBCHART_KEYS):
+                continue
+            if not isinstance(theirs, dict) or key not in theirs:
+                problems.append(f"{'.'.join(here)}: not a value of kube-prometheus-stack (typo?)")
+                continue
+            default = theirs[key]
+            if isinstance(value, dict) and isinstance(default, dict) and default:
+                walk(value, default, here)
+
+    walk(values, defaults, ())
+    return problems
+
+
+def selection_problems(values: dict[str, Any], objects: list[dict[str, Any]]) -> list[str]:
+    """Would the chart's Prometheus pick up each of our monitors and rules?
+
+    With ``<kind>SelectorNilUsesHelmValues`` true (the chart's default) an empty selector
+    becomes ``release: <release name>``; with it false, the selectors apply as given
+    (``{}`` = everything). Namespace selectors are matched against the namespace's name label.
+    """
+    spec = get(merged_values(values), "prometheus.prometheusSpec") or {}
+    problems: list[str] = []
+    for obj in objects:
+        prefix = MONITOR_KINDS.get(obj.get("kind", ""))
+        if prefix is None:
+            continue
+        selector = spec.get(f"{prefix}Selector") or {}
+        ns_selector = spec.get(f"{prefix}NamespaceSelector") or {}
+        if spec.get(f"{prefix}SelectorNilUsesHelmValues", True) and not selector:
+            problems.append(f"{m.ref(obj)}: {prefix}SelectorNilUsesHelmValues is true: only release-labelled objects are selected")
+            continue
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        ns_labels = {"kubernetes.io/metadata.name": m.namespace(obj) or ""}
+        if not selector_matches(selector, labels):
+            problems.append(f"{m.ref(obj)}: labels {labels} do not match {prefix}Selector {selector}")
+        if not selector_matches(ns_selector, ns_labels):
+            problems.append(f"{m.ref(obj)}: namespace not matched by {prefix}NamespaceSelector {ns_selector}")
+    return problems
+
+
+# (pod securityContext path, [container securityContext paths]) of every pod the chart runs.
+RELEASE_PODS = (
+    ("prometheusOperator.securityContext", ["prometheusOperator.containerSecurityContext"]),
+    ("prometheusOperator.admissionWebhooks.patch.securityContext",
+     ["prometheusOperator.admissionWebhooks.createSecretJob.securityContext",
+      "prometheusOperator.admissionWebhooks.patchWebhookJob.securityContext"]),
+    ("crds.upgradeJob.podSecurityContext", ["crds.upgradeJob.containerSecurityContext"]),
+    # Prometheus and Alertmanager containers are built by the operator (non-root, read-only, no capabilities).
+    ("prometheus.prometheusSpec.securityContext", []),
+    ("alertmanager.alertmanagerSpec.securityContext", []),
+    ("grafana.securityContext", ["grafana.containerSecurityContext", "grafana.sidecar.securityContext"]),
+)
+RELEASE_RESOURCES = (
+    "prometheus.prometheusSpec.resources", "alertmanager.alertmanagerSpec.resources",
+    "prometheusOperator.resources", "grafana.resources", "grafana.sidecar.resources", "kube-state-metrics.resources",
+)
+
+
+def release_pod_problems(values: dict[str, Any]) -> list[str]:
+    merged = merged_values(values)
+    problems: list[str] = []
+    if get(merged, "nodeExporter.enabled") is not False:
+        problems.append("nodeExporter.enabled: node-exporter needs host namespaces (not allowed under restricted)")
+    for pod_path, container_paths in RELEASE_PODS:
+        pod = get(merged, pod_path) or {}
+        if pod.get("runAsNonRoot") is not True:
+            problems.append(f"{pod_path}: runAsNonRoot is not true")
+        if (pod.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append(f"{pod_path}: seccompProfile is not RuntimeDefault")
+        for path in container_paths:
+            c = get(merged, path) or {}
+            if c.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{path}: allowPrivilegeEscalation is not false")
+            if "ALL" not in ((c.get("capabilities") or {}).get("drop") or []):
+                problems.append(f"{path}: capabilities.drop lacks ALL")
+    for path in RELEASE_RESOURCES:
+        res = get(merged, path) or {}
+        if not all(k in (res.get(kind) or {}) for kind in ("requests", "limits") for k in ("cpu", "memory")):
+            problems.append(f"{path}: cpu/memory requests and limits not set")
+    return problems
+
+
+def metrics_ingress_problems(objects: list[dict[str, Any]], monitoring_ns: str, ports: dict[str, int]) -> list[str]:
+    """Each app's metrics port: open to a pod of the monitoring namespace, closed to a pod of
+    the app namespace and of any other namespace."""
+    policies = m.by_kind(objects, "NetworkPolicy")
+    cluster = Cluster(policies, {})
+    prometheus = Endpoint("prometheus", monitoring_ns, {"app.kubernetes.io/name": "prometheus"})
+    problems: list[str] = []
+    templates = {pt.labels.get("app.kubernetes.io/name"): pt for pt in m.pod_templates(objects)}
+    for app, port in ports.items():
+        pt = templates.get(app)
+        if pt is None:
+            problems.append(f"no pod template for {app}")
+            continue
+        pod = Endpoint(app, pt.namespace, pt.labels)
+        if not cluster.ingress_allowed(prometheus, pod, port):
+            problems.append(f"{app}: Prometheus ({monitoring_ns}) cannot reach metrics port {port}")
+        for intruder in (Endpoint("stranger", pt.namespace, {"test.invalid/stranger": "yes"}),
+                         Endpoint("outsider", "other-ns", {"app.kubernetes.io/name": "prometheus"})):
+            if cluster.ingress_allowed(intruder, pod, port):
+                problems.append(f"{app}: metrics port {port} accepts ingress from {intruder.name} ({intruder.namespace})")
+    return problems

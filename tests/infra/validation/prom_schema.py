@@ -1,0 +1,69 @@
+"""``monitoring.coreos.com`` objects against the Prometheus Operator v0.93.1 CRDs that
+kube-prometheus-stack 88.5.3 installs, tightened exactly like the KEDA ones
+(``keda_schema.tighten``): unknown fields fail, ``apiVersion``/``kind`` are pinned and
+``metadata`` is Kubernetes 1.31 ObjectMeta with ``name`` required. These CRDs carry no CEL
+rules. Rule expressions are PromQL strings here; ``promtool`` checks them
+(tests/monitoring).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .keda_schema import _object_schema, _registry
+from .manifests import ref
+from .paths import kps_schema_dir
+
+GROUP = "monitoring.coreos.com"
+CRD_FILES = ("crd-servicemonitors.yaml", "crd-podmonitors.yaml", "crd-prometheusrules.yaml")
+
+
+def _crd(path: Path) -> dict[str, Any]:
+    """The CustomResourceDefinition in a file (the vendored files start with a source comment)."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
+    if len(crds) != 1:
+        raise ValueError(f"{path}: expected one CustomResourceDefinition, found {len(crds)}")
+    return crds[0]
+
+
+@functools.cache
+def load_schemas(schema_dir: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(apiVersion, kind) -> tightened schema`` for every served version of the 3 CRDs."""
+    base = Path(schema_dir) if schema_dir else kps_schema_dir()
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for filename in CRD_FILES:
+        crd = _crd(base / filename)
+        for version in crd["spec"]["versions"]:
+            if version.get("served", True):
+                schema = _object_schema(crd, version)
+                schemas[(schema["properties"]["apiVersion"]["const"], crd["spec"]["names"]["kind"])] = schema
+    return schemas
+
+
+@functools.cache
+def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    schema = load_schemas().get((api_version, kind))
+    return None if schema is None else jsonschema.Draft202012Validator(schema, registry=_registry())
+
+
+def is_monitoring(obj: dict[str, Any]) -> bool:
+    return str(obj.get("apiVersion", "")).split("/")[0] == GROUP
+
+
+def validate_monitoring_object(obj: dict[str, Any]) -> list[str]:
+    """Problems with one ``monitoring.coreos.com`` object; ``[]`` if it validates."""
+    where = ref(obj)
+    validator = _validator(str(obj.get("apiVersion")), str(obj.get("kind")))
+    if validator is None:
+        known = ", ".join(f"{a} {k}" for a, k in sorted(load_schemas()))
+        return [f"{where}: no Prometheus Operator CRD for {obj.get('apiVersion')} {obj.get('kind')} (known: {known})"]
+    return [
+        f"{where}: {'.'.join(str(p) for p in err.path) or '<root>'}: {err.message}"
+        for err in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))
+    ]
