@@ -240,7 +240,7 @@ def test_redis_exporter_points_at_the_one_endpoint_without_config(rendered, stac
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     env = m.container_env(c)
     scheme = "rediss" if stack == "aks" else "redis"
-    port = 6380 if stack == "aks" else 6379
+    port = 10000 if stack == "aks" else 6379  # aks: Azure Managed Redis (the default)
     assert env["REDIS_ADDR"]["value"] == f"{scheme}://{r.outputs['redisHost']}:{port}" and r.outputs["redisPort"] == port
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
     assert env["REDIS_EXPORTER_CONFIG_COMMAND"]["value"] == "-"
@@ -266,7 +266,8 @@ def test_metrics_ports_open_to_the_monitoring_namespace_only(rendered, stack):
 def test_redis_exporter_may_reach_redis(rendered, stack):
     from tests.infra.validation.netpol import Cluster, Endpoint
 
-    objs = rendered(stack).k8s_objects
+    r = rendered(stack)
+    objs = r.k8s_objects
     cluster = Cluster(m.by_kind(objs, "NetworkPolicy"))
     exporter = Endpoint("redis-exporter", "platform", {"app.kubernetes.io/name": "redis-exporter"})
     if stack == "local":
@@ -274,7 +275,11 @@ def test_redis_exporter_may_reach_redis(rendered, stack):
                                                "app.kubernetes.io/part-of": "redis-keda-platform"})
         assert cluster.allowed(exporter, redis, 6379)
     else:
-        assert cluster.egress_allowed(exporter, Endpoint("azure redis", external=True), 6380)
+        # Azure Redis behind its private endpoint: an address in the endpoint subnet
+        import ipaddress
+
+        ip = str(next(ipaddress.ip_network(r.config.endpoint_subnet_cidr).hosts()) + 3)
+        assert cluster.egress_allowed(exporter, Endpoint("azure redis", external=True, ip=ip), r.outputs["redisPort"])
 
 
 def test_rules_and_dashboard_follow_the_stack_config(rendered):

@@ -94,7 +94,7 @@ def test_aks_deployer_role_is_granted_before_the_cluster_exists(rendered, princi
 def test_keda_waits_for_the_app_namespace(rendered, stack):
     """watchNamespace comes from the Namespace resource: the chart puts a RoleBinding in it."""
     r = rendered(stack)
-    (release,) = r.by_type(RELEASE)
+    (release,) = [x for x in r.by_type(RELEASE) if x.inputs["chart"] == "keda"]
     app_ns = [x for x in r.resources if x.type == "kubernetes:core/v1:Namespace" and x.inputs["metadata"]["name"] == "platform"][0]
     assert release.inputs["values"]["watchNamespace"] == "platform"
     assert app_ns.urn in release.depends_on

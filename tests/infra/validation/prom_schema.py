@@ -1,7 +1,7 @@
 """``monitoring.coreos.com`` objects against the Prometheus Operator v0.93.1 CRDs that
 kube-prometheus-stack 88.5.3 installs, tightened exactly like the KEDA ones
 (``keda_schema.tighten``): unknown fields fail, ``apiVersion``/``kind`` are pinned and
-``metadata`` is Kubernetes 1.31 ObjectMeta with ``name`` required. These CRDs carry no CEL
+``metadata`` is the stack's Kubernetes ObjectMeta with ``name`` required. These CRDs carry no CEL
 rules. Rule expressions are PromQL strings here; ``promtool`` checks them
 (tests/monitoring).
 """
@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .k8s_versions import kind_version
 from .keda_schema import _object_schema, _registry
 from .manifests import ref
 from .paths import kps_schema_dir
@@ -47,19 +48,20 @@ def load_schemas(schema_dir: str | None = None) -> dict[tuple[str, str], dict[st
 
 
 @functools.cache
-def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+def _validator(api_version: str, kind: str, version: str) -> jsonschema.protocols.Validator | None:
     schema = load_schemas().get((api_version, kind))
-    return None if schema is None else jsonschema.Draft202012Validator(schema, registry=_registry())
+    return None if schema is None else jsonschema.Draft202012Validator(schema, registry=_registry(version))
 
 
 def is_monitoring(obj: dict[str, Any]) -> bool:
     return str(obj.get("apiVersion", "")).split("/")[0] == GROUP
 
 
-def validate_monitoring_object(obj: dict[str, Any]) -> list[str]:
-    """Problems with one ``monitoring.coreos.com`` object; ``[]`` if it validates."""
+def validate_monitoring_object(obj: dict[str, Any], version: str | None = None) -> list[str]:
+    """Problems with one ``monitoring.coreos.com`` object (metadata against Kubernetes
+    ``version``, default the kind stack's); ``[]`` if it validates."""
     where = ref(obj)
-    validator = _validator(str(obj.get("apiVersion")), str(obj.get("kind")))
+    validator = _validator(str(obj.get("apiVersion")), str(obj.get("kind")), version or kind_version())
     if validator is None:
         known = ", ".join(f"{a} {k}" for a, k in sorted(load_schemas()))
         return [f"{where}: no Prometheus Operator CRD for {obj.get('apiVersion')} {obj.get('kind')} (known: {known})"]

@@ -17,7 +17,7 @@ def validate_object(obj: dict[str, Any], version: str | None = None) -> list[str
     if is_keda(obj):
         return validate_keda_object(obj, version)
     if is_monitoring(obj):
-        return validate_monitoring_object(obj)
+        return validate_monitoring_object(obj, version)
     return validate_k8s_object(obj, version)
 
 
