@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= local
 KIND_CLUSTER ?= redis-keda
-# Image refs: keep in step with components/versions.py (tests/test_make_consistency.py checks).
+# Image refs: keep in step with components/versions.py (tests/test_contract.py checks).
 REGISTRY ?=
 IMAGE_TAG ?= 0.1.0
 IMAGE_PREFIX := $(if $(REGISTRY),$(REGISTRY)/,)redis-keda-platform

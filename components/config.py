@@ -114,8 +114,8 @@ class PlatformConfig(BaseModel):
     dead_letter_max_length: int = Field(1000, gt=0, description="DEAD_LETTER_MAX_LENGTH: the dead-letter list is trimmed to this many entries (each bounded by the worker).")
 
     # --- producer ----------------------------------------------------------------
-    producer_rate: float = Field(0.0, ge=0, description="Producer Deployment: steady tasks per second (`--forever --rate R`); 0 = standby, the pod only runs bursts via `kubectl exec` (`--standby`).")
-    producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas (0 = only the CLI for bursts).")
+    producer_rate: float = Field(0.0, ge=0, le=1000, description="Producer Deployment: steady tasks per second (`--forever --rate R`, at most 1000, the producer's flood guard); 0 = standby, the pod only runs bursts via `kubectl exec` (`--standby`).")
+    producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas; 0 = no producer pod (`make load` then runs its burst in a one-off pod made from the Deployment's template).")
 
     # --- cache API ---------------------------------------------------------------
     cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (the PDB, maxUnavailable 1, lets one pod go at a time).")

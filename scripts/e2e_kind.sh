@@ -8,16 +8,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/require.sh docker kind kubectl pulumi
 
+log() { printf '\n=== %s %s\n' "$(date +%H:%M:%S)" "$*"; }
+fail() { echo "E2E FAILED: $*" >&2; exit 1; }
+
 COUNT=${COUNT:-200}
 STACK=e2e                                   # a copy of stacks/Pulumi.local.yaml (gitignored)
-KIND_CLUSTER=${KIND_CLUSTER:-redis-keda}
+# Its own cluster, never the dev cluster `make kind-up` makes (redis-keda): cleanup deletes it.
+KIND_CLUSTER=${KIND_CLUSTER:-redis-keda-e2e}
+[ "$KIND_CLUSTER" != redis-keda ] || fail "KIND_CLUSTER=redis-keda is the dev cluster of make kind-up; the e2e run deletes its cluster: pick another name"
+if kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+  fail "kind cluster '$KIND_CLUSTER' already exists; the e2e run creates and deletes its own: delete it or set KIND_CLUSTER"
+fi
 export KUBE_CONTEXT="kind-${KIND_CLUSTER}"
 export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-e2e-throwaway-passphrase}
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$(mktemp -d)}
 export PULUMI_SKIP_UPDATE_CHECK=true
 
-log() { printf '\n=== %s %s\n' "$(date +%H:%M:%S)" "$*"; }
-fail() { echo "E2E FAILED: $*" >&2; exit 1; }
 cleanup() {
   log "cleanup"
   kill "${BURST_PID:-}" "${PF_PID:-}" 2>/dev/null || true

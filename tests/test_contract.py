@@ -133,3 +133,11 @@ def test_dead_letter_entry_bound_matches_the_worker():
     field = WorkerSettings.model_fields.get("dead_letter_max_entry_bytes")
     assert field is not None, "WorkerSettings does not read DEAD_LETTER_MAX_ENTRY_BYTES"
     assert field.default == DEAD_LETTER_MAX_ENTRY_BYTES
+
+
+def test_producer_rate_bound_matches_the_producers_flood_guard():
+    """Infra refuses a producerRate the producer's --forever would refuse at start-up."""
+    from apps.producer.__main__ import MAX_FOREVER_RATE
+
+    limit = next(m.le for m in infra_config.PlatformConfig.model_fields["producer_rate"].metadata if hasattr(m, "le"))
+    assert limit == MAX_FOREVER_RATE

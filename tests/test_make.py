@@ -102,3 +102,28 @@ def test_e2e_uses_outputs_the_stack_exports():
     assert used, "scripts read no stack outputs?"
     missing = {name for name in used if f'"{name}"' not in platform}
     assert not missing, f"scripts read outputs the stack does not export: {missing}"
+
+
+@pytest.mark.parametrize("cluster, existing, message", [
+    ("redis-keda", "redis-keda", "is the dev cluster of make kind-up"),   # never the dev cluster
+    ("", "redis-keda\nredis-keda-e2e", "already exists"),                  # default name, left over
+])
+def test_e2e_never_deletes_a_cluster_it_did_not_create(tmp_path, cluster, existing, message):
+    """scripts/e2e_kind.sh deletes its kind cluster on exit: it must be its own (default
+    redis-keda-e2e), never the user's dev cluster, and never one that existed before."""
+    bindir = Path(_bare_path(tmp_path, "date", "printf"))
+    calls = tmp_path / "calls.log"
+    for tool in ("docker", "kubectl", "pulumi"):
+        (bindir / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {calls}\nexit 0\n")
+        (bindir / tool).chmod(0o755)
+    (bindir / "kind").write_text(f"#!/bin/sh\necho kind \"$@\" >> {calls}\n"
+                                 f"[ \"$1 $2\" = \"get clusters\" ] && printf '{existing}\\n'\nexit 0\n")
+    (bindir / "kind").chmod(0o755)
+    env = {"PATH": str(bindir), "HOME": str(tmp_path)}
+    if cluster:
+        env["KIND_CLUSTER"] = cluster
+    out = subprocess.run(["bash", "scripts/e2e_kind.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0 and message in out.stderr, out.stdout + out.stderr
+    logged = calls.read_text() if calls.exists() else ""
+    assert "delete" not in logged and "create" not in logged, logged

@@ -46,6 +46,7 @@ INVALID = [
     ({"userNodeMinCount": "4", "userNodeMaxCount": "2"}, "userNodeMaxCount", "less than userNodeMinCount"),
     ({"imagePullPolicy": "Sometimes"}, "imagePullPolicy", "IfNotPresent"),
     ({"producerRate": "-0.5"}, "producerRate", "greater than or equal to 0"),
+    ({"producerRate": "1e300"}, "producerRate", "less than or equal to 1000"),
     ({"azureRedis": "enterprise"}, "azureRedis", "'managed' or 'classic'"),
     ({"redisManagedSku": "Enterprise_E10"}, "redisManagedSku", "not an Azure Managed Redis SKU"),
     ({"redisManagedSku": "Balanced"}, "redisManagedSku", "not an Azure Managed Redis SKU"),
