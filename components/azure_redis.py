@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure_native
@@ -51,6 +52,16 @@ def _private_access(component: pulumi.ComponentResource, name: str, resource_id:
         tags=tags,
     ), ResourceOptions(parent=component))
     return (placement.subnet_cidr,)
+
+
+def _azure_endpoint(component: pulumi.ComponentResource, name: str, args: Any, resource_id: pulumi.Input[str],
+                    host: pulumi.Input[str], port: int, primary_key: pulumi.Input[str]) -> RedisEndpoint:
+    """An Azure Redis service's endpoint: TLS, the access key wrapped secret (list-keys results
+    are not secret by themselves), egress to its private endpoint when it has one."""
+    egress = _private_access(component, name, resource_id, args.resource_group_name, args.location,
+                             args.private_link, args.tags)
+    return RedisEndpoint(host=Output.from_input(host), port=port, tls=True, password=Output.secret(primary_key),
+                         egress_cidrs=egress)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,19 +141,10 @@ class AzureManagedRedis(pulumi.ComponentResource):
             cluster_name=self.cluster.name,
             database_name=self.database.name,
         )
-        # list-keys results are not secret by themselves.
-        password = Output.secret(keys.primary_key)
         self.resource_id = self.cluster.id
-        egress = _private_access(self, name, self.cluster.id, args.resource_group_name, args.location,
-                                 args.private_link, args.tags)
-        self.endpoint = RedisEndpoint(
-            host=self.cluster.host_name,
-            port=versions.AZURE_MANAGED_REDIS_PORT,
-            tls=True,
-            password=password,
-            egress_cidrs=egress,
-        )
-        self.register_outputs({"host": self.endpoint.host, "password": password})
+        self.endpoint = _azure_endpoint(self, name, args, self.cluster.id, self.cluster.host_name,
+                                        versions.AZURE_MANAGED_REDIS_PORT, keys.primary_key)
+        self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})
 
 
 # ---------------------------------------------------------------------------------
@@ -206,16 +208,7 @@ class AzureCacheRedis(pulumi.ComponentResource):
             opts=ResourceOptions(parent=self, additional_secret_outputs=["accessKeys"]),
         )
         keys = r.list_redis_keys_output(name=self.cache.name, resource_group_name=args.resource_group_name)
-        # list-keys results are not secret by themselves.
-        password = Output.secret(keys.primary_key)
         self.resource_id = self.cache.id
-        egress = _private_access(self, name, self.cache.id, args.resource_group_name, args.location,
-                                 args.private_link, args.tags)
-        self.endpoint = RedisEndpoint(
-            host=self.cache.host_name,
-            port=versions.AZURE_REDIS_TLS_PORT,
-            tls=True,
-            password=password,
-            egress_cidrs=egress,
-        )
-        self.register_outputs({"host": self.endpoint.host, "password": password})
+        self.endpoint = _azure_endpoint(self, name, args, self.cache.id, self.cache.host_name,
+                                        versions.AZURE_REDIS_TLS_PORT, keys.primary_key)
+        self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})

@@ -82,12 +82,7 @@ class CacheApi(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheApiArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:CacheApi", name, None, opts)
         self._labels = kx.labels(self.APP)
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
-            automount_service_account_token=False,
-            opts=ResourceOptions(parent=self),
-        )
+        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self)
         self.deployment = self._create_deployment(name, args, sa)
         service = k8s.core.v1.Service(
             f"{name}-svc",

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import ResourceOptions
 
 from components import versions
 
@@ -21,6 +23,17 @@ def labels(app: str, component: str | None = None) -> dict[str, str]:
     if component:
         out["app.kubernetes.io/component"] = component
     return out
+
+
+def service_account(name: str, app: str, namespace: pulumi.Input[str], labels: Mapping[str, str],
+                    parent: pulumi.Resource) -> k8s.core.v1.ServiceAccount:
+    """``<name>-sa``: the app's own ServiceAccount, named after the app, with no API token mounted."""
+    return k8s.core.v1.ServiceAccount(
+        f"{name}-sa",
+        metadata={"name": app, "namespace": namespace, "labels": dict(labels)},
+        automount_service_account_token=False,
+        opts=ResourceOptions(parent=parent),
+    )
 
 
 def pod_security_context(uid: int = versions.APP_UID, gid: int | None = None) -> dict[str, Any]:

@@ -60,12 +60,7 @@ class Producer(pulumi.ComponentResource):
     def __init__(self, name: str, args: ProducerArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:Producer", name, None, opts)
         lbl = kx.labels(self.APP)
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata={"name": self.APP, "namespace": args.namespace, "labels": lbl},
-            automount_service_account_token=False,
-            opts=ResourceOptions(parent=self),
-        )
+        sa = kx.service_account(name, self.APP, args.namespace, lbl, self)
         health = ["python", "-m", "apps.producer.healthcheck"]
         container = {
             "name": "producer",

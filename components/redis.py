@@ -7,7 +7,7 @@ Every Redis implementation (``InClusterRedis`` here, ``AzureManagedRedis`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -126,12 +126,7 @@ class InClusterRedis(pulumi.ComponentResource):
             string_data={kx.PASSWORD_KEY: self.password},
             opts=ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
         )
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
-            automount_service_account_token=False,
-            opts=ResourceOptions(parent=self),
-        )
+        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self)
         headless, service = self._create_services(name, args)
         self.statefulset = self._create_statefulset(name, args, secret, sa, headless)
         self.endpoint = RedisEndpoint(

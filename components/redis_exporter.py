@@ -73,12 +73,7 @@ class RedisExporter(pulumi.ComponentResource):
     def __init__(self, name: str, args: RedisExporterArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:RedisExporter", name, None, opts)
         lbl = kx.labels(self.APP)
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata={"name": self.APP, "namespace": args.namespace, "labels": lbl},
-            automount_service_account_token=False,
-            opts=ResourceOptions(parent=self),
-        )
+        sa = kx.service_account(name, self.APP, args.namespace, lbl, self)
         ep = args.endpoint
         scheme = "rediss" if ep.tls else "redis"
         uid = versions.REDIS_EXPORTER_UID

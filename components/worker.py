@@ -142,12 +142,7 @@ class CeleryWorker(pulumi.ComponentResource):
         super().__init__("redis-keda-platform:index:CeleryWorker", name, None, opts)
         self._labels = kx.labels(self.APP)
         keda_opts = ResourceOptions(parent=self, depends_on=[args.keda_release])
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata={"name": self.APP, "namespace": args.namespace, "labels": self._labels},
-            automount_service_account_token=False,
-            opts=ResourceOptions(parent=self),
-        )
+        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self)
         auth = self._create_trigger_auth(name, args, keda_opts)
         trigger = self._trigger(args, auth, args.queue_name, "queue")
         if args.mode == "deployment":

@@ -221,7 +221,7 @@ def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, samp
         # -- the key values ----------------------------------------------------------------
         value = lambda e: prom.value(e)  # noqa: E731
         assert value(succeeded) == BURST
-        assert value(f'sum(celery_task_duration_seconds_count{{job="worker",outcome="succeeded"}})') == BURST
+        assert value('sum(celery_task_duration_seconds_count{job="worker",outcome="succeeded"})') == BURST
         assert value('sum(celery_tasks_failed_total{job="worker",reason="bad_payload"})') == BAD_TASKS
         assert value(f'max(redis_key_size{{job="redis-exporter",key="{DEAD_LETTER}"}})') == BAD_TASKS
         assert value(f'max(redis_key_size{{job="redis-exporter",key="{QUEUE}"}})') == 0
