@@ -36,6 +36,24 @@ def service_account(name: str, app: str, namespace: pulumi.Input[str], labels: M
     )
 
 
+def pod_spec(service_account: Any, containers: list[dict[str, Any]], *, grace_seconds: int = 30,
+             volumes: list[dict[str, Any]] | None = None, uid: int = versions.APP_UID, **extra: Any) -> dict[str, Any]:
+    """The hardened pod spec every workload shares: its own ServiceAccount and no API token,
+    no service-link env vars, a non-root ``restricted`` security context."""
+    spec: dict[str, Any] = {
+        "serviceAccountName": service_account.metadata.name,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(uid),
+        "terminationGracePeriodSeconds": grace_seconds,
+        "containers": containers,
+    }
+    if volumes:
+        spec["volumes"] = volumes
+    spec.update(extra)
+    return spec
+
+
 def pod_security_context(uid: int = versions.APP_UID, gid: int | None = None) -> dict[str, Any]:
     gid = uid if gid is None else gid
     return {

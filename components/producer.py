@@ -91,15 +91,7 @@ class Producer(pulumi.ComponentResource):
                 "selector": {"matchLabels": lbl},
                 "template": {
                     "metadata": {"labels": lbl},
-                    "spec": {
-                        "serviceAccountName": sa.metadata.name,
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": kx.pod_security_context(),
-                        "terminationGracePeriodSeconds": 15,
-                        "containers": [container],
-                        "volumes": [kx.tmp_volume()],
-                    },
+                    "spec": kx.pod_spec(sa, [container], grace_seconds=15, volumes=[kx.tmp_volume()]),
                 },
             },
             opts=ResourceOptions(parent=self),

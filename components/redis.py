@@ -207,15 +207,7 @@ class InClusterRedis(pulumi.ComponentResource):
                 "selector": {"matchLabels": self._labels},
                 "template": {
                     "metadata": {"labels": self._labels},
-                    "spec": {
-                        "serviceAccountName": sa.metadata.name,
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": kx.pod_security_context(uid),
-                        "terminationGracePeriodSeconds": 30,
-                        "containers": [container],
-                        "volumes": [kx.tmp_volume("16Mi")],
-                    },
+                    "spec": kx.pod_spec(sa, [container], volumes=[kx.tmp_volume("16Mi")], uid=uid),
                 },
                 "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": self._labels}, "spec": pvc_spec}],
             },

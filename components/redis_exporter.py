@@ -113,14 +113,7 @@ class RedisExporter(pulumi.ComponentResource):
                 "selector": {"matchLabels": lbl},
                 "template": {
                     "metadata": {"labels": lbl},
-                    "spec": {
-                        "serviceAccountName": sa.metadata.name,
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": kx.pod_security_context(uid),
-                        "terminationGracePeriodSeconds": 10,
-                        "containers": [container],
-                    },
+                    "spec": kx.pod_spec(sa, [container], grace_seconds=10, uid=uid),
                 },
             },
             opts=ResourceOptions(parent=self),

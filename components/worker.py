@@ -244,16 +244,9 @@ class CeleryWorker(pulumi.ComponentResource):
         }
 
     def _pod_spec(self, args: CeleryWorkerArgs, sa, job: bool) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "serviceAccountName": sa.metadata.name,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": kx.pod_security_context(),
-            # Longer than the longest task: a SIGTERM'd worker finishes its task (warm shutdown).
-            "terminationGracePeriodSeconds": args.grace_seconds,
-            "containers": [self._container(args, job)],
-            "volumes": [kx.tmp_volume()],
-        }
+        # Grace longer than the longest task: a SIGTERM'd worker finishes its task (warm shutdown).
+        spec = kx.pod_spec(sa, [self._container(args, job)], grace_seconds=args.grace_seconds,
+                           volumes=[kx.tmp_volume()])
         if job:
             spec["restartPolicy"] = "Never"
         return spec
@@ -309,15 +302,7 @@ class CeleryWorker(pulumi.ComponentResource):
                 "strategy": {"type": "Recreate"},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": sa.metadata.name,
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": kx.pod_security_context(),
-                        "terminationGracePeriodSeconds": 30,
-                        "containers": [container],
-                        "volumes": [kx.tmp_volume()],
-                    },
+                    "spec": kx.pod_spec(sa, [container], volumes=[kx.tmp_volume()]),
                 },
             },
             opts=ResourceOptions(parent=self),
