@@ -266,6 +266,17 @@ def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, samp
         assert all(s["points"] >= 10 for s in summary.values()), summary
         assert summary["queue length"]["max"] >= 1 and summary["tasks/s succeeded"]["max"] > 0
         assert summary["worker replicas"]["max"] == 2, summary
+
+        # -- and the whole dashboard, panel by panel (README's picture) -----------------------
+        picture = Path(os.environ.get("DASHBOARD_PNG", tmp_path / "dashboard.png"))
+        run = subprocess.run([sys.executable, "-m", "tools.dashboard_png", "--prometheus", prom.url,
+                              "--start", f"{started:.0f}", "--end", f"{end:.0f}", "--step", "1",
+                              "--rate-interval", RATE_INTERVAL, "--out", str(picture)],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        drawn = json.loads(png_text_chunks(picture)["Description"])
+        assert set(drawn) == set(panels_with_data), drawn
+        assert sorted(t for t, n in drawn.items() if not n) == external_only, drawn
     finally:
         if "reader" in locals():
             reader.stop.set()
