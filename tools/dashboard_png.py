@@ -1,6 +1,6 @@
 """Draw the whole Grafana dashboard from Prometheus into one PNG, panel by panel.
 
-    python -m tools.dashboard_png --prometheus http://127.0.0.1:9090 --start T0 --end T1 --out dashboard.png
+    python -m tools.dashboard_png --prometheus http://127.0.0.1:9090 --since 15m --out dashboard.png
 
 Every panel of monitoring/dashboard.json at its own place in the 24-column grid
 (``gridPos``), every target's query with the template variables filled in (the same
@@ -19,13 +19,11 @@ import argparse
 import json
 import re
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tools.report import DASHBOARD, ROOT, dashboard_queries, timestamp
+from tools.report import DASHBOARD, ROOT, dashboard_queries, query_range_all, window, window_arguments
 
 GRID_COLUMNS = 24
 _LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -54,14 +52,6 @@ def panels(namespace: str, queue: str, dead_letter: str, rate_interval: str) -> 
     return out
 
 
-def query_range(prometheus: str, expr: str, start: float, end: float, step: int) -> list[tuple[dict, list]]:
-    """Every series of a range query: (labels, [(t, v), ...])."""
-    params = urllib.parse.urlencode({"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": str(step)})
-    with urllib.request.urlopen(f"{prometheus.rstrip('/')}/api/v1/query_range?{params}", timeout=30) as response:
-        data = json.loads(response.read())
-    return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in data["data"]["result"]]
-
-
 def legend_for(template: str, labels: dict) -> str:
     return _LABEL.sub(lambda m: labels.get(m.group(1), ""), template) or "series"
 
@@ -88,7 +78,7 @@ def draw(prometheus: str, start: float, end: float, step: int, out: Path, *, nam
         scale, unit = _SCALE.get(panel["unit"], (1.0, {"ops": "/s", "reqps": "req/s"}.get(panel["unit"], "")))
         count, lines, twin = 0, [], None
         for legend, expr in panel["targets"]:
-            for labels, points in query_range(prometheus, expr, start, end, step):
+            for labels, points in query_range_all(prometheus, expr, start, end, step):
                 times = [datetime.fromtimestamp(t, tz=timezone.utc) for t, _ in points]
                 name = legend_for(legend, labels)
                 if name in panel["right_axis"]:  # Grafana's override: own axis on the right, dashed
@@ -124,24 +114,13 @@ def draw(prometheus: str, start: float, end: float, step: int, out: Path, *, nam
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.dashboard_png", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
-    parser.add_argument("--start", type=timestamp, required=True, help="window start (unix or ISO 8601)")
-    parser.add_argument("--end", type=timestamp, required=True, help="window end (unix or ISO 8601)")
-    parser.add_argument("--step", type=int, default=None, help="resolution in seconds (default: window / 300)")
+    window_arguments(parser)
     parser.add_argument("--rate-interval", default="1m", help="what $__rate_interval stands for (default 1m)")
-    parser.add_argument("--namespace", default="platform", help="app namespace")
-    parser.add_argument("--queue", default="celery", help="Celery queue")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "dashboard.png", help="PNG to write")
     args = parser.parse_args(argv)
-    if args.start >= args.end:
-        parser.error("the window's start must be before its end")
-    step = args.step or max(1, int((args.end - args.start) / 300))
-    try:
-        drawn = draw(args.prometheus, args.start, args.end, step, args.out, namespace=args.namespace,
-                     queue=args.queue, rate_interval=args.rate_interval)
-    except OSError as exc:
-        print(f"dashboard_png: cannot query Prometheus at {args.prometheus}: {exc}", file=sys.stderr)
-        return 1
+    start, end, step = window(args, parser)
+    drawn = draw(args.prometheus, start, end, step, args.out, namespace=args.namespace, queue=args.queue,
+                 rate_interval=args.rate_interval)
     print(f"dashboard_png: {args.out} ({sum(1 for n in drawn.values() if n)} of {len(drawn)} panels with data)")
     return 0
 

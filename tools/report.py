@@ -92,7 +92,8 @@ def report_queries(namespace: str, queue: str, rate_interval: str) -> dict[str, 
     }
 
 
-def query_range(prometheus: str, expr: str, start: float, end: float, step: int) -> list[tuple[float, float]]:
+def query_range_all(prometheus: str, expr: str, start: float, end: float, step: int) -> list[tuple[dict, list]]:
+    """Every series of a range query: ``(labels, [(t, v), ...])``; exits naming the problem."""
     params = urllib.parse.urlencode({"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": str(step)})
     url = f"{prometheus.rstrip('/')}/api/v1/query_range?{params}"
     try:
@@ -102,10 +103,13 @@ def query_range(prometheus: str, expr: str, start: float, end: float, step: int)
         raise SystemExit(f"report: Prometheus refused {expr!r}: {err.read().decode(errors='replace')[:300]}") from None
     except OSError as err:
         raise SystemExit(f"report: cannot reach Prometheus at {prometheus}: {err}") from None
-    result = data["data"]["result"]
-    if not result:
-        return []
-    return [(float(t), float(v)) for t, v in result[0]["values"]]
+    return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in data["data"]["result"]]
+
+
+def query_range(prometheus: str, expr: str, start: float, end: float, step: int) -> list[tuple[float, float]]:
+    """The first series of a range query (the report's queries each return one)."""
+    result = query_range_all(prometheus, expr, start, end, step)
+    return result[0][1] if result else []
 
 
 def plot(series: Sequence[Series], out: Path, start: float, end: float) -> dict:
@@ -144,27 +148,37 @@ def plot(series: Sequence[Series], out: Path, start: float, end: float) -> dict:
     return summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.split("\n\n")[0])
+def window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments ``make report`` and ``tools.dashboard_png`` share: where, when, what."""
     parser.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     parser.add_argument("--since", type=seconds, default=None, help="window ending now (e.g. 15m); default 15m")
     parser.add_argument("--start", type=timestamp, default=None, help="window start (unix or ISO 8601)")
     parser.add_argument("--end", type=timestamp, default=None, help="window end (unix or ISO 8601); default now")
     parser.add_argument("--step", type=seconds, default=None, help="resolution (default: window / 300, at least 1s)")
-    parser.add_argument("--rate-window", default="1m", help="range of rate() for tasks/s (default 1m)")
     parser.add_argument("--namespace", default="platform", help="app namespace")
     parser.add_argument("--queue", default="celery", help="Celery queue (the Redis list KEDA watches)")
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "report.png", help="PNG to write")
-    args = parser.parse_args(argv)
+
+
+def window(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[float, float, int]:
+    """(start, end, step) from ``window_arguments``; a bad combination is a usage error."""
     if args.start is not None and args.since is not None:
         parser.error("give --since or --start, not both")
-    if not _DURATION.match(args.rate_window):
-        parser.error(f"--rate-window: not a duration like 30s or 1m: {args.rate_window!r}")
     end = args.end if args.end is not None else time.time()
     start = args.start if args.start is not None else end - (args.since or 900)
     if start >= end:
         parser.error("the window's start must be before its end")
-    step = args.step or max(1, int((end - start) / 300))
+    return start, end, args.step or max(1, int((end - start) / 300))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.split("\n\n")[0])
+    window_arguments(parser)
+    parser.add_argument("--rate-window", default="1m", help="range of rate() for tasks/s (default 1m)")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "report.png", help="PNG to write")
+    args = parser.parse_args(argv)
+    if not _DURATION.match(args.rate_window):
+        parser.error(f"--rate-window: not a duration like 30s or 1m: {args.rate_window!r}")
+    start, end, step = window(args, parser)
     series = [Series(name, expr, query_range(args.prometheus, expr, start, end, step))
               for name, expr in report_queries(args.namespace, args.queue, args.rate_window).items()]
     summary = plot(series, args.out, start, end)

@@ -270,7 +270,7 @@ def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, samp
         # -- and the whole dashboard, panel by panel (README's picture) -----------------------
         picture = Path(os.environ.get("DASHBOARD_PNG", tmp_path / "dashboard.png"))
         run = subprocess.run([sys.executable, "-m", "tools.dashboard_png", "--prometheus", prom.url,
-                              "--start", f"{started:.0f}", "--end", f"{end:.0f}", "--step", "1",
+                              "--start", f"{started:.0f}", "--end", f"{end:.0f}", "--step", "1s",
                               "--rate-interval", RATE_INTERVAL, "--out", str(picture)],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
