@@ -7,6 +7,7 @@ The read, stampede and outage tests take ``redis_any`` or ``redis_factory(profil
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from apps.cache_api.generate_dataset import generate
+from apps.cache_api.logs import LOGGER_NAME, JsonFormatter
 from apps.cache_api.main import create_app
 from apps.cache_api.settings import Settings
 from tests.apps.redis_profiles import PROFILE_NAMES
@@ -199,3 +201,16 @@ def replica_factory(tmp_path: Path) -> Iterator[Callable[[RedisServer], ReplicaS
     yield start
     for replica in started:
         replica.cleanup()
+
+
+@pytest.fixture
+def log_lines():
+    """Formatted JSON lines our logger writes during the test."""
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(JsonFormatter())
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)

@@ -5,12 +5,10 @@ without a traceback."""
 
 from __future__ import annotations
 
-import logging
 
 import orjson
 import pytest
 
-from apps.cache_api.logs import LOGGER_NAME, JsonFormatter
 from tests.apps.cache_api.conftest import loads, serve, settings_for
 
 JUNK = [
@@ -24,17 +22,6 @@ JUNK = [
 VIEWS = ["", "?limit=3", "?sort=stars", "?sort=updated_at&limit=2"]
 
 
-@pytest.fixture
-def log_lines():
-    """Formatted JSON lines our logger writes during the test."""
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.setFormatter(JsonFormatter())
-    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 def _expected(sample_dataset, tag: str) -> list:

@@ -4,7 +4,6 @@ unset), TLS that verifies, probe details without host, port or password, the rea
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import time
 
 import pytest
 
-from apps.cache_api.logs import LOGGER_NAME, JsonFormatter
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.settings import Settings, SettingsError, load_settings
 from tests.apps.cache_api.conftest import REPO_ROOT, loads, serve, settings_for
@@ -172,23 +170,15 @@ async def test_reads_go_to_the_replica_writes_and_lock_to_the_primary(redis_fact
     assert loads(app) == 1
 
 
-def test_password_never_logged(redis_server, sample_dataset):
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.setFormatter(JsonFormatter())
-    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(handler)
-    try:
-        import asyncio
+def test_password_never_logged(redis_server, sample_dataset, log_lines):
+    import asyncio
 
-        async def run() -> None:
-            async with serve(settings_for(redis_server, sample_dataset, redis_password="hunter2-secret")) as (_, c):
-                await c.get("/github_stats/python")  # wrong password: logs the redis error
+    async def run() -> None:
+        async with serve(settings_for(redis_server, sample_dataset, redis_password="hunter2-secret")) as (_, c):
+            await c.get("/github_stats/python")  # wrong password: logs the redis error
 
-        asyncio.run(run())
-    finally:
-        logger.removeHandler(handler)
+    asyncio.run(run())
+    lines = log_lines
     text = "\n".join(lines)
     assert "cache api starting" in text and "redis_password_set" in text
     assert "redis unavailable" in text
