@@ -25,6 +25,25 @@ def labels(app: str, component: str | None = None) -> dict[str, str]:
     return out
 
 
+def restricted_namespace(resource_name: str, name: str, parent: pulumi.Resource,
+                         pod_security: str = "restricted", extra_labels: Mapping[str, str] | None = None,
+                         ) -> k8s.core.v1.Namespace:
+    """A namespace that enforces a Pod Security Standard (``restricted`` unless told)."""
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata={
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/part-of": PART_OF,
+                "pod-security.kubernetes.io/enforce": pod_security,
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                **(extra_labels or {}),
+            },
+        },
+        opts=ResourceOptions(parent=parent),
+    )
+
+
 def service_account(name: str, app: str, namespace: pulumi.Input[str], labels: Mapping[str, str],
                     parent: pulumi.Resource) -> k8s.core.v1.ServiceAccount:
     """``<name>-sa``: the app's own ServiceAccount, named after the app, with no API token mounted."""

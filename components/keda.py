@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
+from components import k8s as kx
 from components import versions
 
 
@@ -90,18 +91,7 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:Keda", name, None, opts)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": args.namespace,
-                "labels": {
-                    "app.kubernetes.io/part-of": "redis-keda-platform",
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=ResourceOptions(parent=self),
-        )
+        ns = kx.restricted_namespace(f"{name}-ns", args.namespace, self)
         self.namespace = ns.metadata.name
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

@@ -212,18 +212,7 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("redis-keda-platform:index:Monitoring", name, None, opts)
         self._name = name
         self.dead_letter_queue = args.dead_letter_queue
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": args.namespace,
-                "labels": {
-                    "app.kubernetes.io/part-of": kx.PART_OF,
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=ResourceOptions(parent=self),
-        )
+        ns = kx.restricted_namespace(f"{name}-ns", args.namespace, self)
         self.namespace = ns.metadata.name
         admin = self._create_grafana_admin(name)
         self.release = k8s.helm.v3.Release(

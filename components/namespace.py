@@ -31,20 +31,10 @@ class AppNamespace(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppNamespaceArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:AppNamespace", name, None, opts)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": args.name,
-                "labels": {
-                    "app.kubernetes.io/part-of": kx.PART_OF,
-                    "pod-security.kubernetes.io/enforce": args.pod_security,
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                    "pod-security.kubernetes.io/warn": args.pod_security,
-                    "pod-security.kubernetes.io/audit": args.pod_security,
-                },
-            },
-            opts=ResourceOptions(parent=self),
-        )
+        ns = kx.restricted_namespace(f"{name}-ns", args.name, self, args.pod_security, extra_labels={
+            "pod-security.kubernetes.io/warn": args.pod_security,
+            "pod-security.kubernetes.io/audit": args.pod_security,
+        })
         self.name = ns.metadata.name
         self.register_outputs({"name": self.name})
 
