@@ -54,17 +54,24 @@ def _fill_queue(server: RedisServer) -> None:
         # celery.inflight absent: reported as 0 (an empty list does not exist in Redis)
 
 
+def scrape(binary: str, env: dict[str, str], tmp_path: Path, times: int = 1) -> dict[str, float]:
+    """Start the exporter with ``env``, scrape it ``times`` times, stop it: the last samples."""
+    exporter = RedisExporterProcess(binary, env, tmp_path).start()
+    try:
+        for _ in range(times):
+            samples = exporter.samples()
+    finally:
+        exporter.stop()
+    return samples
+
+
 def _sizes(samples: dict[str, float]) -> dict[str, float]:
     return {k.split('key="')[1].split('"')[0]: v for k, v in samples.items() if k.startswith("redis_key_size{")}
 
 
 def test_plain_in_cluster_redis(binary, redis_server, tmp_path):
     _fill_queue(redis_server)
-    exporter = RedisExporterProcess(binary, exporter_env("local", redis_server), tmp_path).start()
-    try:
-        samples = exporter.samples()
-    finally:
-        exporter.stop()
+    samples = scrape(binary, exporter_env("local", redis_server), tmp_path)
     assert samples["redis_up"] == 1
     assert _sizes(samples) == {"celery": 7, "celery.inflight": 0, "celery.dead_letter": 2, "unacked": 3}
     assert samples["redis_memory_used_bytes"] > 0 and samples["redis_connected_clients"] >= 1
@@ -84,12 +91,7 @@ def test_azure_profiles_tls_password_no_admin_commands(binary, azure_redis, tmp_
         with pytest.raises(Exception, match="unknown command"):
             c.execute_command("CONFIG", "GET", "maxmemory")
     _fill_queue(azure_redis)
-    exporter = RedisExporterProcess(binary, exporter_env("aks", azure_redis), tmp_path).start()
-    try:
-        for _ in range(3):
-            samples = exporter.samples()
-    finally:
-        exporter.stop()
+    samples = scrape(binary, exporter_env("aks", azure_redis), tmp_path, times=3)
     assert samples["redis_up"] == 1
     assert _sizes(samples) == {"celery": 7, "celery.inflight": 0, "celery.dead_letter": 2, "unacked": 3}
     sent = azure_redis.audit.commands()
@@ -118,21 +120,12 @@ def config_denied(tmp_path: Path, tls_files: TlsFiles):
 
 def test_the_exporter_never_calls_config(binary, config_denied, tmp_path):
     _fill_queue(config_denied)
-    exporter = RedisExporterProcess(binary, exporter_env("aks", config_denied), tmp_path).start()
-    try:
-        for _ in range(3):
-            samples = exporter.samples()
-    finally:
-        exporter.stop()
+    samples = scrape(binary, exporter_env("aks", config_denied), tmp_path, times=3)
     assert samples["redis_up"] == 1
     assert _config_calls(config_denied) == 0  # REDIS_EXPORTER_CONFIG_COMMAND=-
     # (without it the exporter calls CONFIG GET on every scrape, and Azure refuses it)
     calls_config = {**exporter_env("aks", config_denied), "REDIS_EXPORTER_CONFIG_COMMAND": "CONFIG"}
-    exporter = RedisExporterProcess(binary, calls_config, tmp_path).start()
-    try:
-        exporter.samples()
-    finally:
-        exporter.stop()
+    scrape(binary, calls_config, tmp_path)
     assert _config_calls(config_denied) >= 1
 
 
@@ -141,11 +134,7 @@ def test_tls_is_verified_and_the_password_required(binary, azure_redis, tmp_path
     del no_ca["REDIS_EXPORTER_TLS_CA_CERT_FILE"]
     wrong_password = exporter_env("aks", azure_redis, password="not-the-password")
     for env in (no_ca, wrong_password):
-        exporter = RedisExporterProcess(binary, env, tmp_path).start()
-        try:
-            assert exporter.samples()["redis_up"] == 0
-        finally:
-            exporter.stop()
+        assert scrape(binary, env, tmp_path)["redis_up"] == 0
 
 
 def test_the_rendered_env_is_what_these_tests_rely_on():
