@@ -75,13 +75,17 @@ def redis_any(redis_profile: RedisServer) -> RedisServer:
 @pytest.fixture
 def redis_factory(tmp_path: Path, tls_files: TlsFiles):
     """Start private servers a test may stop and restart (chaos tests):
-    ``redis_factory()`` plain, ``redis_factory(tls=tls_files)``, ``redis_factory(profile="azure-cache")``."""
+    ``redis_factory()`` plain, ``redis_factory(tls=tls_files)``, ``redis_factory(profile="azure-cache")``,
+    ``redis_factory(settings={"maxmemory": "8mb", "maxmemory-policy": "noeviction"})`` (redis.conf
+    directives given at start, on every profile: the azure ones refuse CONFIG SET)."""
     servers: list[RedisServer] = []
 
-    def make(tls: TlsFiles | None = None, profile: str = "local") -> RedisServer:
+    def make(tls: TlsFiles | None = None, profile: str = "local",
+             settings: dict[str, str] | None = None) -> RedisServer:
         chosen = PROFILES[profile]
         server = RedisServer(workdir=tmp_path / f"redis-{len(servers)}",
-                             tls=tls or (tls_files if chosen.tls else None), profile=chosen).start()
+                             tls=tls or (tls_files if chosen.tls else None), profile=chosen,
+                             settings=dict(settings or {})).start()
         servers.append(server)
         return server
 

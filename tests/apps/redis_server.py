@@ -77,6 +77,9 @@ class RedisServer:
     monitor: Monitor | None = None
     #: Short path (Unix socket paths are limited to ~100 bytes), removed by stop().
     socket_dir: Path | None = None
+    #: More redis.conf directives, e.g. ``{"maxmemory": "8mb", "maxclients": "40"}``: the
+    #: azure profiles refuse CONFIG, so a limit is set when the server starts, as Azure sets it.
+    settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.profile.tls and self.tls is None:
@@ -121,6 +124,7 @@ class RedisServer:
                       f"tls-key-file {self.tls.key}", f"tls-ca-cert-file {self.tls.ca}", "tls-auth-clients no"]
         else:
             lines.append(f"port {self.port}")
+        lines += [f"{name} {value}" for name, value in self.settings.items()]
         return lines + self.profile.config_lines(self.password)
 
     def start(self, timeout: float = 10.0) -> "RedisServer":

@@ -128,3 +128,16 @@ def test_audit_records_apps_and_scripts_not_the_harness(tmp_path):
     assert "LMOVE" not in problems and "BRPOPLPUSH" not in problems
     assert {"SET", "EVAL", "ZADD", "BRPOPLPUSH"} <= audit.commands()
     assert "LMOVE" not in audit.commands()
+
+
+@pytest.mark.parametrize("profile", ["local", "azure-cache", "azure-managed"])
+def test_limits_given_at_start_hold_on_every_profile(redis_factory, profile):
+    """A full Redis on every profile: the limit is in redis.conf (the azure ones refuse CONFIG)."""
+    server = redis_factory(profile=profile, settings={"maxmemory": "2mb", "maxmemory-policy": "noeviction",
+                                                      "maxclients": "17"})
+    with server.client() as c:
+        assert c.info("memory")["maxmemory"] == 2 * 1024 * 1024
+        assert c.info("clients")["maxclients"] == 17
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            for i in range(10_000):
+                c.set(f"fill:{i}", "x" * 1024)

@@ -11,6 +11,7 @@ adapted (a temp dir, a free port); the script is the manifest's, byte for byte o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -70,7 +71,8 @@ class Sidecar:
 
     def start(self) -> None:
         with self.log.open("w") as log:
-            self.proc = subprocess.Popen(["sh", "-c", self.script], env=self.env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(["sh", "-c", self.script], env=self.env, stdout=log, stderr=log,
+                                         start_new_session=True)
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, password=PASSWORD, socket_timeout=1)
@@ -88,11 +90,13 @@ class Sidecar:
         return servers[0] if servers else None
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        for pid in _children(self.proc.pid) if self.proc else []:
-            os.kill(pid, signal.SIGKILL)
+        """Kill the shell and every redis-server it started: they share its process group
+        (once the shell is gone its children belong to init, and ``pgrep -P`` finds none)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
