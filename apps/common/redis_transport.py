@@ -16,8 +16,10 @@ kombu's publish retries. kombu lists the socket-level errors only, so a full Red
 ``max number of clients reached`` while Celery's Mingle step opens its own) killed the
 worker. They are added here (apps/common/redis_errors.py says which); every other reply
 error stays a channel error. The worker's consumer waits between those reconnects with a
-bounded backoff (apps/worker/runtime.py). The worker's transport (apps/worker/broker.py)
-builds on this one; the producer uses it as it is.
+bounded backoff (apps/worker/runtime.py). Every connection also
+gets one quick retry instead of redis-py's silent backoff of up to 10 s
+(``one_quick_retry``). The worker's transport (apps/worker/broker.py) builds on this one;
+the producer uses it as it is.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from kombu.exceptions import OperationalError
 from kombu.transport import redis as kredis
 
 from apps.common.redis_errors import REFUSED
-from apps.common.redis_settings import handshake_6_0
+from apps.common.redis_settings import handshake_6_0, one_quick_retry
 
 #: The transport for ``broker_transport`` (``module:Class``).
 TRANSPORT = "apps.common.redis_transport:Transport"
@@ -35,7 +37,7 @@ TRANSPORT = "apps.common.redis_transport:Transport"
 class Channel(kredis.Channel):
     def _connparams(self, asynchronous=False):
         params = super()._connparams(asynchronous=asynchronous)
-        params.update(handshake_6_0())
+        params.update(handshake_6_0(), retry=one_quick_retry())
         return params
 
 

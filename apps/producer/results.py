@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable, Iterable
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from apps.producer.settings import ProducerSettings
 
@@ -19,9 +17,9 @@ RESULT_KEY = "users:{}"  # the worker's effect (DESIGN.md); the worker writes th
 
 
 def redis_client(settings: ProducerSettings) -> redis.Redis:
-    """Same endpoint and TLS rules as the broker connection: verification always on. No
-    retries inside redis-py: the producer's own loops wait (and log) for Redis."""
-    return redis.Redis(**settings.redis_client_kwargs(socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)))
+    """Same endpoint and TLS rules as the broker connection: verification always on, and no
+    silent backoff in redis-py (the producer's own loops wait, and log, for Redis)."""
+    return redis.Redis(**settings.redis_client_kwargs(socket_connect_timeout=5))
 
 
 def missing_results(client: redis.Redis, task_ids: Iterable[str], chunk: int = 500) -> list[str]:
