@@ -219,6 +219,16 @@ class WorkerTask(Task):
     Request = "apps.worker.runtime:WorkerRequest"
 
 
+def serve_metrics(settings: WorkerSettings) -> None:
+    """Start /metrics once per process: as soon as the consumer exists, so the waiting-for-Redis
+    metrics are served while it cannot connect or start."""
+    global _metrics_started
+    if settings.worker_metrics_port and not _metrics_started:
+        start_http_server(settings.worker_metrics_port)
+        _metrics_started = True
+        logger.info("metrics on :%d/metrics", settings.worker_metrics_port)
+
+
 class WorkerConsumer(Consumer):
     """Messages Celery cannot run go to the dead-letter list and are acked; the worker goes on.
 
@@ -229,8 +239,16 @@ class WorkerConsumer(Consumer):
 
     _dispatching = False
 
+
     def __init__(self, *args, **kwargs):
+        # Without Mingle (Celery's --without-mingle). At every (re)start Mingle asks the other
+        # workers for their revoked task ids and logical clocks: this platform revokes nothing
+        # and keeps no results, so there is nothing to sync. It costs a second and one more
+        # connection per start, and at the client limit its publish blocks in kombu's own
+        # connection retries, heartbeat-less, for as long as the limit lasts.
+        kwargs["without_mingle"] = True
         super().__init__(*args, **kwargs)
+        serve_metrics(_settings(self.app))
         dispatch = self.on_task_request
 
         def on_task_request(request):
@@ -394,12 +412,8 @@ class RuntimeStep(bootsteps.StartStopStep):
         self.idle: IdleExit | None = None
 
     def start(self, c):
-        global _metrics_started
         settings = _settings(c.app)
-        if settings.worker_metrics_port and not _metrics_started:
-            start_http_server(settings.worker_metrics_port)
-            _metrics_started = True
-            logger.info("metrics on :%d/metrics", settings.worker_metrics_port)
+        serve_metrics(settings)
         path = settings.worker_heartbeat_file
         write_heartbeat(path, settings)
         self.trefs.append(c.timer.call_repeatedly(
