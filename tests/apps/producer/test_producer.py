@@ -179,6 +179,22 @@ def test_progress_bar_in_a_terminal(redis_server):
     assert "sent 50 tasks" in text
 
 
+def test_healthcheck_waiting_producer_is_live_not_ready(tmp_path):
+    from apps.producer.healthcheck import check
+
+    hb = tmp_path / "hb.json"
+    hb.write_text(json.dumps({"ts": time.time(), "sent": 3,
+                              "waiting": {"reason": "memory", "since": time.time() - 5, "attempts": 4}}))
+    live, msg = check(hb, 30)
+    assert live and "waiting for room in Redis (memory at the publish threshold) for 5s" in msg
+    ready, msg = check(hb, 30, ready=True)
+    assert not ready and msg.startswith("not ready")
+    hb.write_text(json.dumps({"ts": time.time(), "sent": 3, "waiting": {"reason": "readonly"}}))
+    assert "waiting for Redis (readonly)" in check(hb, 30, ready=True)[1]
+    hb.write_text(json.dumps({"ts": time.time(), "sent": 3, "waiting": None}))
+    assert check(hb, 30, ready=True)[0]
+
+
 def test_bad_environment_is_a_clear_error_without_secrets():
     out = producer({"REDIS_PORT": "not-a-port", "REDIS_PASSWORD": "hunter2-secret"}, "--count", "1", "--rate", "0")
     assert out.returncode == 2
