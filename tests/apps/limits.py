@@ -3,6 +3,8 @@ restart that is still loading, a replica that refuses writes, the client limit r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 
 #: redis.conf lines of a small Redis that refuses writes when full (as in-cluster and Azure are).
@@ -49,6 +51,17 @@ def populate(server, n: int) -> None:
             if i % 5000 == 4999:
                 pipe.execute()
         pipe.execute()
+
+
+def answering(predicate: Callable[[], object]) -> Callable[[], object]:
+    """``predicate``, false while the server answers ``LOADING`` (the tests' own reads of a
+    restarting server or of a replica loading its primary's data)."""
+    def check() -> object:
+        try:
+            return predicate()
+        except redis.BusyLoadingError:
+            return False
+    return check
 
 
 def replica_of(primary) -> dict[str, str]:
