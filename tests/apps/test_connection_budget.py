@@ -11,6 +11,7 @@ must follow it.
 - redis_exporter through a series of scrapes.
 
 The cache API's pool bound and its replica sidecar's link: tests/apps/cache_api/test_pool_bound.py.
+Each test has a private server: the session's shared one may hold other tests' clients.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def _run(server, tmp_path: Path, argv: list[str], seconds: float, **env: str) ->
     return sampler
 
 
-def test_the_sweeper_holds_its_budgeted_connections(redis_server, tmp_path):
-    sampler = _run(redis_server, tmp_path, ["-m", "apps.worker.sweeper"], 6)  # three sweeps
+def test_the_sweeper_holds_its_budgeted_connections(redis_factory, tmp_path):
+    sampler = _run(redis_factory(), tmp_path, ["-m", "apps.worker.sweeper"], 6)  # three sweeps
     assert sampler.peak == connections.SWEEPER_POD, dict(sampler.at_peak)
 
 
@@ -132,13 +133,14 @@ def test_the_sweeper_holds_its_budgeted_connections(redis_server, tmp_path):
     (["--forever", "--rate", "50"], connections.PRODUCER_POD),
     (["--standby"], 0),
 ])
-def test_the_producers_long_running_modes(redis_server, tmp_path, argv, expected):
-    sampler = _run(redis_server, tmp_path, ["-m", "apps.producer", *argv], 4)
+def test_the_producers_long_running_modes(redis_factory, tmp_path, argv, expected):
+    sampler = _run(redis_factory(), tmp_path, ["-m", "apps.producer", *argv], 4)
     assert sampler.peak == expected, dict(sampler.at_peak)
 
 
-def test_a_burst_in_a_standby_pod_is_the_producer_pods_budget(redis_server, tmp_path):
+def test_a_burst_in_a_standby_pod_is_the_producer_pods_budget(redis_factory, tmp_path):
     """``kubectl exec deploy/producer -- python -m apps.producer --count N`` (standby holds none)."""
+    redis_server = redis_factory()
     with ClientSampler(redis_server) as sampler:
         burst = subprocess.run([sys.executable, "-m", "apps.producer", "--count", "300", "--rate", "200"],
                                cwd=REPO, env=clean_env(**redis_server.env), capture_output=True, timeout=60)
@@ -146,7 +148,8 @@ def test_a_burst_in_a_standby_pod_is_the_producer_pods_budget(redis_server, tmp_
     assert sampler.peak == connections.PRODUCER_POD, dict(sampler.at_peak)
 
 
-def test_redis_exporter_holds_one_connection_per_scrape(redis_server, tmp_path):
+def test_redis_exporter_holds_one_connection_per_scrape(redis_factory, tmp_path):
+    redis_server = redis_factory()
     exporter = RedisExporterProcess(require_tool("redis_exporter"), exporter_env("local", redis_server),
                                     tmp_path).start()
     try:

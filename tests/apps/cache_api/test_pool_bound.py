@@ -39,8 +39,9 @@ async def test_the_pool_bound_holds_under_load(redis_factory, sample_dataset, uv
     assert sampler.peak == POOL, dict(sampler.at_peak)
 
 
-async def test_the_replica_sidecar_adds_one_link_to_the_primary(redis_server, replica_factory, sample_dataset,
+async def test_the_replica_sidecar_adds_one_link_to_the_primary(redis_factory, replica_factory, sample_dataset,
                                                                 uvicorn_factory):
+    redis_server = redis_factory()  # private: the session's shared server may hold other tests' clients
     replica = replica_factory(redis_server)
     env = {**redis_server.env, "DATASET_DIR": str(sample_dataset), "LOCAL_CACHE_TTL_SECONDS": "0",
            "REDIS_MAX_CONNECTIONS": str(POOL), "REDIS_READ_HOST": "127.0.0.1", "REDIS_READ_PORT": str(replica.port),
