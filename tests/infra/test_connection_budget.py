@@ -126,3 +126,33 @@ def test_the_docs_table_is_the_default_stacks_budget():
     total = _need(cfg)
     assert f"| **total** | | | **{total}** |" in section
     assert f"{total} + {connections.headroom(1000)} headroom" in section
+
+
+def _largest_fleet(raw: dict[str, str]) -> int:
+    """The largest workerMaxReplicas the config accepts with ``raw`` (bisection over the key's range)."""
+    lo, hi = 0, 1000
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            load_config({**raw, "workerMaxReplicas": str(mid)})
+            lo = mid
+        except ConfigError:
+            hi = mid - 1
+    return lo
+
+
+@pytest.mark.parametrize(("row", "raw"), [
+    ("| in-cluster, `redisMaxClients` 1000 |", {}),
+    ("| Azure Cache for Redis Standard C1 (1,000) |",
+     {"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "1"}),
+    ("| Azure Cache for Redis C0 (256), `cacheApiMaxReplicas` 2 |",
+     {"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0",
+      "cacheApiMaxReplicas": "2"}),
+    ("| Azure Managed Redis Balanced B0 (15,000) |", {"target": "aks", "redisManagedSku": "Balanced_B0"}),
+])
+def test_the_docs_what_the_default_sizes_hold_is_what_the_config_accepts(row, raw):
+    """docs/infra.md's "what the default sizes hold": each row's fleets are the largest the config accepts."""
+    text = DOCS.read_text()
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(row)]
+    quoted = [int(n) for n in re.findall(r"\b\d+\b", re.sub(r"\(.*?\)", "", line.rsplit("|", 2)[1]))]
+    assert quoted == [_largest_fleet({**raw, "workerConcurrency": str(c)}) for c in (1, 2, 4)], line
