@@ -107,11 +107,11 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """checkov's JSON report, one run over ``gate/<variant>`` (the rendered manifests as
     written) and ``unskipped/<variant>`` (the same without skip annotations, to prove
     each skip is needed). ``results`` holds the gate's results only."""
-    root = render_all()
     scan = tmp_path_factory.mktemp("checkov")
     assert "/." not in str(scan), f"{scan}: checkov skips paths inside hidden directories"
-    shutil.copytree(root, scan / GATE)
-    _strip_skips(root, scan / UNSKIPPED)
+    for variant_id, out in zip(VARIANT_IDS, render_all(), strict=True):
+        shutil.copytree(out, scan / GATE / variant_id)
+        _strip_skips(out, scan / UNSKIPPED / variant_id)
     proc = subprocess.run(
         [str(checkov_bin), "-d", str(scan), "--framework", "kubernetes", "--skip-download", "-o", "json"],
         capture_output=True,
