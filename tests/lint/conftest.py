@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,20 @@ class Seeded:
             (self.root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, self.root / name)
         return self
+
+    def append(self, name: str, text: str) -> int:
+        """Append ``text`` (one line) to the copy of ``name``; returns its line number."""
+        path = self.root / name
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([*lines, text]) + "\n")
+        return len(lines) + 1
+
+    def sub(self, name: str, pattern: str, new: str) -> None:
+        """Replace the first match of the regex ``pattern`` (which must match) in the copy of ``name``."""
+        path = self.root / name
+        text, n = re.subn(pattern, new, path.read_text(), count=1, flags=re.M)
+        assert n == 1, f"{name} has no match for {pattern!r}: update the test's defect"
+        path.write_text(text)
 
     def replace(self, name: str, old: str, new: str, count: int = 1) -> None:
         """Replace ``old`` (which must be there) by ``new`` in the copy of ``name``."""
