@@ -79,7 +79,7 @@ wait_for 900 "worker back to 0 replicas" test "$(replicas)" -eq 0
 log "cache API answers"
 "${KUBECTL[@]}" port-forward "svc/$API_SVC" 18000:8000 >/dev/null 2>&1 &
 PF_PID=$!
-TAG=$(ls apps/cache_api/dataset/*.json | head -1 | xargs basename | sed 's/\.json$//')
+TAG=$(basename "$(find apps/cache_api/dataset -name '*.json' -print -quit)" .json)
 wait_for 60 "/readyz is 200" curl -fsS -o /dev/null http://127.0.0.1:18000/readyz
 body=$(curl -fsS "http://127.0.0.1:18000/github_stats/${TAG}?limit=3")
 echo "$body" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, list) and len(d) == 3 and "stars" in d[0], d' \
