@@ -12,7 +12,8 @@ Why it looks like this: the limits of Pulumi's Python component provider
   or dataclass args are analysed but still receive a dict: pulumi/pulumi#18526), so the
   args type is a ``TypedDict``;
 - ``Union`` types are refused ("Union types are not supported") and ``Literal`` is not
-  understood at all, so each ``Literal[...]`` key becomes an ``Enum`` and ``X | None``
+  understood at all (the analyzer fails with "issubclass() arg 1 must be a class"), so
+  each ``Literal[...]`` key becomes an ``Enum`` and ``X | None``
   becomes a not-required ``X``; any other union fails here, naming the key;
 - every type lands in the ``index`` module, so enum names must be unique package-wide:
   each is the key in PascalCase (``workerMode`` -> ``WorkerMode``);

@@ -263,3 +263,16 @@ def _request(type_: str, name: str, inputs: dict[str, Any]) -> analyzer_pb2.Anal
     json_format.ParseDict(json.loads(json.dumps(inputs)), props)
     return analyzer_pb2.AnalyzeRequest(type=type_, name=name, urn=f"urn:pulumi:test::p::{type_}::{name}",
                                        properties=props)
+
+
+def test_the_pack_manifest_and_the_e2e_job_use_it():
+    import yaml
+
+    manifest = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    assert manifest["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+    pins = [line.strip() for line in (POLICY_DIR / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert "pulumi-policy==1.21.0" in pins and all("==" in p for p in pins), pins
+    e2e = (ROOT / "scripts" / "e2e_kind.sh").read_text()
+    assert "pulumi preview --stack \"$STACK\" --policy-pack policy" in e2e
+    assert "--policy-pack policy" in e2e.split("pulumi up --stack")[1].splitlines()[0]
