@@ -101,6 +101,8 @@ def reads(root: Path, ecosystem: str, directory: str) -> set[str]:
         return found
     if ecosystem == "docker":
         return set(here) & set(inventory.dockerfiles(root))
+    if ecosystem == "npm":
+        return {f for f in here if posixpath.basename(f) in ("package.json", "package-lock.json")}
     if ecosystem == "pip":
         found = {f for f in here if is_pip_requirements(posixpath.basename(f)) or posixpath.basename(f) in PIP_MANIFESTS}
         todo = [f for f in found if f.endswith((".txt", ".in"))]
