@@ -67,9 +67,11 @@ def _fill(text: str, values: Mapping[str, Any], source: Path) -> str:
     return text
 
 
-def alert_rules(namespace: str, queue: str, dead_letter: str, max_replicas: int) -> dict[str, Any]:
+def alert_rules(namespace: str, queue: str, dead_letter: str, max_replicas: int,
+                redis_client_limit: int, redis_memory_limit_bytes: int) -> dict[str, Any]:
     """``spec`` of the PrometheusRule: monitoring/alerts.yaml with the stack's values filled in."""
-    values = {"namespace": namespace, "queue": queue, "dead_letter": dead_letter, "max_replicas": max_replicas}
+    values = {"namespace": namespace, "queue": queue, "dead_letter": dead_letter, "max_replicas": max_replicas,
+              "redis_client_limit": redis_client_limit, "redis_memory_limit_bytes": redis_memory_limit_bytes}
     return yaml.safe_load(_fill(RULES_FILE.read_text(), values, RULES_FILE))
 
 
@@ -109,6 +111,10 @@ class MonitoringArgs:
     """Celery queue = Redis list KEDA measures."""
     worker_max_replicas: int = 10
     """The worker's maximum (the backlog alert fires when it is reached)."""
+    redis_client_limit: int = 1000
+    """The Redis's client limit (components/connections.py): the clients alert's threshold."""
+    redis_memory_limit_bytes: int = 0
+    """The Redis's memory limit where INFO reports no maxmemory (Azure Managed Redis)."""
     worker_app: str = "worker"
     """``app.kubernetes.io/name`` of the worker pods (Deployment or ScaledJob)."""
     producer_app: str = "producer"
@@ -129,6 +135,8 @@ class MonitoringArgs:
             raise ValueError("MonitoringArgs.chart_version must be pinned")
         if self.worker_max_replicas < 1:
             raise ValueError("MonitoringArgs.worker_max_replicas must be >= 1")
+        if self.redis_client_limit < 1 or self.redis_memory_limit_bytes < 0:
+            raise ValueError("MonitoringArgs.redis_client_limit must be >= 1, redis_memory_limit_bytes >= 0")
 
     @property
     def dead_letter_queue(self) -> str:
@@ -294,7 +302,8 @@ class Monitoring(pulumi.ComponentResource):
                           pod_namespace=[args.keda_namespace], honor_labels=True)
 
     def _create_rules_and_dashboard(self, name: str, args: MonitoringArgs) -> None:
-        rules = alert_rules(args.app_namespace_name, args.queue_name, args.dead_letter_queue, args.worker_max_replicas)
+        rules = alert_rules(args.app_namespace_name, args.queue_name, args.dead_letter_queue, args.worker_max_replicas,
+                            args.redis_client_limit, args.redis_memory_limit_bytes)
         self._cr("alerts", "PrometheusRule", self.namespace, "redis-keda-platform", rules)
         k8s.core.v1.ConfigMap(
             f"{name}-dashboard",

@@ -230,8 +230,11 @@ def _build(cfg: PlatformConfig, parent: pulumi.Resource) -> dict[str, Output[Any
 
     monitoring = None
     if cfg.monitoring:
+        limit = cfg.redis_limit  # the config model has checked that there is one
+        assert limit is not None
         monitoring = Monitoring("monitoring", args_from(
-            MonitoringArgs, cfg, app_namespace=ns.name, app_namespace_name=cfg.namespace), k8s_opts)
+            MonitoringArgs, cfg, app_namespace=ns.name, app_namespace_name=cfg.namespace,
+            redis_client_limit=limit.clients, redis_memory_limit_bytes=limit.memory_bytes), k8s_opts)
         RedisExporter("redis-exporter", args_from(
             RedisExporterArgs, cfg, **clients,
             keys=queue_keys(cfg.queue_name, monitoring.dead_letter_queue, KOMBU_UNACKED_KEY)), k8s_opts)

@@ -308,7 +308,7 @@ def test_assets_have_no_unfilled_placeholders():
             assert "<<" in path.read_text(), f"{path.name}: nothing to fill?"
     from components.monitoring import alert_rules, dashboard_json
 
-    assert "<<" not in json.dumps(alert_rules("ns", "q", "q.dead_letter", 3))
+    assert "<<" not in json.dumps(alert_rules("ns", "q", "q.dead_letter", 3, 1000, 1 << 28))
     assert "<<" not in dashboard_json("ns", "q", "q.dead_letter")
     with pytest.raises(ValueError, match="placeholder"):
         from components import monitoring as comp
