@@ -73,7 +73,7 @@ def find_helm() -> Path:
             seen.append(f"{path} is {version or 'not runnable'}")
     detail = f" ({'; '.join(seen)})" if seen else ""
     raise HelmError(f"helm {HELM_VERSION} not found{detail}: run `make setup` (installs it as "
-                    f"{INSTALL_PATH.relative_to(ROOT)}), or set HELM to a helm {HELM_VERSION}")
+                    f".tools/bin/helm), or set HELM to a helm {HELM_VERSION}")
 
 
 def sri_sha512(data: bytes) -> str:

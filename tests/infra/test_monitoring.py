@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components import versions
 from components.monitoring import DASHBOARD_LABEL, DATASOURCE_UID, chart_values
@@ -111,23 +110,6 @@ def test_tightened_crds_reject_a_typo_and_an_unknown_kind(rendered):
     bad = copy.deepcopy(pm)
     del bad["metadata"]["name"]
     assert validate_monitoring_object(bad)
-
-
-def test_vendored_kube_prometheus_stack_files_match_shared():
-    shared = REPO_ROOT.parent / "shared" / "schemas" / "kube-prometheus-stack" / KPS_VERSION
-    vendored = REPO_ROOT / "schemas" / "kube-prometheus-stack" / KPS_VERSION
-    if not (shared.is_dir() and vendored.is_dir()):
-        pytest.skip("only one copy of the kube-prometheus-stack files present")
-    names = sorted(p.name for p in shared.iterdir() if p.is_file())
-    assert names == sorted(p.name for p in vendored.iterdir() if p.is_file())
-    for name in names:
-        assert (shared / name).read_bytes() == (vendored / name).read_bytes(), f"{name} differs"
-
-
-def test_chart_yaml_pins_what_versions_py_says():
-    chart = yaml.safe_load((REPO_ROOT / "schemas" / "kube-prometheus-stack" / KPS_VERSION / "Chart.yaml").read_text())
-    assert chart["version"] == versions.KUBE_PROMETHEUS_STACK_CHART_VERSION
-    assert chart["appVersion"] == versions.PROMETHEUS_OPERATOR_VERSION
 
 
 @pytest.mark.parametrize("stack", STACKS)

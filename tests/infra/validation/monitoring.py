@@ -20,7 +20,7 @@ import yaml
 
 from . import manifests as m
 from .netpol import Cluster, Endpoint, selector_matches
-from .paths import kps_schema_dir
+from .paths import kps_chart_dir
 
 #: Values of the sub-charts that kube-prometheus-stack's own values.yaml does not list
 #: (checked by hand against grafana 12.11.1's and kube-state-metrics 8.4.0's values.yaml,
@@ -39,7 +39,7 @@ MONITOR_KINDS = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor",
 
 @functools.cache
 def chart_defaults() -> dict[str, Any]:
-    return yaml.safe_load((kps_schema_dir() / "values.yaml").read_text())
+    return yaml.safe_load((kps_chart_dir() / "values.yaml").read_text())
 
 
 def merged_values(values: dict[str, Any]) -> dict[str, Any]:
