@@ -172,7 +172,11 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
         # Pod Security "restricted"); on kind it would only see the Docker host anyway.
         "nodeExporter": {"enabled": False},
         "alertmanager": {"alertmanagerSpec": {"retention": "24h", "resources": _res("10m", "32Mi", "100m", "128Mi")}},
-        "prometheusOperator": {"resources": _res("50m", "64Mi", "200m", "256Mi")},
+        "prometheusOperator": {
+            "resources": _res("50m", "64Mi", "200m", "256Mi"),
+            # the admission webhook's certificate Jobs (Helm hooks): the chart gives them none
+            "admissionWebhooks": {"patch": {"resources": _res("10m", "16Mi", "100m", "64Mi")}},
+        },
         "prometheus": {"prometheusSpec": prometheus_spec},
         "grafana": {
             "defaultDashboardsEnabled": False,
