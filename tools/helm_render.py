@@ -52,7 +52,11 @@ class ChartRenderError(RuntimeError):
     """A release cannot be rendered: no vendored chart at its version, or helm failed."""
 
 
-class _Loader(yaml.SafeLoader):
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are megabytes
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
     """Safe loader that reads YAML 1.1's ``=`` value tag as a string (operator CRD enums)."""
 
 
@@ -61,6 +65,10 @@ _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.c
 
 def load_all(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.load_all(text, Loader=_Loader) if isinstance(d, dict)]
+
+
+def dump(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_SafeDumper, sort_keys=False)
 
 
 # --- the cluster's Kubernetes version ------------------------------------------------------
@@ -190,7 +198,7 @@ def write_releases(rendered: list[RenderedRelease], out: Path) -> list[Path]:
         }, sort_keys=False))
         for i, obj in enumerate(rr.objects, start=1):
             path = rel_dir / _file_name(i, obj)
-            path.write_text(yaml.safe_dump(obj, sort_keys=False))
+            path.write_text(dump(obj))
             written.append(path)
     return written
 

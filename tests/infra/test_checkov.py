@@ -215,7 +215,7 @@ def test_chart_objects_pass_checkov_but_the_accepted_findings(report):
 def test_the_chart_findings_check_names_what_is_wrong(report):
     accepted = _accepted_chart_findings()
     fewer = {k: v for k, v in accepted.items() if k != ("CKV_K8S_40", "Deployment monitoring/monitoring-grafana")}
-    stale = dict(accepted, **{("CKV_K8S_20", "Deployment keda/keda-operator"): "a made-up finding, long enough reason"})
+    stale = {**accepted, ("CKV_K8S_20", "Deployment keda/keda-operator"): "a made-up finding, long enough reason"}
     assert chart_finding_problems(report["chart_failed"], fewer) == [
         "CKV_K8S_40 on Deployment monitoring/monitoring-grafana: checkov fails it and docs/security.md does not accept it (fix the values or list it)"]
     assert chart_finding_problems(report["chart_failed"], stale) == [

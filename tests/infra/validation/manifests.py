@@ -28,7 +28,7 @@ CLUSTER_SCOPED_KINDS = {
 }
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """PyYAML's safe loader, plus YAML 1.1's ``=`` "value" tag as a plain string (the
     Prometheus Operator CRDs have ``- =`` in enums, which PyYAML cannot construct)."""
 
