@@ -46,6 +46,7 @@ if [ -z "${REDIS_PORT:-}" ]; then
   done
 fi
 export REDIS_HOST=${REDIS_HOST:-127.0.0.1} REDIS_PORT REDIS_PASSWORD=${REDIS_PASSWORD:?set REDIS_PASSWORD} REDIS_TLS=false
+# shellcheck disable=SC2054  # the comma belongs to the --tmpfs option, not the array
 COMMON=(--network host --read-only --tmpfs /tmp:rw,mode=1777
         -e REDIS_HOST -e REDIS_PORT -e REDIS_PASSWORD -e REDIS_TLS)
 
