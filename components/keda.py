@@ -82,7 +82,7 @@ def keda_values(args: KedaArgs) -> dict[str, Any]:
             "webhooks": res("10m", "10Mi", "50m", "100Mi"),
         },
         "http": {"minTlsVersion": "TLS12"},
-        # The operator's Prometheus metrics (scaler values and errors) on its "http" port; the
+        # The operator's Prometheus metrics (scaler values and errors) on its "metrics" port; the
         # monitoring component scrapes them with its own PodMonitor (no CRD dependency here).
         "prometheus": {"operator": {"enabled": True, "port": versions.KEDA_OPERATOR_METRICS_PORT}},
     }

@@ -54,7 +54,7 @@ KUBE_PROMETHEUS_STACK_CHART_REPO = "https://prometheus-community.github.io/helm-
 KUBE_PROMETHEUS_STACK_CHART_VERSION = "88.5.3"
 PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 # KEDA's operator serves its Prometheus metrics here (chart value prometheus.operator.port;
-# the chart names the container port "http").
+# the chart names the container port "metrics", components/monitoring.py).
 KEDA_OPERATOR_METRICS_PORT = 8080
 
 # --- redis_exporter (scratch image, non-root uid 59000, CA bundle included) ---

@@ -200,6 +200,126 @@ def test_the_chart_crd_check_catches_a_field_the_chart_lacks():
     assert any("metricType" in p for p in problems), problems
 
 
+# --- cross-checks: our objects against the charts' -------------------------------------------
+#: What the chart's monitors select that neither Helm nor we create (stand-ins with their real labels and ports), with the labels and
+#: ports their owners give them: the API server's ``default/kubernetes``, and the kubelet
+#: Service the Prometheus Operator keeps (its ``--kubelet-service`` flag, as the chart sets it).
+EXTERNAL_SERVICES = [
+    # CoreDNS, as kind and AKS run it (the chart's kube-system Service monitoring-coredns selects it)
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", "namespace": "kube-system"},
+     "spec": {"template": {"metadata": {"labels": {"k8s-app": "kube-dns"}}, "spec": {"containers": [{"name": "coredns", "ports": [
+         {"name": "dns", "containerPort": 53, "protocol": "UDP"}, {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+         {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}]}]}}}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default",
+     "labels": {"component": "apiserver", "provider": "kubernetes"}}, "spec": {"ports": [{"name": "https", "port": 443}]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "monitoring-kubelet", "namespace": "kube-system",
+     "labels": {"app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet"}},
+     "spec": {"ports": [{"name": "https-metrics", "port": 10250}, {"name": "http-metrics", "port": 10255},
+                        {"name": "cadvisor", "port": 4194}]}},
+]
+
+
+def _selects(selector: dict | None, labels: dict) -> bool:
+    from tests.infra.validation.netpol import selector_matches
+
+    return selector_matches(selector, labels)
+
+
+def _container_ports(pt: m.PodTemplate) -> set:
+    return {p.get("name") for _, c in pt.containers() for p in c.get("ports") or []} | {
+        p.get("containerPort") for _, c in pt.containers() for p in c.get("ports") or []}
+
+
+def monitor_problems(objects: list[dict]) -> list[str]:
+    """Every ServiceMonitor/PodMonitor selects pods (or Services whose pods exist) in the
+    namespaces it names, on a port they have."""
+    pods = m.pod_templates(objects)
+    services = m.by_kind(objects, "Service")
+    problems = []
+    for mon_obj in objects:
+        kind = mon_obj.get("kind")
+        if kind not in ("ServiceMonitor", "PodMonitor") or not is_monitoring(mon_obj):
+            continue
+        spec, where = mon_obj.get("spec") or {}, m.ref(mon_obj)
+        ns_sel = spec.get("namespaceSelector") or {}
+        in_ns = (lambda ns: True) if ns_sel.get("any") else (
+            lambda ns: ns in (ns_sel.get("matchNames") or [m.namespace(mon_obj)]))
+        if kind == "PodMonitor":
+            chosen = [pt for pt in pods if in_ns(pt.namespace) and _selects(spec.get("selector"), pt.labels)]
+            if not chosen:
+                problems.append(f"{where}: selects no pod in {ns_sel.get('matchNames') or [m.namespace(mon_obj)]}")
+            for ep in spec.get("podMetricsEndpoints") or []:
+                for pt in chosen:
+                    if ep.get("port") not in _container_ports(pt):
+                        problems.append(f"{where}: {pt.where} has no port {ep.get('port')!r}")
+            continue
+        chosen_svcs = [s for s in services if in_ns(m.namespace(s))
+                       and _selects(spec.get("selector"), (s.get("metadata") or {}).get("labels") or {})]
+        if not chosen_svcs:
+            problems.append(f"{where}: selects no Service in {ns_sel.get('matchNames') or [m.namespace(mon_obj)]}")
+        for svc in chosen_svcs:
+            ports = {p.get("name"): p for p in (svc.get("spec") or {}).get("ports") or []}
+            for ep in spec.get("endpoints") or []:
+                if ep.get("port") not in ports:
+                    problems.append(f"{where}: {m.ref(svc)} has no port {ep.get('port')!r}")
+                    continue
+                selector = (svc.get("spec") or {}).get("selector")
+                if selector is None:
+                    continue  # endpoints kept by their owner (API server, operator)
+                backends = [pt for pt in pods if pt.namespace == m.namespace(svc) and _selects({"matchLabels": selector}, pt.labels)]
+                target = ports[ep["port"]].get("targetPort", ports[ep["port"]].get("port"))
+                if not backends:
+                    problems.append(f"{where}: {m.ref(svc)} selects no pod")
+                for pt in backends:
+                    if target not in _container_ports(pt):
+                        problems.append(f"{where}: {m.ref(svc)} port {ep['port']!r} targets {target!r}, which {pt.where} lacks")
+    return problems
+
+
+def _cluster(r) -> list[dict]:
+    return r.cluster_objects + operator_pods.operator_workloads(r.chart_objects) + EXTERNAL_SERVICES
+
+
+def test_every_monitor_selects_pods_that_exist_on_a_port_they_have(r):
+    objects = _cluster(r)
+    monitors = [o for o in objects if o.get("kind") in ("ServiceMonitor", "PodMonitor")]
+    assert {"PodMonitor monitoring/keda-operator", "ServiceMonitor monitoring/monitoring-prometheus"} <= {m.ref(o) for o in monitors}
+    assert monitor_problems(objects) == []
+
+
+@pytest.mark.parametrize("break_it, expected", [
+    (lambda o: o["spec"]["podMetricsEndpoints"][0].update(port="http"), "has no port 'http'"),  # what we had
+    (lambda o: o["spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/name": "keda"}), "selects no pod"),
+    (lambda o: o["spec"].update(namespaceSelector={"matchNames": ["platform"]}), "selects no pod in ['platform']"),
+])
+def test_the_monitor_check_names_a_broken_monitor(break_it, expected):
+    objects = copy.deepcopy(_cluster(rendered("local-deployment")))
+    keda_monitor = next(o for o in objects if m.ref(o) == "PodMonitor monitoring/keda-operator")
+    break_it(keda_monitor)
+    problems = monitor_problems(objects)
+    assert any(p.startswith("PodMonitor monitoring/keda-operator") and expected in p for p in problems), problems
+
+
+def test_services_the_outputs_and_scripts_name_exist_with_their_ports(r):
+    """grafanaService:80 (scripts/grafana.sh), prometheusService:9090 (scripts/report.sh,
+    docs) are Services the chart really creates in the monitoring namespace."""
+    import re
+
+    from components import monitoring as comp
+
+    services = {(m.namespace(s), m.name(s)): {p["port"] for p in s["spec"]["ports"]} for s in m.by_kind(r.chart_objects, "Service")}
+    assert comp.GRAFANA_PORT in services[("monitoring", comp.GRAFANA_SERVICE)]
+    assert comp.PROMETHEUS_PORT in services[("monitoring", comp.PROMETHEUS_SERVICE)]
+    from tests.infra.validation.paths import REPO_ROOT
+
+    scripts = {p.name: p.read_text() for p in (REPO_ROOT / "scripts").glob("*.sh")}
+    assert re.search(r'port-forward "svc/\$SVC" "\$PORT:80"', scripts["grafana.sh"])
+    assert re.search(r'port-forward "svc/\$SVC" "\$LOCAL_PORT:9090"', scripts["report.sh"])
+    for doc in ("README.md", "docs/monitoring.md"):
+        for name, port in re.findall(r"svc/(monitoring-[a-z-]+) (\d+)", (REPO_ROOT / doc).read_text()):
+            assert int(port) in services.get(("monitoring", name), set()), f"{doc}: svc/{name} {port}"
+
+
 def test_the_variants_cover_both_kubernetes_versions():
     assert {rendered(v).k8s_version for v in VARIANT_IDS} == {"1.31", "1.36"}
     assert {BY_ID[v].stack for v in VARIANT_IDS} == {"local", "aks"}
