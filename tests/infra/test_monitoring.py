@@ -118,6 +118,20 @@ def test_every_value_we_set_is_a_chart_value(rendered, stack):
     assert mon.values_key_problems(values) == []
 
 
+def test_every_keda_value_we_set_is_a_chart_value(rendered):
+    import yaml
+
+    from components.keda import KedaArgs, keda_values
+    from tests.infra.validation.paths import chart_dir
+
+    keda_defaults = yaml.safe_load((chart_dir("keda") / "values.yaml").read_text())
+    keda = [x for x in rendered("local").by_type(RELEASE) if x.inputs["chart"] == "keda"][0]
+    assert mon.values_key_problems(keda.inputs["values"], keda_defaults, "keda") == []
+    typo = keda_values(KedaArgs())
+    typo["prometheus"]["operater"] = {"enabled": True}
+    assert mon.values_key_problems(typo, keda_defaults, "keda") == ["prometheus.operater: not a value of keda (typo?)"]
+
+
 def chart_values_for(r):
     return kps_release(r).inputs["values"]
 
@@ -143,16 +157,6 @@ def test_prometheus_selects_our_monitors_and_rules(rendered, stack):
     assert mon.selection_problems(chart_values_for(r), objs) == []
     # and the check itself: with the chart's defaults, our unlabelled objects would be ignored
     assert mon.selection_problems({}, objs)
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_chart_pods_fit_restricted_and_have_resources(rendered, stack):
-    values = chart_values_for(rendered(stack))
-    assert mon.release_pod_problems(values) == []
-    broken = copy.deepcopy(values)
-    broken["nodeExporter"]["enabled"] = True
-    broken["grafana"]["securityContext"]["runAsNonRoot"] = False
-    assert len(mon.release_pod_problems(broken)) == 2
 
 
 @pytest.mark.parametrize("stack", STACKS)
