@@ -68,7 +68,11 @@ VARIANTS: tuple[Variant, ...] = tuple(
                                               ("azureRedis", "classic"))),
 )
 VARIANT_IDS = [v.id for v in VARIANTS]
-BY_ID = {v.id: v for v in VARIANTS}
+#: The same variants with monitoring off (the network flow table covers both).
+NO_MONITORING: tuple[Variant, ...] = tuple(
+    Variant(f"{v.id}-nomon", v.stack, v.settings + (("monitoring", "false"),)) for v in VARIANTS)
+NETWORK_VARIANT_IDS = VARIANT_IDS + [v.id for v in NO_MONITORING]
+BY_ID = {v.id: v for v in VARIANTS + NO_MONITORING}
 
 
 @dataclass(frozen=True)
