@@ -61,3 +61,6 @@ KEDA_OPERATOR_METRICS_PORT = 8080
 REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
 REDIS_EXPORTER_UID = 59000
 REDIS_EXPORTER_PORT = 9121
+
+# --- the multi-language package (provider/; schema "version", SDKs generated from it) ---
+PACKAGE_VERSION = "0.1.0"

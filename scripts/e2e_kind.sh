@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end on kind: build the images, `pulumi up` a throwaway copy of the local stack
+# End-to-end on kind: build the images, `pulumi preview` and `pulumi up` a throwaway copy of the local stack
+# with the policy pack (policy/)
 # on a local backend, push a burst of tasks, assert the worker scales 0 -> N -> 0 and
 # that every task's record exists, assert the cache API answers, draw the run from
 # Prometheus (`make report`, REPORT_OUT), then `pulumi destroy` and assert nothing is left behind. Needs Docker, kind, kubectl and the Pulumi CLI.
@@ -41,7 +42,12 @@ cp stacks/Pulumi.local.yaml stacks/Pulumi.e2e.yaml
 pulumi stack init "$STACK" --secrets-provider passphrase
 pulumi config set --stack "$STACK" kubeconfigContext "$KUBE_CONTEXT"
 pulumi config set --stack "$STACK" producerRate 0          # only the burst below submits tasks
-pulumi up --stack "$STACK" --yes --skip-preview
+# The policy pack (policy/): its own pinned venv, then a preview and the up gated by it
+# (a mandatory violation fails both).
+[ -x policy/venv/bin/python ] || { python3 -m venv policy/venv && policy/venv/bin/pip install -q -r policy/requirements.txt; }
+log "pulumi preview --policy-pack policy"
+pulumi preview --stack "$STACK" --policy-pack policy
+pulumi up --stack "$STACK" --yes --skip-preview --policy-pack policy
 
 . scripts/stack_env.sh
 MODE=$(out workerMode); WORKER=$(out workerDeploymentName); PRODUCER=$(out producerDeploymentName)
@@ -85,7 +91,7 @@ wait_for "${WAIT_DOWN:-900}" "worker back to 0 replicas" replicas_eq 0
 log "cache API answers"
 "${KUBECTL[@]}" port-forward "svc/$API_SVC" 18000:8000 >/dev/null 2>&1 &
 PF_PID=$!
-datasets=(apps/cache_api/dataset/*.json); TAG=$(basename "${datasets[0]}" .json)
+TAG=$(basename "$(find apps/cache_api/dataset -name '*.json' -print -quit)" .json)
 wait_for 60 "/readyz is 200" curl -fsS -o /dev/null http://127.0.0.1:18000/readyz
 body=$(curl -fsS "http://127.0.0.1:18000/github_stats/${TAG}?limit=3")
 echo "$body" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, list) and len(d) == 3 and "stars" in d[0], d' \

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034  # KUBECTL, NS, CTX are read by the scripts that source this file
 # Sourced by load.sh / watch.sh / e2e: reads STACK's outputs and points kubectl at its cluster.
 # target kind: the stack's kubeconfigContext (or KUBE_CONTEXT). target aks: the stack's kubeconfig
 # output, written to a private temp file that is removed on exit (it is a secret). Scripts
@@ -10,6 +9,7 @@ out() { pulumi stack output "$1" --stack "$STACK"; }
 KCFG=
 stack_env_cleanup() { if [ -n "$KCFG" ]; then rm -f "$KCFG"; fi; }
 NS=$(out namespace)
+# shellcheck disable=SC2034  # KUBECTL is this file's output: the scripts that source it run it
 if [ "$(pulumi config get target --stack "$STACK")" = kind ]; then
   CTX=${KUBE_CONTEXT:-$(pulumi config get kubeconfigContext --stack "$STACK" 2>/dev/null || echo kind-redis-keda)}
   KUBECTL=(kubectl --context "$CTX" -n "$NS")

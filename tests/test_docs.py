@@ -16,7 +16,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CITING = DOCS + [REPO / "Makefile", REPO / "Pulumi.yaml", *sorted((REPO / "stacks").glob("*.yaml")),
                  *sorted((REPO / "scripts").glob("*.sh")), REPO / ".ci" / "run"]
 
-TOP = r"(?:apps|components|tests|docs|scripts|tools|bench|stacks|schemas|deploy|monitoring|\.github|\.ci)"
+TOP = r"(?:apps|components|tests|docs|scripts|tools|bench|stacks|schemas|deploy|monitoring|provider|policy|examples|\.github|\.ci)"
 PATH = re.compile(rf"(?<![\w./-])({TOP}/[\w./-]*[\w/])")
 ROOT_FILES = re.compile(r"(?<![\w./-])(Makefile|Pulumi\.yaml|__main__\.py|requirements[\w-]*\.txt|"
                         r"pytest\.ini|\.dockerignore)(?![\w.-])")
@@ -27,7 +27,7 @@ MAKE_TARGET = re.compile(r"(?:`|^\s*)make ([a-z][a-z-]*)", re.M)
 MODULE = re.compile(r"python -m ((?:apps|tools|bench|tests)(?:\.\w+)+)")
 K8S_REF = re.compile(r"\b(Deployment|StatefulSet|DaemonSet|Job|Service|RoleBinding|ServiceMonitor|PodMonitor) $")
 #: Paths a command creates (rendered output, the e2e stack file, caches): cited, not committed.
-GENERATED = ("out/", "stacks/Pulumi.e2e.yaml")
+GENERATED = ("out/", "stacks/Pulumi.e2e.yaml", "policy/venv", "provider/venv")
 
 
 def _cited(pattern: re.Pattern, files=CITING) -> list[tuple[str, str]]:

