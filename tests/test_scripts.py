@@ -91,9 +91,21 @@ sys.exit(0)
 @pytest.fixture
 def cluster(tmp_path):
     """PATH with fake kubectl/pulumi (+ docker, kind, make that succeed) and their state."""
-    bindir, state, tmp = tmp_path / "bin", tmp_path / "state", tmp_path / "tmp"
-    for d in (bindir, state, tmp):
+    bindir, state, tmp, root = tmp_path / "bin", tmp_path / "state", tmp_path / "tmp", tmp_path / "repo"
+    for d in (bindir, state, tmp, root):
         d.mkdir()
+    # The scripts run from a copy of the checkout (they `cd` to their parent and write
+    # stacks/Pulumi.e2e.yaml, the policy pack's venv...): copies of what they write to, links
+    # to the rest, and a policy venv already there (making it is pip's work, not the script's).
+    for entry in REPO.iterdir():
+        if entry.name in ("scripts", "stacks"):
+            shutil.copytree(entry, root / entry.name)
+        elif entry.name != "policy" and not entry.name.startswith(".git"):
+            (root / entry.name).symlink_to(entry)
+    (root / "policy" / "venv" / "bin").mkdir(parents=True)
+    (root / "policy" / "requirements.txt").symlink_to(REPO / "policy" / "requirements.txt")
+    (root / "policy" / "venv" / "bin" / "python").write_text("#!/bin/sh\nexit 0\n")
+    (root / "policy" / "venv" / "bin" / "python").chmod(0o755)
     for name, body in (("kubectl", FAKE_KUBECTL), ("pulumi", FAKE_PULUMI)):
         (bindir / name).write_text(body.replace("#!PYTHON", f"#!{sys.executable}", 1))
     for name in ("docker", "kind", "make"):
@@ -114,7 +126,7 @@ def cluster(tmp_path):
         def run(self, script: str, timeout: int = 60, **env: str) -> subprocess.CompletedProcess:
             path = f"{bindir}:{os.environ['PATH']}"
             full_env = {"PATH": path, "HOME": str(tmp_path), "FAKE_STATE": str(state), "TMPDIR": str(tmp), **env}
-            return subprocess.run(["bash", f"scripts/{script}"], cwd=REPO, env=full_env, capture_output=True,
+            return subprocess.run(["bash", f"scripts/{script}"], cwd=root, env=full_env, capture_output=True,
                                   text=True, timeout=timeout)
 
         def kubectl_log(self) -> list[str]:
