@@ -276,12 +276,13 @@ def monitor_problems(objects: list[dict]) -> list[str]:
     return problems
 
 
-def _cluster(r) -> list[dict]:
+def cluster_objects(r) -> list[dict]:
+    """What runs in the cluster: ours, the charts', the operator's pods and the stand-ins."""
     return r.cluster_objects + operator_pods.operator_workloads(r.chart_objects) + EXTERNAL_SERVICES
 
 
 def test_every_monitor_selects_pods_that_exist_on_a_port_they_have(r):
-    objects = _cluster(r)
+    objects = cluster_objects(r)
     monitors = [o for o in objects if o.get("kind") in ("ServiceMonitor", "PodMonitor")]
     assert {"PodMonitor monitoring/keda-operator", "ServiceMonitor monitoring/monitoring-prometheus"} <= {m.ref(o) for o in monitors}
     assert monitor_problems(objects) == []
@@ -293,7 +294,7 @@ def test_every_monitor_selects_pods_that_exist_on_a_port_they_have(r):
     (lambda o: o["spec"].update(namespaceSelector={"matchNames": ["platform"]}), "selects no pod in ['platform']"),
 ])
 def test_the_monitor_check_names_a_broken_monitor(break_it, expected):
-    objects = copy.deepcopy(_cluster(rendered("local-deployment")))
+    objects = copy.deepcopy(cluster_objects(rendered("local-deployment")))
     keda_monitor = next(o for o in objects if m.ref(o) == "PodMonitor monitoring/keda-operator")
     break_it(keda_monitor)
     problems = monitor_problems(objects)
