@@ -52,6 +52,9 @@ DATASOURCE_UID = "prometheus"
 #: How often Prometheus scrapes the platform's own targets (the queue moves in seconds).
 SCRAPE_INTERVAL = "5s"
 JOB_LABEL = "app.kubernetes.io/name"
+#: The KEDA 2.20.2 chart names its operator's metrics container port ``metrics`` (8080);
+#: tests/infra/test_chart_gates.py checks it against the chart's render.
+KEDA_METRICS_PORT_NAME = "metrics"
 
 
 def _fill(text: str, values: Mapping[str, Any], source: Path) -> str:
@@ -180,7 +183,11 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
         # Pod Security "restricted"); on kind it would only see the Docker host anyway.
         "nodeExporter": {"enabled": False},
         "alertmanager": {"alertmanagerSpec": {"retention": "24h", "resources": _res("10m", "32Mi", "100m", "128Mi")}},
-        "prometheusOperator": {"resources": _res("50m", "64Mi", "200m", "256Mi")},
+        "prometheusOperator": {
+            "resources": _res("50m", "64Mi", "200m", "256Mi"),
+            # the admission webhook's certificate Jobs (Helm hooks): the chart gives them none
+            "admissionWebhooks": {"patch": {"resources": _res("10m", "16Mi", "100m", "64Mi")}},
+        },
         "prometheus": {"prometheusSpec": prometheus_spec},
         "grafana": {
             "defaultDashboardsEnabled": False,
@@ -298,7 +305,7 @@ class Monitoring(pulumi.ComponentResource):
         # KEDA's metrics carry the ScaledObject's own `namespace` label: keep it (honorLabels),
         # so scaler errors are counted against the app namespace. The object lives here, not in
         # KEDA's release, so KEDA never depends on the monitoring CRDs.
-        self._pod_monitor("keda-operator", self.namespace, "keda-operator", "http",
+        self._pod_monitor("keda-operator", self.namespace, "keda-operator", KEDA_METRICS_PORT_NAME,
                           pod_namespace=[args.keda_namespace], honor_labels=True)
 
     def _create_rules_and_dashboard(self, name: str, args: MonitoringArgs) -> None:

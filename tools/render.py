@@ -9,6 +9,9 @@ Writes:
   OUT/azure-resources.json                       [{type, name, properties}] (secrets redacted)
   OUT/other-resources.json                       Helm releases, random, providers, ...
   OUT/outputs.json                               stack outputs (secret ones redacted)
+  OUT/helm/<release>/...                         each Helm release, rendered by `helm template` of
+                                                 the vendored chart with the program's values
+                                                 (tools/helm_render.py)
 
 No Pulumi CLI, no network, no cloud credentials. Bad config: exit 2 with one line
 naming the key. Python API: ``render_stack(stack, overrides) -> RenderResult``.
@@ -551,6 +554,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = write_result(result, ns.out)
     print(f"render: stack {ns.stack!r}: {len(written)} Kubernetes objects, "
           f"{len(result.azure_resources)} Azure resources, {len(result.other_resources)} other -> {ns.out}")
+    return _render_helm_releases(result, ns.out)
+
+
+def _render_helm_releases(result: RenderResult, out: Path) -> int:
+    from tools import helm_render
+    from tools.helm_install import HelmError
+
+    try:
+        rendered = helm_render.render_releases(result)
+    except (HelmError, helm_render.ChartRenderError) as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    helm_render.write_releases(rendered, out)
+    for rr in rendered:
+        print(f"render: helm release {rr.release.name!r} ({rr.release.chart} {rr.release.version}, "
+              f"Kubernetes {rr.kube_version}): {len(rr.objects)} objects -> {out / 'helm' / rr.release.name}")
     return 0
 
 

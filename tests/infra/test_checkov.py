@@ -84,7 +84,32 @@ def test_missing_checkov_fails_in_ci_and_skips_locally(tmp_path):
         require_checkov(missing, None)
 
 
-GATE, UNSKIPPED = "gate", "unskipped"
+GATE, UNSKIPPED, CHARTS = "gate", "unskipped", "charts"
+
+
+def unique_chart_releases() -> dict[str, Any]:
+    """``id -> ChartRelease``: each distinct chart render over every variant (the same
+    release, Kubernetes version and values render the same objects)."""
+    found: dict[tuple, Any] = {}
+    for variant_id in VARIANT_IDS:
+        for rel in rendered(variant_id).charts.values():
+            found.setdefault(rel.key, rel)
+    return {f"{rel.name}-k8s{rel.kube_version}-{i}": rel for i, rel in enumerate(found.values())}
+
+
+def _write_chart_objects(dst: Path) -> dict[str, str]:
+    """Every distinct chart render's objects (CRDs left out: no check applies to them and
+    they are most of checkov's time), one per file; returns ``file path -> object ref``."""
+    refs = {}
+    for rel_id, rel in unique_chart_releases().items():
+        for i, obj in enumerate(rel.objects, start=1):
+            if obj.get("kind") == "CustomResourceDefinition":
+                continue
+            target = dst / rel_id / f"{i:03d}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(obj, sort_keys=False))
+            refs[f"/{CHARTS}/{rel_id}/{target.name}"] = manifests.ref(obj)
+    return refs
 
 
 def _without_skips(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -136,7 +161,8 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     each skip is needed). ``results`` holds the gate's results only."""
     scan = tmp_path_factory.mktemp("checkov")
     assert "/." not in str(scan), f"{scan}: checkov skips paths inside hidden directories"
-    stands_for = _scan_tree(dict(zip(VARIANT_IDS, render_all(), strict=True)), scan)
+    stands_for = _scan_tree(dict(zip(VARIANT_IDS, render_all(), strict=True)), scan)  # ours
+    chart_refs = _write_chart_objects(scan / CHARTS)  # the charts', once per distinct render
     proc = subprocess.run(
         [str(checkov_bin), "-d", str(scan), "--framework", "kubernetes", "--skip-download", "-o", "json"],
         capture_output=True,
@@ -155,7 +181,7 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     results = k8s[0]["results"]
     unknown = {c["file_path"] for key in ("passed_checks", "failed_checks", "skipped_checks")
-               for c in results.get(key, []) if c["file_path"] not in stands_for}
+               for c in results.get(key, []) if c["file_path"] not in stands_for and c["file_path"] not in chart_refs}
     assert not unknown, f"checkov reported files that were not written for it: {sorted(unknown)}"
 
     def expand(part: str, key: str) -> list[dict[str, Any]]:
@@ -167,12 +193,62 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
     gate = {key: expand(GATE, key) for key in ("passed_checks", "failed_checks", "skipped_checks")}
     unskipped_failed = {(c["file_path"], c["check_id"]) for c in expand(UNSKIPPED, "failed_checks")}
+    chart_results = {key: [c for c in results.get(key, []) if c["file_path"].startswith(f"/{CHARTS}/")]
+                     for key in ("passed_checks", "failed_checks")}
+    chart_failed = {(c["check_id"], chart_refs[c["file_path"]]) for c in chart_results["failed_checks"]}
+    chart_scanned = {c["file_path"] for key in chart_results for c in chart_results[key]}
     return {
         "summary": k8s[0]["summary"],
         "results": gate,
+        "chart_failed": chart_failed,
+        "chart_scanned": chart_scanned,
+        "chart_refs": chart_refs,
         "parsing_errors": results.get("parsing_errors", []),
         "unskipped_failed": unskipped_failed,
     }
+
+
+def _accepted_chart_findings(text: str | None = None) -> dict[tuple[str, str], str]:
+    """``(check id, object ref) -> reason`` from docs/security.md, section 'Checkov findings
+    accepted on chart objects' (objects separated by '; ')."""
+    text = SECURITY_DOC.read_text() if text is None else text
+    section = re.search(r"^## Checkov findings accepted on chart objects\n(?P<body>.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert section, f"{SECURITY_DOC.name} has no '## Checkov findings accepted on chart objects' section"
+    accepted = {}
+    for line in section.group("body").splitlines():
+        match = re.match(r"^\|\s*`(CKV2?_K8S_\d+)`\s*\|([^|]+)\|([^|]+)\|\s*$", line)
+        if match:
+            for obj_ref in match.group(2).split(";"):
+                accepted[(match.group(1), obj_ref.strip())] = match.group(3).strip()  # as manifests.ref writes it
+    return accepted
+
+
+def chart_finding_problems(failed: set[tuple[str, str]], accepted: dict[tuple[str, str], str]) -> list[str]:
+    """Every finding on a chart object is accepted for a reason; every accepted one is real."""
+    problems = [f"{check} on {obj_ref}: checkov fails it and docs/security.md does not accept it (fix the values or list it)"
+                for check, obj_ref in sorted(failed - set(accepted))]
+    problems += [f"{check} on {obj_ref}: accepted in docs/security.md but checkov does not fail it (remove the row)"
+                 for check, obj_ref in sorted(set(accepted) - failed)]
+    problems += [f"{check} on {obj_ref}: reason too thin" for (check, obj_ref), why in accepted.items()
+                 if len(why) < MIN_REASON_CHARS]
+    return problems
+
+
+def test_chart_objects_pass_checkov_but_the_accepted_findings(report):
+    assert report["chart_scanned"] and len(unique_chart_releases()) >= 4  # keda + monitoring x 2 Kubernetes versions
+    scanned_refs = {report["chart_refs"][f] for f in report["chart_scanned"]}
+    assert {"Deployment keda/keda-operator", "Deployment monitoring/monitoring-grafana"} <= scanned_refs
+    assert chart_finding_problems(report["chart_failed"], _accepted_chart_findings()) == []
+
+
+def test_the_chart_findings_check_names_what_is_wrong(report):
+    accepted = _accepted_chart_findings()
+    fewer = {k: v for k, v in accepted.items() if k != ("CKV_K8S_40", "Deployment monitoring/monitoring-grafana")}
+    stale = {**accepted, ("CKV_K8S_20", "Deployment keda/keda-operator"): "a made-up finding, long enough reason"}
+    assert chart_finding_problems(report["chart_failed"], fewer) == [
+        "CKV_K8S_40 on Deployment monitoring/monitoring-grafana: checkov fails it and docs/security.md does not accept it (fix the values or list it)"]
+    assert chart_finding_problems(report["chart_failed"], stale) == [
+        "CKV_K8S_20 on Deployment keda/keda-operator: accepted in docs/security.md but checkov does not fail it (remove the row)"]
 
 
 def _variant_of(file_path: str) -> str:

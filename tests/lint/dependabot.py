@@ -29,7 +29,9 @@ import yaml
 
 from tests.lint import inventory
 
-VENDORED = ("schemas/",)
+#: Copied as released, never upgraded in place (schemas; the Helm charts, whose versions are
+#: components/versions.py's pins, re-vendored with tools/vendor_charts.py: tests/infra/test_charts.py).
+VENDORED = ("schemas/", "charts/")
 PIP_MANIFESTS = {"pyproject.toml", "setup.py", "setup.cfg", "Pipfile"}
 #: Manifests of ecosystems this repository does not use today, by file name (or suffix).
 OTHER_ECOSYSTEMS = {

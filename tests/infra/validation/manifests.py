@@ -31,6 +31,19 @@ CLUSTER_SCOPED_KINDS = {
 }
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader, plus YAML 1.1's ``=`` "value" tag as a plain string (the
+    Prometheus Operator CRDs have ``- =`` in enums, which PyYAML cannot construct)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def yaml_load_all(text: str) -> list[Any]:
+    """Every document of a multi-document YAML text (``None`` documents dropped)."""
+    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+
+
 def load_k8s_dir(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every object under ``<out_dir>/k8s/*.yaml`` (one object per file), in file order."""
     k8s_dir = Path(out_dir) / "k8s"

@@ -17,11 +17,12 @@ import contextlib
 import functools
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests import run_cache
+from tools.helm_render import load_release_dir
 
 from .k8s_versions import stack_version
 from .manifests import load_json, load_k8s_dir
@@ -64,7 +65,38 @@ VARIANTS: tuple[Variant, ...] = tuple(
                                               ("azureRedis", "classic"))),
 )
 VARIANT_IDS = [v.id for v in VARIANTS]
-BY_ID = {v.id: v for v in VARIANTS}
+#: The same variants with monitoring off (the network flow table covers both).
+NO_MONITORING: tuple[Variant, ...] = tuple(
+    Variant(f"{v.id}-nomon", v.stack, v.settings + (("monitoring", "false"),)) for v in VARIANTS)
+NETWORK_VARIANT_IDS = VARIANT_IDS + [v.id for v in NO_MONITORING]
+BY_ID = {v.id: v for v in VARIANTS + NO_MONITORING}
+
+
+@dataclass(frozen=True)
+class ChartRelease:
+    """One Helm release as ``helm template`` rendered it (``OUT/helm/<release>/``)."""
+
+    name: str
+    namespace: str
+    chart: str
+    version: str
+    kube_version: str
+    values: dict[str, Any]
+    objects: list[dict[str, Any]]
+
+    @property
+    def key(self) -> tuple:
+        """Same key, same objects: what a variant's release has in common with another's."""
+        return (self.name, self.kube_version, repr(self.values))
+
+
+def load_chart_releases(out_dir: Path) -> dict[str, ChartRelease]:
+    found = {}
+    for rel_dir in sorted((out_dir / "helm").glob("*/")):
+        meta, objects = load_release_dir(rel_dir)
+        found[meta["name"]] = ChartRelease(meta["name"], meta["namespace"], meta["chart"], str(meta["version"]),
+                                           str(meta["kubeVersion"]), meta.get("values") or {}, objects)
+    return found
 
 
 @dataclass(frozen=True)
@@ -72,8 +104,20 @@ class Rendered:
     variant: Variant
     out_dir: Path
     objects: list[dict[str, Any]]
+    """The program's own Kubernetes objects (``OUT/k8s/``)."""
     azure_resources: list[dict[str, Any]]
     other_resources: list[dict[str, Any]]
+    charts: dict[str, ChartRelease] = field(default_factory=dict)
+    """Each Helm release, rendered by ``helm template`` (``OUT/helm/``), by release name."""
+
+    @property
+    def chart_objects(self) -> list[dict[str, Any]]:
+        return [o for rel in self.charts.values() for o in rel.objects]
+
+    @property
+    def cluster_objects(self) -> list[dict[str, Any]]:
+        """Everything the stack creates in the cluster: ours and the charts'."""
+        return self.objects + self.chart_objects
 
     @property
     def k8s_version(self) -> str:
@@ -83,6 +127,11 @@ class Rendered:
     @property
     def k8s_files(self) -> list[Path]:
         return sorted((self.out_dir / "k8s").glob("*.yaml"))
+
+    def release(self, chart: str) -> ChartRelease | None:
+        """The release of ``chart`` (``keda``, ``kube-prometheus-stack``), or None."""
+        found = [r for r in self.charts.values() if r.chart == chart]
+        return found[0] if found else None
 
 
 _RENDER_LOCK = threading.Lock()
@@ -126,6 +175,7 @@ def rendered(variant_id: str) -> Rendered:
         load_k8s_dir(out),
         load_json(azure) if azure.exists() else [],
         load_json(other) if other.exists() else [],
+        load_chart_releases(out),
     )
 
 
