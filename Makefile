@@ -18,6 +18,9 @@ IMAGES := $(CACHE_API_IMAGE) $(WORKER_IMAGE) $(PRODUCER_IMAGE)
 COUNT ?= 500
 RATE ?= 0
 PULUMI_ARGS ?=
+# make test: pytest-xdist processes. Most tests wait on processes and servers, so twice the
+# 2 cores of the reference machine; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 4
 
 .PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down
 
@@ -27,8 +30,8 @@ help: ## list the targets
 setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-server
 	bash scripts/setup.sh
 
-test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server
-	$(PY) -m pytest
+test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server (TEST_WORKERS=4 processes)
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 lock: ## regenerate the image locks apps/*/requirements.lock from apps/*/requirements.txt (uv), prove them on x86_64 and aarch64
 	$(PY) tools/lock.py

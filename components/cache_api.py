@@ -47,6 +47,8 @@ class CacheApiArgs:
     """REDIS_DB."""
     cache_ttl_seconds: int = 300
     """CACHE_TTL_SECONDS."""
+    redis_max_connections: int = 16
+    """REDIS_MAX_CONNECTIONS: bound of the pod's Redis pool (components/connections.py counts it)."""
     min_replicas: int = 2
     """HPA minReplicas."""
     max_replicas: int = 6
@@ -71,6 +73,8 @@ class CacheApiArgs:
             raise ValueError("CacheApiArgs.max_replicas must be >= min_replicas >= 1")
         if self.cache_ttl_seconds < 1:
             raise ValueError("CacheApiArgs.cache_ttl_seconds must be >= 1")
+        if self.redis_max_connections < 1:
+            raise ValueError("CacheApiArgs.redis_max_connections must be >= 1")
 
 
 class CacheApi(pulumi.ComponentResource):
@@ -111,6 +115,7 @@ class CacheApi(pulumi.ComponentResource):
     def _api_container(self, args: CacheApiArgs) -> dict[str, Any]:
         env = kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + [
             {"name": "CACHE_TTL_SECONDS", "value": str(args.cache_ttl_seconds)},
+            {"name": "REDIS_MAX_CONNECTIONS", "value": str(args.redis_max_connections)},
             {"name": "DATASET_DIR", "value": args.dataset_dir},
         ]
         if args.read_path == "replica-sidecar":

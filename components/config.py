@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components import azure_network, versions
+from components import azure_network, connections, versions
 from components.redis import redis_maxmemory_bytes
 from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES, WORKER_HARD_LIMIT_MARGIN, hard_time_limit
 
@@ -88,6 +88,7 @@ class PlatformConfig(BaseModel):
     redis_storage_class: str = Field("", description="kind: StorageClass of the Redis PVC; empty = the cluster default.")
     redis_memory_limit_mi: int = Field(512, ge=128, le=65536, description="kind: memory limit (MiB) of the in-cluster Redis; its maxmemory is (limit - 32) / 2 (room for the fork of an AOF rewrite), and the replica sidecar's limit follows from that maxmemory.")
     redis_db: int = Field(0, ge=0, le=15, description="Redis database index used by every app and the KEDA trigger.")
+    redis_max_clients: int = Field(1000, ge=64, le=10000, description="kind: maxclients of the in-cluster Redis, set explicitly; the stack's connection maxima plus headroom must fit it (docs/infra.md#connection-budget). On aks the Azure size's documented limit applies.")
 
     # --- images ------------------------------------------------------------------
     cache_api_image: str = Field(versions.CACHE_API_IMAGE, description="Cache API image (pinned tag or digest).")
@@ -105,6 +106,7 @@ class PlatformConfig(BaseModel):
     polling_interval_seconds: int = Field(5, ge=1, description="KEDA pollingInterval.")
     worker_min_replicas: int = Field(0, ge=0, description="Minimum worker replicas (0 = scale to zero).")
     worker_max_replicas: int = Field(10, ge=1, le=1000, description="Maximum worker replicas (deployment) or parallel Jobs (job).")
+    worker_concurrency: int = Field(2, ge=1, le=32, description="WORKER_CONCURRENCY: prefork pool processes per worker pod (each adds one Redis connection to the pod's budget).")
     work_seconds_min: float = Field(1.0, ge=0, description="WORK_SECONDS_MIN: shortest simulated task.")
     work_seconds_max: float = Field(10.0, ge=0, description="WORK_SECONDS_MAX: longest simulated task.")
     visibility_timeout_seconds: int = Field(120, ge=1, description="CELERY_VISIBILITY_TIMEOUT: seconds before an unacked task is redelivered; must exceed ceil(workSecondsMax) + 5, the worker's hard time limit.")
@@ -124,6 +126,7 @@ class PlatformConfig(BaseModel):
     cache_api_cpu_target_percent: int = Field(70, ge=10, le=100, description="Cache API HPA average CPU utilization target.")
     cache_api_read_path: Literal["central", "replica-sidecar"] = Field("central", description="`central`: reads from the Redis primary; `replica-sidecar`: a Redis replica per API pod (in-cluster Redis only).")
     cache_ttl_seconds: int = Field(300, ge=1, description="CACHE_TTL_SECONDS: TTL of cached entries.")
+    cache_api_redis_max_connections: int = Field(16, ge=1, le=256, description="REDIS_MAX_CONNECTIONS: the bound of each cache API pod's Redis connection pool (the primary's; with replica-sidecar the reads go to the pod's own replica).")
 
     # --- monitoring ----------------------------------------------------------------
     monitoring: bool = Field(True, description="kube-prometheus-stack (Prometheus, Alertmanager, Grafana) in `monitoringNamespace`, redis_exporter, scrape objects, alerts and the platform dashboard; false = none of them.")
@@ -218,6 +221,7 @@ class PlatformConfig(BaseModel):
                              f"({self.redis_maxmemory_bytes} B, from redisMemoryLimitMi {self.redis_memory_limit_mi}): "
                              "lower it or raise redisMemoryLimitMi"))
         problems += self._network_problems()
+        problems += self._connection_problems()
         if problems:
             raise _CrossFieldError(problems)
         return self
@@ -242,7 +246,28 @@ class PlatformConfig(BaseModel):
                              "allow Redis egress to that range only, and a subnet ID cannot be resolved offline"))
         return problems
 
+    def _connection_problems(self) -> list[tuple[str, str]]:
+        """The connection budget (components/connections.py) against the target's client limit."""
+        limit = self.redis_limit
+        if limit is None:
+            if self.azure_redis == "classic":
+                return [("redisCapacity", f"Azure Cache for Redis {self.redis_sku} has no size {self.redis_capacity} "
+                         "(Basic and Standard: 0..6, Premium: 1..5)")]
+            return [("redisManagedSku", f"{self.redis_managed_sku!r} is not a size Azure Managed Redis documents "
+                     "(Balanced_B0, B1, B3, B5, B10, ...; see docs/infra.md#connection-budget)")]
+        problem = connections.budget_problem(self, limit)
+        return [problem] if problem else []
+
     # --- derived -----------------------------------------------------------------
+    @property
+    def redis_limit(self) -> connections.Limit | None:
+        """The client (and memory) limit of the Redis this stack gets; None for a size Azure does not document."""
+        if self.target == "kind":
+            return connections.in_cluster_limit(self.redis_max_clients, self.redis_maxmemory_bytes)
+        if self.azure_redis == "classic":
+            return connections.azure_cache_limit(self.redis_sku, self.redis_capacity)
+        return connections.azure_managed_limit(self.redis_managed_sku)
+
     @property
     def redis_maxmemory_bytes(self) -> int:
         """The in-cluster Redis' maxmemory (components/redis.py: the formula)."""

@@ -52,6 +52,9 @@ DATASOURCE_UID = "prometheus"
 #: How often Prometheus scrapes the platform's own targets (the queue moves in seconds).
 SCRAPE_INTERVAL = "5s"
 JOB_LABEL = "app.kubernetes.io/name"
+#: The KEDA 2.20.2 chart names its operator's metrics container port ``metrics`` (8080);
+#: tests/infra/test_chart_gates.py checks it against the chart's render.
+KEDA_METRICS_PORT_NAME = "metrics"
 
 
 def _fill(text: str, values: Mapping[str, Any], source: Path) -> str:
@@ -67,9 +70,11 @@ def _fill(text: str, values: Mapping[str, Any], source: Path) -> str:
     return text
 
 
-def alert_rules(namespace: str, queue: str, dead_letter: str, max_replicas: int) -> dict[str, Any]:
+def alert_rules(namespace: str, queue: str, dead_letter: str, max_replicas: int,
+                redis_client_limit: int, redis_memory_limit_bytes: int) -> dict[str, Any]:
     """``spec`` of the PrometheusRule: monitoring/alerts.yaml with the stack's values filled in."""
-    values = {"namespace": namespace, "queue": queue, "dead_letter": dead_letter, "max_replicas": max_replicas}
+    values = {"namespace": namespace, "queue": queue, "dead_letter": dead_letter, "max_replicas": max_replicas,
+              "redis_client_limit": redis_client_limit, "redis_memory_limit_bytes": redis_memory_limit_bytes}
     return yaml.safe_load(_fill(RULES_FILE.read_text(), values, RULES_FILE))
 
 
@@ -109,6 +114,10 @@ class MonitoringArgs:
     """Celery queue = Redis list KEDA measures."""
     worker_max_replicas: int = 10
     """The worker's maximum (the backlog alert fires when it is reached)."""
+    redis_client_limit: int = 1000
+    """The Redis's client limit (components/connections.py): the clients alert's threshold."""
+    redis_memory_limit_bytes: int = 0
+    """The Redis's memory limit where INFO reports no maxmemory (Azure Managed Redis)."""
     worker_app: str = "worker"
     """``app.kubernetes.io/name`` of the worker pods (Deployment or ScaledJob)."""
     producer_app: str = "producer"
@@ -129,6 +138,8 @@ class MonitoringArgs:
             raise ValueError("MonitoringArgs.chart_version must be pinned")
         if self.worker_max_replicas < 1:
             raise ValueError("MonitoringArgs.worker_max_replicas must be >= 1")
+        if self.redis_client_limit < 1 or self.redis_memory_limit_bytes < 0:
+            raise ValueError("MonitoringArgs.redis_client_limit must be >= 1, redis_memory_limit_bytes >= 0")
 
     @property
     def dead_letter_queue(self) -> str:
@@ -172,7 +183,11 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
         # Pod Security "restricted"); on kind it would only see the Docker host anyway.
         "nodeExporter": {"enabled": False},
         "alertmanager": {"alertmanagerSpec": {"retention": "24h", "resources": _res("10m", "32Mi", "100m", "128Mi")}},
-        "prometheusOperator": {"resources": _res("50m", "64Mi", "200m", "256Mi")},
+        "prometheusOperator": {
+            "resources": _res("50m", "64Mi", "200m", "256Mi"),
+            # the admission webhook's certificate Jobs (Helm hooks): the chart gives them none
+            "admissionWebhooks": {"patch": {"resources": _res("10m", "16Mi", "100m", "64Mi")}},
+        },
         "prometheus": {"prometheusSpec": prometheus_spec},
         "grafana": {
             "defaultDashboardsEnabled": False,
@@ -290,11 +305,12 @@ class Monitoring(pulumi.ComponentResource):
         # KEDA's metrics carry the ScaledObject's own `namespace` label: keep it (honorLabels),
         # so scaler errors are counted against the app namespace. The object lives here, not in
         # KEDA's release, so KEDA never depends on the monitoring CRDs.
-        self._pod_monitor("keda-operator", self.namespace, "keda-operator", "http",
+        self._pod_monitor("keda-operator", self.namespace, "keda-operator", KEDA_METRICS_PORT_NAME,
                           pod_namespace=[args.keda_namespace], honor_labels=True)
 
     def _create_rules_and_dashboard(self, name: str, args: MonitoringArgs) -> None:
-        rules = alert_rules(args.app_namespace_name, args.queue_name, args.dead_letter_queue, args.worker_max_replicas)
+        rules = alert_rules(args.app_namespace_name, args.queue_name, args.dead_letter_queue, args.worker_max_replicas,
+                            args.redis_client_limit, args.redis_memory_limit_bytes)
         self._cr("alerts", "PrometheusRule", self.namespace, "redis-keda-platform", rules)
         k8s.core.v1.ConfigMap(
             f"{name}-dashboard",

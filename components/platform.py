@@ -1,16 +1,18 @@
-"""Build the whole component tree from a validated PlatformConfig.
+"""``Platform``: the whole component tree as one ComponentResource, built from a validated
+PlatformConfig. The stack program (``__main__.py``) and the multi-language package
+(``provider/``) both construct it; its inputs are components/platform_args.py's.
 
 The only place that looks at ``config.target`` is ``TARGETS``: it maps a target to a
 cluster implementation and a Redis implementation. Everything after that takes only a
 Kubernetes provider and a RedisEndpoint.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the component provider's analyzer reads
+``Platform``'s annotations as objects (a string annotation is not a type to it).
+"""
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Optional, Protocol, TypeVar
 
 import pulumi
 from pulumi import Output, ResourceOptions
@@ -20,6 +22,7 @@ from components.azure_redis import AzureCacheRedis, AzureCacheRedisArgs, AzureMa
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
+from components.platform_args import PlatformArgs, config_from_args
 from components.keda import Keda, KedaArgs
 from components.monitoring import GRAFANA_SERVICE, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
@@ -87,44 +90,48 @@ def args_from(args_cls: type[ArgsT], cfg: PlatformConfig, **wiring: Any) -> Args
 TAGS = {"project": "redis-keda-platform"}
 
 
-def _kind_cluster(cfg: PlatformConfig) -> Cluster:
-    return KindCluster("kind", args_from(KindClusterArgs, cfg))
+# ``opts`` of the cluster and an Azure Redis: parent Platform; of Kubernetes objects: also the
+# cluster's provider.
+def _kind_cluster(cfg: PlatformConfig, opts: ResourceOptions) -> Cluster:
+    return KindCluster("kind", args_from(KindClusterArgs, cfg), opts)
 
 
-def _aks_cluster(cfg: PlatformConfig) -> Cluster:
-    return AksCluster("aks", args_from(AksClusterArgs, cfg))
+def _aks_cluster(cfg: PlatformConfig, opts: ResourceOptions) -> Cluster:
+    return AksCluster("aks", args_from(AksClusterArgs, cfg), opts)
 
 
-def _in_cluster_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str], k8s_opts: ResourceOptions) -> Redis:
+def _in_cluster_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str], k8s_opts: ResourceOptions,
+                      opts: ResourceOptions) -> Redis:
     return InClusterRedis("redis", args_from(InClusterRedisArgs, cfg, namespace=namespace), k8s_opts)
 
 
 # Both Azure Redis services get a private endpoint in the cluster's endpoint subnet.
-def _azure_managed_redis(cfg: PlatformConfig, cluster: Any) -> Redis:
+def _azure_managed_redis(cfg: PlatformConfig, cluster: Any, opts: ResourceOptions) -> Redis:
     return AzureManagedRedis("redis", args_from(
         AzureManagedRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
-        private_link=cluster.network.private_link, tags=TAGS))
+        private_link=cluster.network.private_link, tags=TAGS), opts)
 
 
-def _azure_cache_redis(cfg: PlatformConfig, cluster: Any) -> Redis:
+def _azure_cache_redis(cfg: PlatformConfig, cluster: Any, opts: ResourceOptions) -> Redis:
     return AzureCacheRedis("redis", args_from(
         AzureCacheRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
-        private_link=cluster.network.private_link, tags=TAGS))
+        private_link=cluster.network.private_link, tags=TAGS), opts)
 
 
 #: aks: which Azure Redis service (the ``azureRedis`` key).
-AZURE_REDIS: dict[str, Callable[[PlatformConfig, Any], Redis]] = {
+AZURE_REDIS: dict[str, Callable[[PlatformConfig, Any, ResourceOptions], Redis]] = {
     "managed": _azure_managed_redis,
     "classic": _azure_cache_redis,
 }
 
 
-def _azure_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str], k8s_opts: ResourceOptions) -> Redis:
-    return AZURE_REDIS[cfg.azure_redis](cfg, cluster)
+def _azure_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str], k8s_opts: ResourceOptions,
+                 opts: ResourceOptions) -> Redis:
+    return AZURE_REDIS[cfg.azure_redis](cfg, cluster, opts)
 
 
-ClusterFactory = Callable[[PlatformConfig], Cluster]
-RedisFactory = Callable[[PlatformConfig, Any, Output, ResourceOptions], Redis]
+ClusterFactory = Callable[[PlatformConfig, ResourceOptions], Cluster]
+RedisFactory = Callable[[PlatformConfig, Any, Output, ResourceOptions, ResourceOptions], Redis]
 
 # The one decision point.
 TARGETS: dict[str, tuple[ClusterFactory, RedisFactory]] = {
@@ -133,23 +140,81 @@ TARGETS: dict[str, tuple[ClusterFactory, RedisFactory]] = {
 }
 
 
-@dataclass
-class Platform:
-    cluster: Cluster
-    redis: Redis
-    worker: CeleryWorker
-    cache_api: CacheApi
-    outputs: dict[str, Output[Any]]
+#: Every component the Platform creates directly was, before the Platform existed, parented by
+#: the stack. This alias keeps their URNs (and, through them, every child's), so `pulumi up`
+#: on an existing stack reparents instead of replacing (docs/infra.md, "URNs").
+WAS_AT_STACK_ROOT = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)
+
+#: Stack outputs that are secrets (the schema marks them too: components/package.py).
+SECRET_OUTPUTS = ("kubeconfig", "grafanaAdminPassword")
 
 
-def build_platform(cfg: PlatformConfig) -> Platform:
-    """Create every resource of the stack. Returns the components and the stack outputs."""
+class Platform(pulumi.ComponentResource):
+    """The whole platform: a cluster (AKS or an existing kind cluster), Redis (Azure Managed Redis, Azure Cache for Redis or in-cluster), KEDA, the Celery worker autoscaled on its queue, the producer, the cache API and monitoring. Inputs are the stack config keys of redis-keda-platform."""
+
+    target: pulumi.Output[str]
+    """Where it was deployed: kind or aks."""
+    namespace: pulumi.Output[str]
+    """Kubernetes namespace of the apps."""
+    cache_api_service: pulumi.Output[str]
+    """The cache API's in-cluster address (host:port)."""
+    cache_api_service_name: pulumi.Output[str]
+    """Name of the cache API Service."""
+    cache_api_deployment_name: pulumi.Output[str]
+    """Name of the cache API Deployment."""
+    redis_kind: pulumi.Output[str]
+    """Which Redis: in-cluster, azure-managed-redis or azure-cache-for-redis."""
+    redis_host: pulumi.Output[str]
+    """Redis host name the apps and KEDA use."""
+    redis_port: pulumi.Output[int]
+    """Redis port (10000 Azure Managed Redis, 6380 Azure Cache for Redis, 6379 in-cluster)."""
+    redis_tls: pulumi.Output[bool]
+    """Whether Redis is reached over TLS (with certificate verification)."""
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig of the cluster (secret)."""
+    worker_mode: pulumi.Output[str]
+    """deployment or job."""
+    worker_scaled_kind: pulumi.Output[str]
+    """ScaledObject or ScaledJob."""
+    worker_scaled_object_name: pulumi.Output[str]
+    """Name of the worker's ScaledObject or ScaledJob."""
+    worker_deployment_name: pulumi.Output[str]
+    """Name of the worker Deployment (deployment mode) or of the sweeper Deployment (job mode)."""
+    producer_deployment_name: pulumi.Output[str]
+    """Name of the producer Deployment."""
+    monitoring_namespace: pulumi.Output[str]
+    """Namespace of kube-prometheus-stack; empty when monitoring is off."""
+    prometheus_service: pulumi.Output[str]
+    """Prometheus Service name; empty when monitoring is off."""
+    grafana_service: pulumi.Output[str]
+    """Grafana Service name; empty when monitoring is off."""
+    grafana_admin_password: Optional[pulumi.Output[str]]
+    """Grafana's admin password (secret); only with monitoring on."""
+
+    def __init__(self, name: str, args: PlatformArgs, opts: Optional[ResourceOptions] = None):
+        # Validated before anything is registered: a bad key fails naming it, creating nothing.
+        cfg = config_from_args(args)
+        super().__init__("redis-keda-platform:index:Platform", name, None, opts)
+        self.config = cfg
+        self.outputs = _build(cfg, self)
+        for key, value in self.outputs.items():
+            setattr(self, _snake(key), value)
+        self.register_outputs(self.outputs)
+
+
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+
+
+def _build(cfg: PlatformConfig, parent: pulumi.Resource) -> dict[str, Output[Any]]:
+    """Create every resource of the platform under ``parent``. Returns the stack outputs."""
+    top = ResourceOptions(parent=parent, aliases=[WAS_AT_STACK_ROOT])
     make_cluster, make_redis = TARGETS[cfg.target]
-    cluster = make_cluster(cfg)
-    k8s_opts = ResourceOptions(providers={"kubernetes": cluster.provider})
+    cluster = make_cluster(cfg, top)
+    k8s_opts = ResourceOptions.merge(top, ResourceOptions(providers={"kubernetes": cluster.provider}))
 
     ns = AppNamespace("app", AppNamespaceArgs(name=cfg.namespace), k8s_opts)
-    redis = make_redis(cfg, cluster, ns.name, k8s_opts)
+    redis = make_redis(cfg, cluster, ns.name, k8s_opts, top)
     endpoint = redis.endpoint
     auth = RedisAuth("redis-auth", RedisAuthArgs(namespace=ns.name, password=endpoint.password), k8s_opts)
     # watchNamespace from the Namespace's output: the chart puts a RoleBinding there, so the
@@ -165,8 +230,11 @@ def build_platform(cfg: PlatformConfig) -> Platform:
 
     monitoring = None
     if cfg.monitoring:
+        limit = cfg.redis_limit  # the config model has checked that there is one
+        assert limit is not None
         monitoring = Monitoring("monitoring", args_from(
-            MonitoringArgs, cfg, app_namespace=ns.name, app_namespace_name=cfg.namespace), k8s_opts)
+            MonitoringArgs, cfg, app_namespace=ns.name, app_namespace_name=cfg.namespace,
+            redis_client_limit=limit.clients, redis_memory_limit_bytes=limit.memory_bytes), k8s_opts)
         RedisExporter("redis-exporter", args_from(
             RedisExporterArgs, cfg, **clients,
             keys=queue_keys(cfg.queue_name, monitoring.dead_letter_queue, KOMBU_UNACKED_KEY)), k8s_opts)
@@ -195,7 +263,7 @@ def build_platform(cfg: PlatformConfig) -> Platform:
     }
     if monitoring:
         outputs["grafanaAdminPassword"] = Output.secret(monitoring.grafana_admin_password)
-    return Platform(cluster=cluster, redis=redis, worker=worker, cache_api=cache_api, outputs=outputs)
+    return outputs
 
 
 def _monitoring_network(cfg: PlatformConfig) -> dict[str, Any]:
@@ -216,5 +284,6 @@ def _monitoring_network(cfg: PlatformConfig) -> dict[str, Any]:
 
 
 def export_outputs(platform: Platform) -> None:
+    """The stack's outputs are the Platform's outputs, under the same names."""
     for key, value in platform.outputs.items():
         pulumi.export(key, value)

@@ -93,6 +93,9 @@ class InClusterRedisArgs:
     (``redis_maxmemory_bytes``)."""
     service_name: str = "redis"
     """ClusterIP Service name (clients use ``<service>.<namespace>.svc.cluster.local``)."""
+    max_clients: int = 1000
+    """``maxclients``, set explicitly: the connection budget (components/connections.py) is
+    checked against it."""
 
     def __post_init__(self) -> None:
         if not self.storage_size:
@@ -101,6 +104,8 @@ class InClusterRedisArgs:
             raise ValueError("InClusterRedisArgs.service_name must not be empty")
         if self.memory_limit_mi <= 2 * REDIS_RESERVED_MI:
             raise ValueError(f"InClusterRedisArgs.memory_limit_mi must exceed {2 * REDIS_RESERVED_MI}")
+        if self.max_clients < 1:
+            raise ValueError("InClusterRedisArgs.max_clients must be >= 1")
 
 
 class InClusterRedis(pulumi.ComponentResource):
@@ -171,7 +176,8 @@ class InClusterRedis(pulumi.ComponentResource):
             'printf "requirepass %s\\nmasterauth %s\\n" "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis.conf; '
             f"exec redis-server /tmp/redis.conf --port {versions.REDIS_PORT} --bind 0.0.0.0 "
             "--protected-mode yes --dir /data --appendonly yes "
-            f"--maxmemory {redis_maxmemory_bytes(args.memory_limit_mi)} --maxmemory-policy noeviction"
+            f"--maxmemory {redis_maxmemory_bytes(args.memory_limit_mi)} --maxmemory-policy noeviction "
+            f"--maxclients {args.max_clients}"
         )
         memory = f"{args.memory_limit_mi}Mi"
         ping = ["sh", "-c", f"redis-cli -p {versions.REDIS_PORT} ping | grep -q PONG"]

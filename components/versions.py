@@ -6,7 +6,7 @@ built locally (``make images``) so they are pinned by an immutable, versioned ta
 
 from __future__ import annotations
 
-# --- KEDA (official Helm chart; CRDs vendored in ../shared/schemas/keda/v2.20.2/) ---
+# --- KEDA (official Helm chart, vendored in charts/keda/; CRDs in schemas/keda/v2.20.2/) ---
 KEDA_CHART = "keda"
 KEDA_CHART_REPO = "https://kedacore.github.io/charts"
 KEDA_CHART_VERSION = "2.20.2"
@@ -47,17 +47,20 @@ CACHE_API_PORT = 8000
 WORKER_METRICS_PORT = 9808
 PRODUCER_METRICS_PORT = 9809
 
-# --- Monitoring: kube-prometheus-stack (Chart.yaml, values.yaml and the ServiceMonitor,
-# PodMonitor and PrometheusRule CRDs vendored in schemas/kube-prometheus-stack/88.5.3/) ---
+# --- Monitoring: kube-prometheus-stack (the chart and its sub-charts vendored as released
+# in charts/kube-prometheus-stack/; tests/infra/test_charts.py keeps them equal to these) ---
 KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
 KUBE_PROMETHEUS_STACK_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 KUBE_PROMETHEUS_STACK_CHART_VERSION = "88.5.3"
 PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 # KEDA's operator serves its Prometheus metrics here (chart value prometheus.operator.port;
-# the chart names the container port "http").
+# the chart names the container port "metrics", components/monitoring.py).
 KEDA_OPERATOR_METRICS_PORT = 8080
 
 # --- redis_exporter (scratch image, non-root uid 59000, CA bundle included) ---
 REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
 REDIS_EXPORTER_UID = 59000
 REDIS_EXPORTER_PORT = 9121
+
+# --- the multi-language package (provider/; schema "version", SDKs generated from it) ---
+PACKAGE_VERSION = "0.1.0"

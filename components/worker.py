@@ -69,6 +69,8 @@ class CeleryWorkerArgs:
     """minReplicaCount (0 = scale to zero)."""
     max_replicas: int = 10
     """maxReplicaCount."""
+    concurrency: int = 2
+    """WORKER_CONCURRENCY: prefork pool processes per pod (components/connections.py counts them)."""
     cooldown_seconds: int = 60
     """ScaledObject cooldownPeriod."""
     polling_interval_seconds: int = 5
@@ -103,6 +105,8 @@ class CeleryWorkerArgs:
             raise ValueError("CeleryWorkerArgs.dead_letter_max_length must be > 0")
         if self.max_replicas < self.min_replicas:
             raise ValueError("CeleryWorkerArgs.max_replicas must be >= min_replicas")
+        if self.concurrency < 1:
+            raise ValueError("CeleryWorkerArgs.concurrency must be >= 1")
         if self.work_seconds_max < self.work_seconds_min:
             raise ValueError("CeleryWorkerArgs.work_seconds_max must be >= work_seconds_min")
         if self.visibility_timeout_seconds <= self.hard_time_limit:
@@ -224,6 +228,7 @@ class CeleryWorker(pulumi.ComponentResource):
     def _container(self, args: CeleryWorkerArgs, job: bool) -> dict[str, Any]:
         env = self._broker_env(args) + [
             {"name": "WORKER_METRICS_PORT", "value": str(versions.WORKER_METRICS_PORT)},
+            {"name": "WORKER_CONCURRENCY", "value": str(args.concurrency)},
         ]
         if job:
             env.append({"name": "WORKER_IDLE_EXIT_SECONDS", "value": str(args.idle_exit_seconds)})

@@ -10,7 +10,7 @@
 # Containers run as the images' own user with a read-only root filesystem and a tmpfs /tmp,
 # as the pods do. Needs ports 8000 and 9808 free (the images' CMD ports).
 # Redis: REDIS_HOST, REDIS_PORT and REDIS_PASSWORD if REDIS_PORT is set (CI: a service
-# container), else a redis:7.4.2 container started here on SMOKE_REDIS_PORT (6390).
+# container), else a REDIS_IMAGE (redis 7.4.2, by digest) container started here on SMOKE_REDIS_PORT (6390).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/require.sh docker curl
@@ -19,6 +19,9 @@ scripts/require.sh docker curl
 : "${WORKER_IMAGE:?set WORKER_IMAGE}"
 : "${PRODUCER_IMAGE:?set PRODUCER_IMAGE}"
 COUNT=${COUNT:-50}
+# The stack's in-cluster Redis (components/versions.py), pinned by digest: the same image as the
+# CI service container (tests/lint/test_pins.py keeps the two equal).
+REDIS_IMAGE=redis:7.4.2@sha256:fbdbaea47b9ae4ecc2082ecdb4e1cea81e32176ffb1dcf643d422ad07427e5d9
 RUN_ID=smoke-$$
 STARTED=()
 
@@ -35,9 +38,9 @@ trap cleanup EXIT
 
 if [ -z "${REDIS_PORT:-}" ]; then
   REDIS_HOST=127.0.0.1 REDIS_PORT=${SMOKE_REDIS_PORT:-6390} REDIS_PASSWORD=smoke-$RANDOM-$RANDOM
-  log "redis:7.4.2 on port $REDIS_PORT"
+  log "$REDIS_IMAGE on port $REDIS_PORT"
   STARTED+=("$RUN_ID-redis")
-  docker run -d --name "$RUN_ID-redis" --network host redis:7.4.2 \
+  docker run -d --name "$RUN_ID-redis" --network host "$REDIS_IMAGE" \
     redis-server --port "$REDIS_PORT" --requirepass "$REDIS_PASSWORD" --save "" --appendonly no >/dev/null
   for _ in $(seq 1 30); do
     docker exec -e REDISCLI_AUTH="$REDIS_PASSWORD" "$RUN_ID-redis" redis-cli -p "$REDIS_PORT" ping 2>/dev/null \
@@ -46,7 +49,7 @@ if [ -z "${REDIS_PORT:-}" ]; then
   done
 fi
 export REDIS_HOST=${REDIS_HOST:-127.0.0.1} REDIS_PORT REDIS_PASSWORD=${REDIS_PASSWORD:?set REDIS_PASSWORD} REDIS_TLS=false
-COMMON=(--network host --read-only --tmpfs /tmp:rw,mode=1777
+COMMON=(--network host --read-only --tmpfs "/tmp:rw,mode=1777"
         -e REDIS_HOST -e REDIS_PORT -e REDIS_PASSWORD -e REDIS_TLS)
 
 start() {  # start NAME IMAGE [ARGS...]: a detached container (the image's CMD unless ARGS)

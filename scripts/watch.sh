@@ -12,10 +12,12 @@ worker_count() {
     "${KUBECTL[@]}" get jobs -l "scaledjob.keda.sh/name=$SCALED" \
       -o jsonpath='{range .items[?(@.status.active)]}{.metadata.name}{"\n"}{end}' | grep -c . || true
   else
-    "${KUBECTL[@]}" get deploy "$WORKER" -o jsonpath='{.status.replicas}' | sed 's/^$/0/'
+    replicas_of "$WORKER"
   fi
 }
-api_count() { "${KUBECTL[@]}" get deploy "$API" -o jsonpath='{.status.replicas}' | sed 's/^$/0/'; }
+# Kubernetes omits .status.replicas at 0: jsonpath prints nothing, so default it here.
+replicas_of() { local n; n=$("${KUBECTL[@]}" get deploy "$1" -o jsonpath='{.status.replicas}'); echo "${n:-0}"; }
+api_count() { replicas_of "$API"; }
 printf '%-20s %-8s %-8s\n' time worker cache-api
 start=$(date +%s)
 while :; do

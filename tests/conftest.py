@@ -7,9 +7,29 @@ Redis is 6.0.14) fails the run, with the list.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
 
+from tests import run_cache
 from tests.apps.command_audit import AUDIT
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controlling process makes the run's shared cache (tests/run_cache.py) before any
+    pytest-xdist worker starts: they inherit its path."""
+    if not hasattr(config, "workerinput") and run_cache.RUN_CACHE_ENV not in os.environ:
+        config._run_cache = tempfile.mkdtemp(prefix="redis-keda-run-")  # type: ignore[attr-defined]
+        os.environ[run_cache.RUN_CACHE_ENV] = config._run_cache  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = getattr(config, "_run_cache", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(run_cache.RUN_CACHE_ENV, None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CITING = DOCS + [REPO / "Makefile", REPO / "Pulumi.yaml", *sorted((REPO / "stacks").glob("*.yaml")),
                  *sorted((REPO / "scripts").glob("*.sh")), REPO / ".ci" / "run"]
 
-TOP = r"(?:apps|components|tests|docs|scripts|tools|bench|stacks|schemas|deploy|monitoring|\.github|\.ci)"
+TOP = r"(?:apps|components|tests|docs|scripts|tools|bench|stacks|schemas|deploy|monitoring|provider|policy|examples|\.github|\.ci)"
 PATH = re.compile(rf"(?<![\w./-])({TOP}/[\w./-]*[\w/])")
 ROOT_FILES = re.compile(r"(?<![\w./-])(Makefile|Pulumi\.yaml|__main__\.py|requirements[\w-]*\.txt|"
                         r"pytest\.ini|\.dockerignore)(?![\w.-])")
@@ -25,8 +25,9 @@ TEST_NAME = re.compile(r"(?<![\w.])(test_\w+)(?![\w.])")
 # In code: a backticked `make x`, or a code line that starts with it.
 MAKE_TARGET = re.compile(r"(?:`|^\s*)make ([a-z][a-z-]*)", re.M)
 MODULE = re.compile(r"python -m ((?:apps|tools|bench|tests)(?:\.\w+)+)")
+K8S_REF = re.compile(r"\b(Deployment|StatefulSet|DaemonSet|Job|Service|RoleBinding|ServiceMonitor|PodMonitor) $")
 #: Paths a command creates (rendered output, the e2e stack file, caches): cited, not committed.
-GENERATED = ("out/", "stacks/Pulumi.e2e.yaml")
+GENERATED = ("out/", "stacks/Pulumi.e2e.yaml", "policy/venv", "provider/venv")
 
 
 def _cited(pattern: re.Pattern, files=CITING) -> list[tuple[str, str]]:
@@ -37,6 +38,8 @@ def _cited(pattern: re.Pattern, files=CITING) -> list[tuple[str, str]]:
             line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
             if "kubectl" in line and m.group(1).startswith("deploy/"):
                 continue  # a kubectl object (deploy/worker), not the deploy/ folder
+            if K8S_REF.search(text[max(0, m.start() - 40):m.start()]):
+                continue  # a Kubernetes object `Kind namespace/name` (monitoring/monitoring-grafana)
             found.append((f.relative_to(REPO).as_posix(), m.group(1)))
     return found
 

@@ -9,6 +9,9 @@ Writes:
   OUT/azure-resources.json                       [{type, name, properties}] (secrets redacted)
   OUT/other-resources.json                       Helm releases, random, providers, ...
   OUT/outputs.json                               stack outputs (secret ones redacted)
+  OUT/helm/<release>/...                         each Helm release, rendered by `helm template` of
+                                                 the vendored chart with the program's values
+                                                 (tools/helm_render.py)
 
 No Pulumi CLI, no network, no cloud credentials. Bad config: exit 2 with one line
 naming the key. Python API: ``render_stack(stack, overrides) -> RenderResult``.
@@ -22,7 +25,7 @@ import base64
 import json
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +126,8 @@ class RecordedResource:
     provider: str
     custom: bool
     order: int
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """Alias specs as registered: {name, type, stack, project, parentUrn | noParent} (or {urn})."""
 
     @property
     def explicit_depends_on(self) -> list[str]:
@@ -307,8 +312,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 custom=bool(request.custom),
                 order=len(self.recorded),
+                aliases=[_alias(a) for a in request.aliases] + [{"urn": u} for u in request.aliasURNs],
             ))
         return response
+
+
+def _alias(alias: Any) -> dict[str, Any]:
+    if alias.HasField("urn"):
+        return {"urn": alias.urn}
+    spec = alias.spec
+    out: dict[str, Any] = {"name": spec.name, "type": spec.type, "stack": spec.stack, "project": spec.project}
+    out.update({"noParent": True} if spec.noParent else {"parentUrn": spec.parentUrn})
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,8 +425,17 @@ def render_stack(stack: str, overrides: Mapping[str, str] | None = None) -> Rend
     return evaluate(config, stack=stack, raw_config=raw)
 
 
-def evaluate(config: PlatformConfig, *, stack: str = "test", raw_config: Mapping[str, Any] | None = None) -> RenderResult:
-    from components.platform import build_platform  # no resources at import time
+def evaluate(config: PlatformConfig, *, stack: str = "test", raw_config: Mapping[str, Any] | None = None,
+             construct: Callable[[], Any] | None = None) -> RenderResult:
+    """Run the program under mocks. ``construct`` builds the platform and returns an object
+    with ``outputs`` (name -> Output); by default the stack program's way: ``Platform`` with
+    the config's keys. tests/infra/test_platform_parity.py passes the provider's way."""
+    from components.platform import Platform  # no resources at import time
+    from components.platform_args import args_from_config
+
+    if construct is None:
+        def construct() -> Any:
+            return Platform("platform", args_from_config(config))
 
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
@@ -438,8 +462,7 @@ def evaluate(config: PlatformConfig, *, stack: str = "test", raw_config: Mapping
                     secret_outputs.add(key)
 
         def program():
-            platform = build_platform(config)
-            return _collect(platform)
+            return _collect(construct())
 
         loop.run_until_complete(pulumi.runtime.stack.run_pulumi_func(program))
     finally:
@@ -531,6 +554,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = write_result(result, ns.out)
     print(f"render: stack {ns.stack!r}: {len(written)} Kubernetes objects, "
           f"{len(result.azure_resources)} Azure resources, {len(result.other_resources)} other -> {ns.out}")
+    return _render_helm_releases(result, ns.out)
+
+
+def _render_helm_releases(result: RenderResult, out: Path) -> int:
+    from tools import helm_render
+    from tools.helm_install import HelmError
+
+    try:
+        rendered = helm_render.render_releases(result)
+    except (HelmError, helm_render.ChartRenderError) as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    helm_render.write_releases(rendered, out)
+    for rr in rendered:
+        print(f"render: helm release {rr.release.name!r} ({rr.release.chart} {rr.release.version}, "
+              f"Kubernetes {rr.kube_version}): {len(rr.objects)} objects -> {out / 'helm' / rr.release.name}")
     return 0
 
 

@@ -15,6 +15,9 @@ Read path for a tag (``get``):
 
    Every waiter, in this process or another, stops at its own ``FILL_WAIT_SECONDS``; the
    load itself stops at ``DATASET_LOAD_TIMEOUT_SECONDS`` (loader.py) and releases the lock.
+4. Redis refuses writes (full, or a read-only replica): the lock or the dataset's write is
+   refused. The pod then serves the dataset it loaded (once for the episode) from memory,
+   ``x-cache: degraded``, and writes it again once Redis accepts writes (write_refusals.py).
 
 Values are the encoded JSON bytes, sent as they are: no parse and re-serialize per request.
 Unknown tags are answered from the index (and cached in-process like any value).
@@ -44,6 +47,7 @@ from apps.cache_api.logs import Throttle, get_logger
 from apps.cache_api.metrics import Metrics
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.settings import Settings
+from apps.cache_api.write_refusals import WriteRefusals, refusal
 
 log = get_logger("cache")
 
@@ -72,10 +76,13 @@ class TagCache:
         self.dataset_reader = DatasetReader(settings)
         self._inflight: dict[str, asyncio.Task[Lookup]] = {}
         self._retry_task: asyncio.Task[None] | None = None
+        self._loading: asyncio.Task[Dataset] | None = None
+        self._resume_task: asyncio.Task[None] | None = None
+        self.write_refusals = WriteRefusals(settings.redis_write_retry_seconds, metrics)
         self._fallback_log = Throttle()
         self._corrupt_log = Throttle()
         self._hit_local, self._hit_redis = metrics.hit["local"], metrics.hit["redis"]
-        self._hit_fill = metrics.hit["fill"]
+        self._hit_fill, self._hit_degraded = metrics.hit["fill"], metrics.hit["degraded"]
         self._miss_local, self._miss_redis = metrics.miss["local"], metrics.miss["redis"]
 
     def tag_key(self, tag: str) -> str:
@@ -99,7 +106,7 @@ class TagCache:
         else:
             self._miss_redis.inc()
             if found.body is not None:
-                self._hit_fill.inc()
+                (self._hit_degraded if found.layer == "degraded" else self._hit_fill).inc()
         return found
 
     async def _get(self, client: Redis, key: str) -> bytes | None:
@@ -153,8 +160,7 @@ class TagCache:
         body = await self._read(self.tag_key(tag))
         layer = "redis"
         if body is None:
-            body = await self._fill(tag)
-            layer = "fill"
+            body, layer = await self._fill(tag)
         self.local.put(tag, body or _NOT_FOUND)
         return Lookup(body, layer)
 
@@ -212,23 +218,40 @@ class TagCache:
             return True, None
         return False, None
 
-    async def _fill(self, tag: str) -> bytes | None:
+    async def _fill(self, tag: str) -> tuple[bytes | None, str]:
+        """(body, layer): ``fill`` (the fleet's load, here or elsewhere) or ``degraded`` (this
+        pod's own load, while Redis refuses writes)."""
         deadline = time.monotonic() + self.settings.fill_wait_seconds
         pause = 0.01
         while True:
             decided, body = await self._check_primary(tag)
             if decided:
-                return body
+                return body, "fill"
+            if self.write_refusals.active:  # Redis refuses writes: serve this pod's own load
+                self.resume_soon()
+                return self._held(tag), "degraded"
             self.dataset_reader.check()  # this process cannot load now: 503 at once, not after the wait
             lock = self._lock()
-            if await lock.acquire():
+            try:
+                acquired = await lock.acquire()
+            except RedisError as exc:
+                reason = refusal(exc)
+                if reason is None:
+                    raise
+                # No fleet lock can be taken: this pod loads once for the episode and serves that.
+                self.write_refusals.refused(reason, "loader lock")
+                await self._load_own(reason)
+                if not self.write_refusals.active:
+                    continue  # the load this fill joined was written to Redis after all
+                return self._held(tag), "degraded"
+            if acquired:
                 try:
                     # Double check: another loader may have finished between our read and our lock.
                     decided, body = await self._check_primary(tag)
                     if decided:
-                        return body
+                        return body, "fill"
                     dataset = await self._load_and_store()
-                    return dataset.tags.get(tag)
+                    return dataset.tags.get(tag), "degraded" if self.write_refusals.active else "fill"
                 finally:
                     await self._release(lock)
             remaining = deadline - time.monotonic()
@@ -246,17 +269,64 @@ class TagCache:
         except LockError:
             log.warning("loader lock expired before the load finished; raise LOCK_TIMEOUT_SECONDS",
                         extra={"lock_timeout_s": self.settings.lock_timeout_seconds})
+        except RedisError as exc:  # READONLY (a failover), Redis gone: the lock expires by itself
+            log.warning("loader lock not released; it expires after LOCK_TIMEOUT_SECONDS",
+                        extra={"problem": str(exc), "lock_timeout_s": self.settings.lock_timeout_seconds})
 
-    async def _load_and_store(self) -> Dataset:
-        """Read the dataset (bounded: loader.py) and write it; raises DatasetUnavailable."""
-        started = time.perf_counter()
+    def _held(self, tag: str) -> bytes | None:
+        dataset = self.write_refusals.dataset
+        return dataset.tags.get(tag) if dataset is not None else None
+
+    async def _shared_load(self, work) -> Dataset:
+        """Run ``work`` (a dataset read, then a write or a hold) in one task at a time that every
+        concurrent caller of this process shares: a fill refused the lock while another fill's
+        load runs gets that load, never a second read. Raises DatasetUnavailable."""
+        task = self._loading
+        if task is None or task.done():
+            task = self._loading = asyncio.create_task(work(), name="dataset-load")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved if every caller left
+        return await asyncio.shield(task)
+
+    async def _read_dataset(self) -> Dataset:
         try:
             dataset = await self.dataset_reader.read()
         except DatasetUnavailable as exc:
             self.metrics.dataset_load_failures.labels(exc.problem.reason).inc()
             raise
         self.metrics.dataset_loads.inc()
-        await self.store(dataset)
+        return dataset
+
+    async def _load_own(self, reason: str) -> None:
+        """Redis refused the fleet lock: this pod loads once for the episode and holds the dataset."""
+        if self.write_refusals.active:
+            return
+
+        async def read_and_hold() -> Dataset:
+            dataset = await self._read_dataset()
+            self.write_refusals.hold(dataset, reason)  # before the task is done: no caller sees a gap
+            return dataset
+
+        await self._shared_load(read_and_hold)
+
+    async def _load_and_store(self) -> Dataset:
+        """With the fleet lock: read the dataset and write it. A write Redis refuses (full,
+        read-only) starts or continues an episode: the dataset is held and served from here."""
+        return await self._shared_load(self._read_and_store)
+
+    async def _read_and_store(self) -> Dataset:
+        started = time.perf_counter()
+        # A dataset held while Redis refused writes is written as it is, not read again.
+        dataset = self.write_refusals.dataset or await self._read_dataset()
+        try:
+            await self.store(dataset)
+        except RedisError as exc:
+            reason = refusal(exc)
+            if reason is None:
+                raise
+            self.write_refusals.refused(reason, "dataset")
+            self.write_refusals.hold(dataset, reason)
+            return dataset
+        self.write_refusals.release()
         log.info("dataset loaded into redis", extra={
             "tags": len(dataset.tags), "skipped_files": len(dataset.skipped),
             "seconds": round(time.perf_counter() - started, 4),
@@ -302,9 +372,47 @@ class TagCache:
         except Exception:  # at most once per DATASET_RETRY_SECONDS: no flood
             log.exception("dataset retry failed")
 
+    # ---- while Redis refuses writes --------------------------------------------------------
+    def degraded_status(self) -> dict[str, str] | None:
+        """``/readyz``'s degraded fields while this pod serves its own load, or None."""
+        return self.write_refusals.status()
+
+    def resume_soon(self) -> None:
+        """At most once per ``REDIS_WRITE_RETRY_SECONDS`` (a request or ``/readyz``): try to
+        write the held dataset in the background; the first write Redis accepts ends the episode."""
+        if not self.write_refusals.retry_due():
+            return
+        if self._resume_task is not None and not self._resume_task.done():
+            return
+        self.write_refusals.tried()
+        self._resume_task = asyncio.create_task(self._resume(), name="dataset-resume")
+
+    async def _resume(self) -> None:
+        dataset = self.write_refusals.dataset
+        if dataset is None:
+            return
+        lock = self._lock()
+        try:
+            if not await lock.acquire():
+                return  # another loader is at work (so Redis takes writes): look again next time
+        except RedisError as exc:
+            if (reason := refusal(exc)) is not None:
+                self.write_refusals.refused(reason, "loader lock")
+            return  # anything else: the probe's PING reports it
+        try:
+            if self._index(await self.redis.primary.get(self.index_key)) is None:
+                await self.store(dataset)
+            self.write_refusals.release()  # written here, or by another pod: Redis takes writes again
+        except RedisError as exc:
+            if (reason := refusal(exc)) is not None:
+                self.write_refusals.refused(reason, "dataset")
+        finally:
+            await self._release(lock)
+
     async def aclose(self) -> None:
-        if self._retry_task is not None:
-            self._retry_task.cancel()
+        for task in (self._retry_task, self._resume_task):
+            if task is not None:
+                task.cancel()
 
     def _ttl_ms(self) -> int:
         ttl = self.settings.cache_ttl_seconds

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Layer = Literal["local", "redis", "fill"]
+Layer = Literal["local", "redis", "fill", "degraded"]
+LAYERS = ("local", "redis", "fill", "degraded")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -29,7 +30,8 @@ class Metrics:
             ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         # layer: local (in-process), redis, fill (a Redis miss answered by loading the dataset
-        # here or waiting for the fleet's loader); hits{local} + misses{local} = every lookup.
+        # here or waiting for the fleet's loader), degraded (a Redis miss answered from this
+        # pod's own load while Redis refuses writes); hits{local} + misses{local} = every lookup.
         self.cache_hits = Counter("cache_hits", "Cache hits by layer.", ["layer"], registry=self.registry)
         self.cache_misses = Counter("cache_misses", "Cache misses by layer.", ["layer"], registry=self.registry)
         self.dataset_loads = Counter(
@@ -58,8 +60,18 @@ class Metrics:
             "cache_corrupt_values", "Values read from Redis that were not valid (junk, wrong key type): "
             "treated as misses.", registry=self.registry,
         )
+        self.degraded = Gauge(
+            "cache_degraded", "1 while Redis refuses writes (full, or read-only) and this pod serves its "
+            "own dataset load, not cached fleet-wide (write_refusals.py).", registry=self.registry,
+        )
+        self.write_refusals = Counter(
+            "redis_write_refusals", "Writes Redis refused: reason oom (maxmemory, noeviction) or readonly "
+            "(a replica).", ["reason"], registry=self.registry,
+        )
+        for reason in ("oom", "readonly"):  # write_refusals.py's reasons, shown at 0
+            self.write_refusals.labels(reason)
         # Pre-bound children: the hot path does no label lookups.
-        self.hit = {layer: self.cache_hits.labels(layer) for layer in ("local", "redis", "fill")}
+        self.hit = {layer: self.cache_hits.labels(layer) for layer in LAYERS}
         self.miss = {layer: self.cache_misses.labels(layer) for layer in ("local", "redis")}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 

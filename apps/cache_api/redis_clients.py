@@ -24,7 +24,8 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import (AuthenticationError, BusyLoadingError, OutOfMemoryError, ReadOnlyError,
+                              RedisError, ResponseError)
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from apps.cache_api.settings import Settings
@@ -85,10 +86,22 @@ def describe_redis_error(exc: BaseException) -> str:
     if any(isinstance(e, AuthenticationError) for e in chain) or any(
             word in text for word in ("wrongpass", "noauth", "invalid password", "invalid username-password")):
         return "authentication failed (check REDIS_PASSWORD)"
+    if "max number of clients reached" in text:
+        return "Redis refused the connection: max number of clients reached (its client limit)"
+    if any(isinstance(e, BusyLoadingError) for e in chain):
+        return "Redis is loading its dataset (after a restart); retry shortly"
+    if any(isinstance(e, OutOfMemoryError) for e in chain):
+        return "Redis is full (maxmemory reached) and refuses writes"
+    if any(isinstance(e, ReadOnlyError) for e in chain):
+        return "Redis is a read-only replica (a failover in progress) and refuses writes"
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "certificate" in text:
         return "TLS certificate verification failed (check REDIS_CA_FILE and the host name)"
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return "TLS handshake failed"
+    if any(isinstance(e, ConnectionResetError) for e in chain):
+        # Over TLS, Redis at maxclients closes the connection before the handshake: it cannot
+        # send its error in clear text, so the client sees a reset (as in a restart or failover).
+        return "connection reset by Redis (its client limit reached, or a restart or failover)"
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "error 111 " in text:
         return "connection refused"
     if any(isinstance(e, socket.gaierror) for e in chain):

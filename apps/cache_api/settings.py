@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     """Life of the loader lock: a loader that dies blocks the others at most this long."""
     fill_wait_seconds: PositiveSeconds = 15.0
     """How long a request waits for another loader's value before answering 503."""
+    redis_write_retry_seconds: PositiveSeconds = 5.0
+    """While Redis refuses writes (full, or read-only): how often this pod tries to write the
+    dataset it serves from memory again (write_refusals.py)."""
 
     log_level: str = "INFO"
 

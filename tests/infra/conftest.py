@@ -24,6 +24,7 @@ import pulumi  # noqa: E402
 from pulumi.runtime import settings  # noqa: E402
 
 from components.config import PROJECT  # noqa: E402
+from tests import run_cache  # noqa: E402
 from tools.render import RecordingMocks, RecordingMonitor, RenderResult, render_stack  # noqa: E402
 
 # Pulumi starts a process with a default project/stack and no monitor; start every test
@@ -61,12 +62,14 @@ _CACHE: dict[tuple, RenderResult] = {}
 
 @pytest.fixture(scope="session")
 def rendered() -> Callable[..., RenderResult]:
-    """``rendered("local", workerMode="job")`` -> RenderResult (memoized)."""
+    """``rendered("local", workerMode="job")`` -> RenderResult, rendered once per test run
+    (shared by the pytest-xdist workers: tests/run_cache.py) and memoized per process."""
 
     def _render(stack: str, **overrides: str) -> RenderResult:
-        key = (stack, tuple(sorted(overrides.items())))
+        values = {k: str(v) for k, v in overrides.items()}
+        key = (stack, tuple(sorted(values.items())))
         if key not in _CACHE:
-            _CACHE[key] = render_stack(stack, {k: str(v) for k, v in overrides.items()})
+            _CACHE[key] = run_cache.value(f"render:{key!r}", lambda: render_stack(stack, values))
         return _CACHE[key]
 
     return _render

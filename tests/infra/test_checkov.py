@@ -15,10 +15,10 @@ locally with the same message.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -84,22 +84,74 @@ def test_missing_checkov_fails_in_ci_and_skips_locally(tmp_path):
         require_checkov(missing, None)
 
 
-GATE, UNSKIPPED = "gate", "unskipped"
+GATE, UNSKIPPED, CHARTS = "gate", "unskipped", "charts"
 
 
-def _strip_skips(src: Path, dst: Path) -> None:
-    """Copy the manifests under ``src`` to ``dst`` without their checkov skip annotations."""
-    for path in sorted(src.rglob("*.yaml")):
-        obj = yaml.safe_load(path.read_text())
-        meta = obj.get("metadata") or {}
-        ann = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(SKIP_PREFIXES)}
-        if ann:
-            meta["annotations"] = ann
-        else:
-            meta.pop("annotations", None)
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(obj, sort_keys=False))
+def unique_chart_releases() -> dict[str, Any]:
+    """``id -> ChartRelease``: each distinct chart render over every variant (the same
+    release, Kubernetes version and values render the same objects)."""
+    found: dict[tuple, Any] = {}
+    for variant_id in VARIANT_IDS:
+        for rel in rendered(variant_id).charts.values():
+            found.setdefault(rel.key, rel)
+    return {f"{rel.name}-k8s{rel.kube_version}-{i}": rel for i, rel in enumerate(found.values())}
+
+
+def _write_chart_objects(dst: Path) -> dict[str, str]:
+    """Every distinct chart render's objects (CRDs left out: no check applies to them and
+    they are most of checkov's time), one per file; returns ``file path -> object ref``."""
+    refs = {}
+    for rel_id, rel in unique_chart_releases().items():
+        for i, obj in enumerate(rel.objects, start=1):
+            if obj.get("kind") == "CustomResourceDefinition":
+                continue
+            target = dst / rel_id / f"{i:03d}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(obj, sort_keys=False))
+            refs[f"/{CHARTS}/{rel_id}/{target.name}"] = manifests.ref(obj)
+    return refs
+
+
+def _without_skips(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """``obj`` without its checkov skip annotations; None if it has none."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    kept = {k: v for k, v in annotations.items() if not k.startswith(SKIP_PREFIXES)}
+    if len(kept) == len(annotations):
+        return None
+    stripped = dict(obj, metadata=dict(meta))
+    if kept:
+        stripped["metadata"]["annotations"] = kept
+    else:
+        stripped["metadata"].pop("annotations")
+    return stripped
+
+
+def _scan_tree(dirs: dict[str, Path], scan: Path) -> dict[str, list[str]]:
+    """Write what checkov must scan under ``scan``, each distinct manifest once.
+
+    Most objects are the same in every variant; checkov's verdict on a file depends only on
+    its content, so a file's result stands for every rendered file with that content.
+    ``gate/<sha>.yaml``: each distinct manifest as written; ``unskipped/<sha>.yaml``: each
+    distinct manifest that has skip annotations, without them (each skip must be needed).
+    Returns scanned path -> the rendered paths (``/<variant>/k8s/<file>``) it stands for.
+    """
+    stands_for: dict[str, list[str]] = defaultdict(list)
+    for variant_id, out in dirs.items():
+        for path in sorted((out / "k8s").glob("*.yaml")):
+            text = path.read_text()
+            copies = [(GATE, text)]
+            stripped = _without_skips(yaml.safe_load(text))
+            if stripped is not None:
+                copies.append((UNSKIPPED, yaml.safe_dump(stripped, sort_keys=False)))
+            for part, content in copies:
+                name = f"/{part}/{hashlib.sha256(content.encode()).hexdigest()[:16]}.yaml"
+                target = scan / name.lstrip("/")
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(content)
+                stands_for[name].append(f"/{variant_id}/k8s/{path.name}")
+    return stands_for
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +159,10 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """checkov's JSON report, one run over ``gate/<variant>`` (the rendered manifests as
     written) and ``unskipped/<variant>`` (the same without skip annotations, to prove
     each skip is needed). ``results`` holds the gate's results only."""
-    root = render_all()
     scan = tmp_path_factory.mktemp("checkov")
     assert "/." not in str(scan), f"{scan}: checkov skips paths inside hidden directories"
-    shutil.copytree(root, scan / GATE)
-    _strip_skips(root, scan / UNSKIPPED)
+    stands_for = _scan_tree(dict(zip(VARIANT_IDS, render_all(), strict=True)), scan)  # ours
+    chart_refs = _write_chart_objects(scan / CHARTS)  # the charts', once per distinct render
     proc = subprocess.run(
         [str(checkov_bin), "-d", str(scan), "--framework", "kubernetes", "--skip-download", "-o", "json"],
         capture_output=True,
@@ -129,22 +180,75 @@ def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     assert k8s, f"checkov found no Kubernetes manifests under {scan}: {data}"
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     results = k8s[0]["results"]
+    unknown = {c["file_path"] for key in ("passed_checks", "failed_checks", "skipped_checks")
+               for c in results.get(key, []) if c["file_path"] not in stands_for and c["file_path"] not in chart_refs}
+    assert not unknown, f"checkov reported files that were not written for it: {sorted(unknown)}"
 
-    def part(name: str, key: str) -> list[dict[str, Any]]:
-        prefix = f"/{name}/"
-        return [c for c in results.get(key, []) if c["file_path"].startswith(prefix)]
+    def expand(part: str, key: str) -> list[dict[str, Any]]:
+        """Each result once per rendered file it stands for, under that file's path
+        (``/<variant>/k8s/<file>``, as scripts/scan.sh reports them)."""
+        return [dict(c, file_path=rendered_path)
+                for c in results.get(key, []) if c["file_path"].startswith(f"/{part}/")
+                for rendered_path in stands_for[c["file_path"]]]
 
-    gate = {key: part(GATE, key) for key in ("passed_checks", "failed_checks", "skipped_checks")}
-    for key in gate:  # paths as /<variant>/k8s/<file>, like scripts/scan.sh reports them
-        for c in gate[key]:
-            c["file_path"] = c["file_path"][len(GATE) + 1 :]
-    unskipped_failed = {(c["file_path"][len(UNSKIPPED) + 1 :], c["check_id"]) for c in part(UNSKIPPED, "failed_checks")}
+    gate = {key: expand(GATE, key) for key in ("passed_checks", "failed_checks", "skipped_checks")}
+    unskipped_failed = {(c["file_path"], c["check_id"]) for c in expand(UNSKIPPED, "failed_checks")}
+    chart_results = {key: [c for c in results.get(key, []) if c["file_path"].startswith(f"/{CHARTS}/")]
+                     for key in ("passed_checks", "failed_checks")}
+    chart_failed = {(c["check_id"], chart_refs[c["file_path"]]) for c in chart_results["failed_checks"]}
+    chart_scanned = {c["file_path"] for key in chart_results for c in chart_results[key]}
     return {
         "summary": k8s[0]["summary"],
         "results": gate,
+        "chart_failed": chart_failed,
+        "chart_scanned": chart_scanned,
+        "chart_refs": chart_refs,
         "parsing_errors": results.get("parsing_errors", []),
         "unskipped_failed": unskipped_failed,
     }
+
+
+def _accepted_chart_findings(text: str | None = None) -> dict[tuple[str, str], str]:
+    """``(check id, object ref) -> reason`` from docs/security.md, section 'Checkov findings
+    accepted on chart objects' (objects separated by '; ')."""
+    text = SECURITY_DOC.read_text() if text is None else text
+    section = re.search(r"^## Checkov findings accepted on chart objects\n(?P<body>.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert section, f"{SECURITY_DOC.name} has no '## Checkov findings accepted on chart objects' section"
+    accepted = {}
+    for line in section.group("body").splitlines():
+        match = re.match(r"^\|\s*`(CKV2?_K8S_\d+)`\s*\|([^|]+)\|([^|]+)\|\s*$", line)
+        if match:
+            for obj_ref in match.group(2).split(";"):
+                accepted[(match.group(1), obj_ref.strip())] = match.group(3).strip()  # as manifests.ref writes it
+    return accepted
+
+
+def chart_finding_problems(failed: set[tuple[str, str]], accepted: dict[tuple[str, str], str]) -> list[str]:
+    """Every finding on a chart object is accepted for a reason; every accepted one is real."""
+    problems = [f"{check} on {obj_ref}: checkov fails it and docs/security.md does not accept it (fix the values or list it)"
+                for check, obj_ref in sorted(failed - set(accepted))]
+    problems += [f"{check} on {obj_ref}: accepted in docs/security.md but checkov does not fail it (remove the row)"
+                 for check, obj_ref in sorted(set(accepted) - failed)]
+    problems += [f"{check} on {obj_ref}: reason too thin" for (check, obj_ref), why in accepted.items()
+                 if len(why) < MIN_REASON_CHARS]
+    return problems
+
+
+def test_chart_objects_pass_checkov_but_the_accepted_findings(report):
+    assert report["chart_scanned"] and len(unique_chart_releases()) >= 4  # keda + monitoring x 2 Kubernetes versions
+    scanned_refs = {report["chart_refs"][f] for f in report["chart_scanned"]}
+    assert {"Deployment keda/keda-operator", "Deployment monitoring/monitoring-grafana"} <= scanned_refs
+    assert chart_finding_problems(report["chart_failed"], _accepted_chart_findings()) == []
+
+
+def test_the_chart_findings_check_names_what_is_wrong(report):
+    accepted = _accepted_chart_findings()
+    fewer = {k: v for k, v in accepted.items() if k != ("CKV_K8S_40", "Deployment monitoring/monitoring-grafana")}
+    stale = {**accepted, ("CKV_K8S_20", "Deployment keda/keda-operator"): "a made-up finding, long enough reason"}
+    assert chart_finding_problems(report["chart_failed"], fewer) == [
+        "CKV_K8S_40 on Deployment monitoring/monitoring-grafana: checkov fails it and docs/security.md does not accept it (fix the values or list it)"]
+    assert chart_finding_problems(report["chart_failed"], stale) == [
+        "CKV_K8S_20 on Deployment keda/keda-operator: accepted in docs/security.md but checkov does not fail it (remove the row)"]
 
 
 def _variant_of(file_path: str) -> str:

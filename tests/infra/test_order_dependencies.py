@@ -102,13 +102,18 @@ def test_keda_waits_for_the_app_namespace(rendered, stack):
 
 
 def test_components_parent_their_children(rendered):
-    """Every real resource lives under one of our components (parent=self), and the
-    components hang off the stack: the tree `pulumi up` shows, and provider inheritance."""
+    """Every real resource lives under one of our components (parent=self), every component
+    under the one Platform, and the Platform hangs off the stack: the tree `pulumi up` shows,
+    and provider inheritance."""
     r = rendered("local")
     by_urn = {x.urn: x for x in r.resources}
+    platforms = r.by_type("redis-keda-platform:index:Platform")
+    assert len(platforms) == 1 and "pulumi:pulumi:Stack" in platforms[0].parent
     for res in r.resources:
         parent = by_urn.get(res.parent)
+        if res.type == "redis-keda-platform:index:Platform":
+            continue
         if res.type.startswith("redis-keda-platform:index:"):
-            assert parent is None and "pulumi:pulumi:Stack" in res.parent, res.name
+            assert parent is not None and parent.type.startswith("redis-keda-platform:index:"), res.name
         else:
             assert parent is not None and parent.type.startswith("redis-keda-platform:index:"), f"{res.type} {res.name}"

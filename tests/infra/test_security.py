@@ -96,7 +96,9 @@ def test_services_are_cluster_internal(r):
 def test_network_policies(r):
     """Default deny, DNS, Redis only from its clients and KEDA on its port, cache API on 8000."""
     assert manifests.by_kind(r.objects, "NetworkPolicy"), "no NetworkPolicy rendered"
-    violations = security.check_network_policies(r.objects, keda_namespace(r))
+    operator = next(pt for pt in manifests.pod_templates(r.chart_objects) if manifests.name(pt.owner) == "keda-operator")
+    assert security.DEFAULT_KEDA_LABELS.items() <= operator.labels.items()
+    violations = security.check_network_policies(r.objects, keda_namespace(r), keda_labels=operator.labels)
     assert not violations, _fmt(violations)
     roles = security.find_roles(r.objects)
     assert roles.worker and roles.producer and roles.cache_api

@@ -46,7 +46,8 @@ def test_promtool_checks_the_rendered_rules(rule_spec, promtool, tmp_path):
     rules.write_text(yaml.safe_dump(rule_spec, sort_keys=False))
     out = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"SUCCESS: {len(_alerts(rule_spec))} rules found" in out.stdout
+    rules = [r for g in rule_spec["groups"] for r in g["rules"]]
+    assert f"SUCCESS: {len(rules)} rules found" in out.stdout
 
 
 def test_promtool_unit_tests_pass(rule_spec, promtool, tmp_path):
@@ -91,3 +92,15 @@ def test_every_alert_has_a_summary_and_a_runbook_entry(rule_spec):
         page, _, anchor = ann["runbook"].partition("#")
         assert page == "docs/monitoring.md" and anchor == rule["alert"].lower(), ann["runbook"]
         assert anchor in anchors, f"docs/monitoring.md has no section {rule['alert']}"
+
+
+def test_the_client_threshold_comes_from_the_stacks_limit(promtool, tmp_path):
+    """A stack whose Redis accepts 2,000 clients renders a threshold of 1,600: the unit test
+    written for the local stack's 1,000 (850 clients fire) fails, naming the alert."""
+    (rule,) = render_stack("local", {"redisMaxClients": "2000"}).k8s("PrometheusRule")
+    assert {"record": "platform:redis_client_limit", "expr": "vector(2000)"}.items() <= rule["spec"]["groups"][0]["rules"][0].items()
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
+    shutil.copy(UNIT_TESTS, tmp_path / UNIT_TESTS.name)
+    out = subprocess.run([promtool, "test", "rules", UNIT_TESTS.name], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "RedisClientsNearLimit" in out.stdout + out.stderr

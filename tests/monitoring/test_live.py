@@ -245,11 +245,19 @@ def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, samp
         # -- the alert rules load and evaluate against the live series -----------------------
         groups = prom.api("rules")["data"]["groups"]
         rules = [r for g in groups for r in g["rules"]]
-        assert len(rules) == 8 and all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+        rendered_rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+        assert len(rules) == len(rendered_rules) == 15, [r["name"] for r in rules]
+        assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
         for r in rules:
             assert metric_names(r["query"]) <= live_names | set(EXTERNAL_METRICS), r["name"]
-        firing = {r["name"] for r in rules if r["state"] != "inactive"}
+        firing = {r["name"] for r in rules if r.get("type") == "alerting" and r["state"] != "inactive"}
         assert firing <= {"DeadLettersIncreasing"}, firing  # the bad task did land in the dead-letter list
+        # The limits the alerts and the dashboard compare against: the local stack's figures.
+        assert value(f'max(platform:redis_client_limit{{namespace="{NAMESPACE}"}})') == 1000
+        assert value(f'max(platform:redis_memory_limit_bytes{{namespace="{NAMESPACE}"}})') == 240 * 1024 * 1024
+        assert value('max(cache_degraded{job="cache-api"})') == 0
+        assert value('sum(redis_write_refusals_total{job="cache-api"})') == 0
+        assert value('max(redis_rejected_connections_total{job="redis-exporter"})') == 0
 
         # -- scale back down, then `make report`'s code draws the run ------------------------
         workers[1].close()

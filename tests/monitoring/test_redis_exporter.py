@@ -143,3 +143,30 @@ def test_the_rendered_env_is_what_these_tests_rely_on():
     for env in (local, aks):
         assert env["REDIS_EXPORTER_CONFIG_COMMAND"] == "-"
         assert env["REDIS_EXPORTER_CHECK_SINGLE_KEYS"] == "db0=celery,db0=celery.inflight,db0=celery.dead_letter,db0=unacked"
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_the_series_the_limit_alerts_use_exist_on_every_profile(binary, redis_factory, tmp_path, profile):
+    """RedisMemoryNearLimit, RedisRefusesWrites, RedisClientsNearLimit, RedisRejectedConnections
+    and the dashboard's limit panels read these, without CONFIG. A connection Redis turned
+    away at maxclients shows in redis_rejected_connections_total."""
+    from tests.apps.redis_fill import close_all, fill_clients
+
+    server = redis_factory(profile=profile, settings={"maxmemory": "8mb", "maxmemory-policy": "noeviction",
+                                                      "maxclients": "20"})
+    env = exporter_env("local" if profile == "local" else "aks", server)
+    before = scrape(binary, env, tmp_path / "before")
+    for name in ("redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients",
+                 "redis_rejected_connections_total"):
+        assert name in before, name
+    assert before["redis_memory_max_bytes"] == 8 * 1024 * 1024  # INFO's maxmemory (Azure Managed Redis: absent)
+    assert before["redis_rejected_connections_total"] == 0
+    held = fill_clients(server)
+    try:
+        close_all(held[:1])  # one slot for the exporter's own connection
+        after = scrape(binary, env, tmp_path / "after")
+    finally:
+        close_all(held)
+    assert after["redis_up"] == 1
+    assert after["redis_rejected_connections_total"] >= 1
+    assert after["redis_connected_clients"] >= 19

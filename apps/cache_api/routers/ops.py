@@ -3,7 +3,10 @@
 ``/readyz`` is 503 ``unready`` with a reason when the primary does not answer ``PING``
 (``redis_unavailable``) or this process cannot load the dataset (``dataset_unavailable``,
 ``dataset_load_stuck``); it then also starts the retry, since an unready pod gets no
-request that would. The details name no host, port, path or configured value.
+request that would. A degraded pod stays ready (200) and says why: its read replica is
+unreachable (reads go to the primary), or Redis refuses writes and it serves its own dataset
+load (it then also tries the write again). The details name no host, port, path or
+configured value.
 """
 
 from __future__ import annotations
@@ -39,11 +42,20 @@ async def readyz(redis: RedisDep, cache: CacheDep) -> Response:
     if problem is not None:
         cache.retry_soon()
         return json_error(503, problem.reason, problem.detail, status="unready")
+    degraded = cache.degraded_status()
+    if replica_problem is None and degraded is None:
+        return Response(_READY, media_type="application/json")
+    # Still ready, and the body and the metrics say why the pod is degraded: reads fall back to
+    # the primary (replica); Redis refuses writes and the pod serves its own load (degraded).
+    body: dict[str, object] = {"status": "ready"}
     if replica_problem is not None:
-        # Still ready: reads fall back to the primary. The body and a metric say it is degraded.
-        return Response(orjson.dumps({"status": "ready", "replica": "unreachable", "detail": replica_problem}),
-                        media_type="application/json")
-    return Response(_READY, media_type="application/json")
+        body |= {"replica": "unreachable", "detail": replica_problem}
+    if degraded is not None:
+        cache.resume_soon()  # an idle pod gets no request that would try the write again
+        if replica_problem is not None:
+            body["replica_detail"] = body.pop("detail")
+        body |= degraded
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/metrics", response_class=Response)

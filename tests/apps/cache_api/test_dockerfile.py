@@ -32,7 +32,7 @@ def _instructions() -> list[tuple[str, str]]:
 def test_dockerfile_follows_the_contract():
     steps = _instructions()
     ops = [op for op, _ in steps]
-    assert steps[0] == ("FROM", "python:3.11-slim")
+    assert steps[0][0] == "FROM" and re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", steps[0][1]), steps[0]
     assert ("USER", "10001:10001") in steps
     assert ("WORKDIR", "/app") in steps
     env = " ".join(rest for op, rest in steps if op == "ENV")

@@ -31,6 +31,9 @@ from tests.apps.images import venvs
 from tests.apps.images.dockerfile import AddUser, CompileAll, Copy, Dockerfile, DockerfileError, PipInstall, parse
 
 BASE_IMAGE = "python:3.11-slim"
+#: ``FROM`` may name BASE_IMAGE by tag alone or, as the Dockerfiles do, pinned to one build of
+#: it by digest (README "Images"); any other image, tag or digest form is refused.
+_BASE_REF = re.compile(rf"^{re.escape(BASE_IMAGE)}(?:@sha256:[0-9a-f]{{64}})?$")
 #: python:3.11-slim's own ENV that matters to a process (PATH is rebuilt around the venv).
 BASE_ENV = {"LANG": "C.UTF-8"}
 SYSTEM_PATH = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -220,8 +223,9 @@ def build_image(ref: str, dockerfile_path: Path, context: Path, root: Path) -> I
         spec = parse(dockerfile_path, context)
     except DockerfileError as exc:
         raise ImageError(f"{label}: {exc}") from None
-    if spec.base != BASE_IMAGE:
-        raise ImageError(f"{label}: base image is {spec.base}, the image tests (and locks) target {BASE_IMAGE}")
+    if not _BASE_REF.match(spec.base):
+        raise ImageError(f"{label}: base image is {spec.base}, the image tests (and locks) target {BASE_IMAGE}"
+                         f" (optionally pinned: {BASE_IMAGE}@sha256:<64 hex digits>)")
     if spec.user is None or spec.user.split(":")[0] in ("0", "root"):
         raise ImageError(f"{label}: runs as root (USER {spec.user}); the pods require a non-root user")
     if len(spec.pip_installs) != 1:

@@ -66,11 +66,20 @@ def test_dockerignore_hiding_a_copied_path_fails_the_build_naming_the_image(tmp_
         build_image(versions.CACHE_API_IMAGE, ctx / "apps" / "cache_api" / "Dockerfile", ctx, tmp_path / "root")
 
 
-def test_other_base_image_fails_naming_the_image(tmp_path):
+@pytest.mark.parametrize("base", [
+    "python:3.12-slim",                                    # another Python, by tag
+    "python:3.12-slim@sha256:" + "a" * 64,                 # another Python, pinned
+    "python:3.11@sha256:" + "a" * 64,                      # another variant of 3.11
+    "python:3.11-slim@sha256:3c1dfceb",                    # not a digest
+    "python:3.11-slim@sha512:" + "a" * 128,                # not a sha256 digest
+], ids=["tag", "pinned-3.12", "not-slim", "short-digest", "sha512"])
+def test_other_base_image_fails_naming_the_image(tmp_path, base):
     ctx = context_copy(tmp_path)
     dockerfile = ctx / "apps" / "worker" / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace("FROM python:3.11-slim", "FROM python:3.12-slim"))
-    with pytest.raises(ImageError, match=rf"^image {re.escape(versions.WORKER_IMAGE)} .*base image is python:3.12-slim"):
+    text = dockerfile.read_text()
+    assert re.search(r"^FROM python:3\.11-slim@sha256:[0-9a-f]{64}$", text, re.M)  # what the checkout has
+    dockerfile.write_text(re.sub(r"^FROM .*$", f"FROM {base}", text, count=1, flags=re.M))
+    with pytest.raises(ImageError, match=rf"^image {re.escape(versions.WORKER_IMAGE)} .*base image is {re.escape(base)},"):
         build_image(versions.WORKER_IMAGE, dockerfile, ctx, tmp_path / "root")
 
 

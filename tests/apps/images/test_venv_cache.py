@@ -50,3 +50,31 @@ def test_prune_keeps_the_most_recently_used_and_those_in_use(tmp_path):
         in_use.kill()
         in_use.wait()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["building", "key0", "key1", "key4"]
+
+
+def test_a_complete_entry_is_taken_while_another_process_holds_it(tmp_path, monkeypatch):
+    """Parallel test processes (pytest-xdist workers) each hold the venvs they use shared for
+    their whole run: another process must still get the complete entry, not wait for them."""
+    monkeypatch.setenv("IMAGE_VENV_CACHE", str(tmp_path / "cache"))
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("# an empty lock: pip installs nothing\n")
+    files = {"/app/requirements.lock": lock}
+    entry = venvs.ensure_venv(ARGS, files, "test")
+    venvs._IN_USE.pop(entry).close()  # forget it, as a fresh process would
+    holder = subprocess.Popen(  # another worker using the entry: holds its lock shared
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+         "fcntl.flock(f, fcntl.LOCK_SH); print('held', flush=True); time.sleep(60)",
+         str(entry.parent / f"{entry.name}.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        taken = subprocess.run(
+            [sys.executable, "-c", "import sys; from tests.apps.images import venvs; "
+             "from pathlib import Path; print(venvs.ensure_venv(tuple(sys.argv[2:]), "
+             "{'/app/requirements.lock': Path(sys.argv[1])}, 'test'))", str(lock), *ARGS],
+            capture_output=True, text=True, timeout=30, cwd=venvs.Path(__file__).resolve().parents[3],
+            env={**os.environ, "IMAGE_VENV_CACHE": str(tmp_path / "cache")})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stdout.strip() == str(entry)

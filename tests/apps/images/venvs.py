@@ -10,7 +10,8 @@ same environment. Cache directory: ``$IMAGE_VENV_CACHE``, else
 ``$XDG_CACHE_HOME/redis-keda-platform/image-venvs``, else
 ``~/.cache/redis-keda-platform/image-venvs``; one subdirectory per key. A marker file is
 written last, so an interrupted build is rebuilt. Each entry has a lock file: a build holds
-it exclusively, a test process using the venv holds it shared until it exits. Each use
+it exclusively, a test process using the venv holds it shared until it exits (a complete
+entry is taken under the shared lock alone, so parallel test processes never wait on each other). Each use
 touches the marker; building a new entry removes the least recently used entries beyond
 ``KEEP``, never one that a running process holds.
 """
@@ -113,10 +114,19 @@ def ensure_venv(args: tuple[str, ...], files: dict[str, Path], label: str) -> Pa
     root.mkdir(parents=True, exist_ok=True)
     path = root / key
     lock = _IN_USE.get(path) or open(root / f"{key}.lock", "w")
+    _IN_USE[path] = lock
+    # Shared first: a complete entry is used without waiting, even while other processes
+    # (pytest-xdist workers, other checkouts) hold it shared for their whole run.
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    if _complete(path):
+        (path / MARKER).touch()
+        return path
     built = False
+    # flock turns the shared lock into an exclusive one by dropping it first, so two
+    # builders cannot deadlock; whoever gets it second finds the entry complete.
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        if (path / MARKER).is_file() and venv_python(path).exists():
+        if _complete(path):
             (path / MARKER).touch()
         else:
             shutil.rmtree(path, ignore_errors=True)
@@ -125,10 +135,13 @@ def ensure_venv(args: tuple[str, ...], files: dict[str, Path], label: str) -> Pa
             built = True
     finally:
         fcntl.flock(lock, fcntl.LOCK_SH)  # in use by this process from now on
-        _IN_USE[path] = lock
     if built:
         _prune(root, keep=KEEP)
     return path
+
+
+def _complete(path: Path) -> bool:
+    return (path / MARKER).is_file() and venv_python(path).exists()
 
 
 def _prune(root: Path, keep: int) -> None:

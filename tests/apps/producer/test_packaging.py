@@ -16,7 +16,7 @@ from tests.apps.worker.helpers import REPO
 def test_dockerfile_contract(app, cmd):
     text = (REPO / "apps" / app / "Dockerfile").read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == "FROM python:3.11-slim"
+    assert re.fullmatch(r"FROM python:3\.11-slim@sha256:[0-9a-f]{64}", lines[0]), lines[0]  # pinned by digest
     assert "USER 10001:10001" in lines
     assert "--uid 10001" in text and "--gid 10001" in text
     assert "PYTHONDONTWRITEBYTECODE=1" in text and "WORKDIR /app" in lines

@@ -8,38 +8,25 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 
-import yaml
+from tools import helm_render
 
 from .paths import REPO_ROOT
 
 KIND_CONFIG = REPO_ROOT / "deploy" / "kind" / "cluster.yaml"
-_NODE_IMAGE = re.compile(r"^kindest/node:v(?P<minor>\d+\.\d+)\.\d+(@sha256:[0-9a-f]{64})?$")
 
 
 def major_minor(version: str) -> str:
     """'1.36' or '1.36.2' -> '1.36'."""
-    match = re.match(r"^(\d+\.\d+)(\.\d+)?$", str(version))
-    if not match:
-        raise ValueError(f"not a Kubernetes version: {version!r}")
-    return match.group(1)
+    return helm_render.major_minor(version)
 
 
 @functools.cache
 def kind_version() -> str:
-    """The minor of the kind node image every node of deploy/kind/cluster.yaml runs."""
-    doc = yaml.safe_load(KIND_CONFIG.read_text())
-    minors = set()
-    for node in doc.get("nodes") or []:
-        match = _NODE_IMAGE.match(str(node.get("image", "")))
-        if not match:
-            raise ValueError(f"{KIND_CONFIG}: node image {node.get('image')!r} is not a pinned kindest/node:vX.Y.Z")
-        minors.add(match.group("minor"))
-    if len(minors) != 1:
-        raise ValueError(f"{KIND_CONFIG}: nodes run different Kubernetes minors {sorted(minors)}")
-    return minors.pop()
+    """The minor of the kind node image every node of deploy/kind/cluster.yaml runs
+    (the same function ``helm template --kube-version`` gets it from)."""
+    return helm_render.kind_node_minor(KIND_CONFIG)
 
 
 def stack_version(stack: str, overrides: Mapping[str, str] | None = None) -> str:

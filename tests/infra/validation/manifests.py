@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 
+#: libyaml's loader when PyYAML has it (10x faster, same results for these files).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Kinds whose spec.template is a PodTemplateSpec of pods meant to keep running.
 _LONG_RUNNING_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 # Cluster-scoped kinds (everything else must say which namespace it lives in).
@@ -28,6 +31,19 @@ CLUSTER_SCOPED_KINDS = {
 }
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader, plus YAML 1.1's ``=`` "value" tag as a plain string (the
+    Prometheus Operator CRDs have ``- =`` in enums, which PyYAML cannot construct)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def yaml_load_all(text: str) -> list[Any]:
+    """Every document of a multi-document YAML text (``None`` documents dropped)."""
+    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+
+
 def load_k8s_dir(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every object under ``<out_dir>/k8s/*.yaml`` (one object per file), in file order."""
     k8s_dir = Path(out_dir) / "k8s"
@@ -36,7 +52,7 @@ def load_k8s_dir(out_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no manifests under {k8s_dir}")
     objects = []
     for path in files:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        docs = [d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if d is not None]
         if len(docs) != 1:
             raise ValueError(f"{path}: expected one object per file, found {len(docs)}")
         objects.append(docs[0])

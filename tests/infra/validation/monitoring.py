@@ -1,12 +1,12 @@
 """Checks of the monitoring component (issue 9), as pure functions over rendered objects
 and the kube-prometheus-stack release's values. Each returns a list of problems.
 
-- ``values_key_problems``: every key path we set exists in the pinned chart's values.yaml
-  (or is a documented sub-chart value), so a typo cannot be silently ignored by Helm.
+- ``values_key_problems``: every key path we set exists in the vendored chart's values.yaml
+  or, under a sub-chart's name, in that sub-chart's, so a typo cannot be silently ignored by Helm.
 - ``selection_problems``: Prometheus, as configured by those values, selects our
   ServiceMonitors, PodMonitors and PrometheusRules.
-- ``release_pod_problems``: the chart's pods fit Pod Security ``restricted`` and have
-  resources (the pods are rendered by Helm in the cluster, so we check the values).
+- (the chart's pods against Pod Security ``restricted``: tests/infra/test_chart_gates.py, on
+  the real ``helm template`` render)
 - ``metrics_ingress_problems``: metrics ports only from the monitoring namespace.
 """
 
@@ -20,26 +20,37 @@ import yaml
 
 from . import manifests as m
 from .netpol import Cluster, Endpoint, selector_matches
-from .paths import kps_schema_dir
+from .paths import kps_chart_dir
 
-#: Values of the sub-charts that kube-prometheus-stack's own values.yaml does not list
-#: (checked by hand against grafana 12.11.1's and kube-state-metrics 8.4.0's values.yaml,
-#: the versions Chart.yaml pins).
-SUBCHART_KEYS = {
-    ("grafana", "resources"),
-    ("grafana", "securityContext"),
-    ("grafana", "containerSecurityContext"),
-    ("grafana", "testFramework"),
-    ("grafana", "sidecar", "resources"),
-    ("grafana", "sidecar", "securityContext"),
-    ("kube-state-metrics", "resources"),
-}
+#: Values that are Kubernetes objects copied verbatim into the pod spec (any field of their
+#: type is valid, whatever the chart's default lists; the rendered object is validated strict).
+KUBERNETES_TYPED = {"securityContext", "podSecurityContext", "containerSecurityContext", "resources"}
 MONITOR_KINDS = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor", "PrometheusRule": "rule"}
 
 
 @functools.cache
 def chart_defaults() -> dict[str, Any]:
-    return yaml.safe_load((kps_schema_dir() / "values.yaml").read_text())
+    return yaml.safe_load((kps_chart_dir() / "values.yaml").read_text())
+
+
+@functools.cache
+def chart_keys() -> dict[str, Any]:
+    """Every value the release accepts: kube-prometheus-stack's values.yaml with each
+    vendored sub-chart's own values.yaml merged under the sub-chart's name (what Helm
+    passes to it)."""
+    values = copy.deepcopy(chart_defaults())
+    for sub in sorted((kps_chart_dir() / "charts").iterdir()):
+        sub_values = sub / "values.yaml"
+        if sub_values.is_file():
+            values[sub.name] = _merge_keys(yaml.safe_load(sub_values.read_text()) or {}, values.get(sub.name) or {})
+    return values
+
+
+def _merge_keys(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge_keys(base[key], value) if isinstance(base.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 def merged_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -64,19 +75,21 @@ def get(values: dict[str, Any], path: str, default: Any = None) -> Any:
     return cur
 
 
-def values_key_problems(values: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
-    """Key paths in ``values`` that the chart does not know. Below a default that is an empty
-    map or null (``resources: {}``, selectors), any key is accepted: the chart passes it through."""
-    defaults = chart_defaults() if defaults is None else defaults
+def values_key_problems(values: dict[str, Any], defaults: dict[str, Any] | None = None,
+                        chart: str = "kube-prometheus-stack") -> list[str]:
+    """Key paths in ``values`` that the chart (or the sub-chart they address) does not know.
+    Below a default that is an empty map or null (``resources: {}``, selectors), any key is
+    accepted: the chart passes it through."""
+    defaults = chart_keys() if defaults is None else defaults
     problems: list[str] = []
 
     def walk(ours: dict[str, Any], theirs: Any, path: tuple[str, ...]) -> None:
         for key, value in ours.items():
             here = path + (key,)
-            if any(here[: len(p)] == p for p in SUBCHART_KEYS):
-                continue
+            if set(path) & KUBERNETES_TYPED:
+                continue  # a Kubernetes object the chart copies in: the strict schema of the render checks it
             if not isinstance(theirs, dict) or key not in theirs:
-                problems.append(f"{'.'.join(here)}: not a value of kube-prometheus-stack (typo?)")
+                problems.append(f"{'.'.join(here)}: not a value of {chart} (typo?)")
                 continue
             default = theirs[key]
             if isinstance(value, dict) and isinstance(default, dict) and default:
@@ -110,48 +123,6 @@ def selection_problems(values: dict[str, Any], objects: list[dict[str, Any]]) ->
             problems.append(f"{m.ref(obj)}: labels {labels} do not match {prefix}Selector {selector}")
         if not selector_matches(ns_selector, ns_labels):
             problems.append(f"{m.ref(obj)}: namespace not matched by {prefix}NamespaceSelector {ns_selector}")
-    return problems
-
-
-# (pod securityContext path, [container securityContext paths]) of every pod the chart runs.
-RELEASE_PODS = (
-    ("prometheusOperator.securityContext", ["prometheusOperator.containerSecurityContext"]),
-    ("prometheusOperator.admissionWebhooks.patch.securityContext",
-     ["prometheusOperator.admissionWebhooks.createSecretJob.securityContext",
-      "prometheusOperator.admissionWebhooks.patchWebhookJob.securityContext"]),
-    ("crds.upgradeJob.podSecurityContext", ["crds.upgradeJob.containerSecurityContext"]),
-    # Prometheus and Alertmanager containers are built by the operator (non-root, read-only, no capabilities).
-    ("prometheus.prometheusSpec.securityContext", []),
-    ("alertmanager.alertmanagerSpec.securityContext", []),
-    ("grafana.securityContext", ["grafana.containerSecurityContext", "grafana.sidecar.securityContext"]),
-)
-RELEASE_RESOURCES = (
-    "prometheus.prometheusSpec.resources", "alertmanager.alertmanagerSpec.resources",
-    "prometheusOperator.resources", "grafana.resources", "grafana.sidecar.resources", "kube-state-metrics.resources",
-)
-
-
-def release_pod_problems(values: dict[str, Any]) -> list[str]:
-    merged = merged_values(values)
-    problems: list[str] = []
-    if get(merged, "nodeExporter.enabled") is not False:
-        problems.append("nodeExporter.enabled: node-exporter needs host namespaces (not allowed under restricted)")
-    for pod_path, container_paths in RELEASE_PODS:
-        pod = get(merged, pod_path) or {}
-        if pod.get("runAsNonRoot") is not True:
-            problems.append(f"{pod_path}: runAsNonRoot is not true")
-        if (pod.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-            problems.append(f"{pod_path}: seccompProfile is not RuntimeDefault")
-        for path in container_paths:
-            c = get(merged, path) or {}
-            if c.get("allowPrivilegeEscalation") is not False:
-                problems.append(f"{path}: allowPrivilegeEscalation is not false")
-            if "ALL" not in ((c.get("capabilities") or {}).get("drop") or []):
-                problems.append(f"{path}: capabilities.drop lacks ALL")
-    for path in RELEASE_RESOURCES:
-        res = get(merged, path) or {}
-        if not all(k in (res.get(kind) or {}) for kind in ("requests", "limits") for k in ("cpu", "memory")):
-            problems.append(f"{path}: cpu/memory requests and limits not set")
     return problems
 
 

@@ -48,17 +48,25 @@ def keda_schema_dir() -> Path:
     )
 
 
-# --- kube-prometheus-stack (monitoring CRDs + chart values) -----------------------------
+# --- the vendored charts (charts/, tools/vendor_charts.py) -------------------------------
+CHARTS_DIR = REPO_ROOT / "charts"
 KPS_VERSION = "88.5.3"
-_KPS_REL = Path("schemas") / "kube-prometheus-stack" / KPS_VERSION
 
 
-def kps_schema_dir() -> Path:
-    """``<repo>/schemas/kube-prometheus-stack/88.5.3`` (vendored; a test keeps it equal to
-    ``../shared`` when that exists), else the shared copy; ``FileNotFoundError`` naming both."""
-    candidates = [REPO_ROOT / _KPS_REL, REPO_ROOT.parent / "shared" / _KPS_REL]
-    for path in candidates:
-        if (path / "crd-podmonitors.yaml").is_file() and (path / "values.yaml").is_file():
-            return path
-    tried = ", ".join(str(p) for p in candidates)
-    raise FileNotFoundError(f"kube-prometheus-stack {KPS_VERSION} schemas not found (tried: {tried})")
+def chart_dir(name: str) -> Path:
+    """``charts/<name>``: a chart vendored as released; ``FileNotFoundError`` if absent."""
+    path = CHARTS_DIR / name
+    if not (path / "Chart.yaml").is_file():
+        raise FileNotFoundError(f"{path}/Chart.yaml not found: the vendored charts are part of the repository "
+                                f"(tools/vendor_charts.py writes them)")
+    return path
+
+
+def kps_chart_dir() -> Path:
+    """kube-prometheus-stack 88.5.3 as released: its values.yaml, sub-charts and CRDs."""
+    return chart_dir("kube-prometheus-stack")
+
+
+def kps_crd_dir() -> Path:
+    """The Prometheus Operator CRDs the chart installs (its ``crds`` sub-chart)."""
+    return kps_chart_dir() / "charts" / "crds" / "crds"

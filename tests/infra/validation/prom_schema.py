@@ -1,5 +1,5 @@
 """``monitoring.coreos.com`` objects against the Prometheus Operator v0.93.1 CRDs that
-kube-prometheus-stack 88.5.3 installs, tightened exactly like the KEDA ones
+kube-prometheus-stack 88.5.3 installs (read from the vendored chart, charts/), tightened exactly like the KEDA ones
 (``keda_schema.tighten``): unknown fields fail, ``apiVersion``/``kind`` are pinned and
 ``metadata`` is the stack's Kubernetes ObjectMeta with ``name`` required. These CRDs carry no CEL
 rules. Rule expressions are PromQL strings here; ``promtool`` checks them
@@ -13,20 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
-
 from .k8s_versions import kind_version
 from .keda_schema import _object_schema, _registry
 from .manifests import ref
-from .paths import kps_schema_dir
+from .manifests import yaml_load_all
+from .paths import kps_crd_dir
 
 GROUP = "monitoring.coreos.com"
-CRD_FILES = ("crd-servicemonitors.yaml", "crd-podmonitors.yaml", "crd-prometheusrules.yaml")
 
 
 def _crd(path: Path) -> dict[str, Any]:
     """The CustomResourceDefinition in a file (the vendored files start with a source comment)."""
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    docs = [d for d in yaml_load_all(path.read_text()) if isinstance(d, dict)]
     crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
     if len(crds) != 1:
         raise ValueError(f"{path}: expected one CustomResourceDefinition, found {len(crds)}")
@@ -35,11 +33,12 @@ def _crd(path: Path) -> dict[str, Any]:
 
 @functools.cache
 def load_schemas(schema_dir: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-    """``(apiVersion, kind) -> tightened schema`` for every served version of the 3 CRDs."""
-    base = Path(schema_dir) if schema_dir else kps_schema_dir()
+    """``(apiVersion, kind) -> tightened schema`` for every served version of every CRD the
+    chart installs (ServiceMonitor, PodMonitor, PrometheusRule, Prometheus, Alertmanager, ...)."""
+    base = Path(schema_dir) if schema_dir else kps_crd_dir()
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for filename in CRD_FILES:
-        crd = _crd(base / filename)
+    for path in sorted(base.glob("crd-*.yaml")):
+        crd = _crd(path)
         for version in crd["spec"]["versions"]:
             if version.get("served", True):
                 schema = _object_schema(crd, version)

@@ -1,4 +1,5 @@
-"""The stack variants we validate, rendered once per test process with ``tools/render.py``.
+"""The stack variants we validate, rendered once per test run with ``tools/render.py`` (shared by
+every pytest-xdist worker: tests/run_cache.py).
 
 Every valid combination of stack × worker mode × cache API read path:
 ``replica-sidecar`` needs the in-cluster Redis, so it is rendered on ``local`` only (on
@@ -12,24 +13,22 @@ tests cover the same set.
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import functools
-import shutil
-import subprocess
-import sys
-import tempfile
+import io
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests import run_cache
+from tools.helm_render import load_release_dir
 
 from .k8s_versions import stack_version
 from .manifests import load_json, load_k8s_dir
 from .paths import REPO_ROOT
 
 RENDER_SCRIPT = REPO_ROOT / "tools" / "render.py"
-RENDER_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,38 @@ VARIANTS: tuple[Variant, ...] = tuple(
                                               ("azureRedis", "classic"))),
 )
 VARIANT_IDS = [v.id for v in VARIANTS]
-BY_ID = {v.id: v for v in VARIANTS}
+#: The same variants with monitoring off (the network flow table covers both).
+NO_MONITORING: tuple[Variant, ...] = tuple(
+    Variant(f"{v.id}-nomon", v.stack, v.settings + (("monitoring", "false"),)) for v in VARIANTS)
+NETWORK_VARIANT_IDS = VARIANT_IDS + [v.id for v in NO_MONITORING]
+BY_ID = {v.id: v for v in VARIANTS + NO_MONITORING}
+
+
+@dataclass(frozen=True)
+class ChartRelease:
+    """One Helm release as ``helm template`` rendered it (``OUT/helm/<release>/``)."""
+
+    name: str
+    namespace: str
+    chart: str
+    version: str
+    kube_version: str
+    values: dict[str, Any]
+    objects: list[dict[str, Any]]
+
+    @property
+    def key(self) -> tuple:
+        """Same key, same objects: what a variant's release has in common with another's."""
+        return (self.name, self.kube_version, repr(self.values))
+
+
+def load_chart_releases(out_dir: Path) -> dict[str, ChartRelease]:
+    found = {}
+    for rel_dir in sorted((out_dir / "helm").glob("*/")):
+        meta, objects = load_release_dir(rel_dir)
+        found[meta["name"]] = ChartRelease(meta["name"], meta["namespace"], meta["chart"], str(meta["version"]),
+                                           str(meta["kubeVersion"]), meta.get("values") or {}, objects)
+    return found
 
 
 @dataclass(frozen=True)
@@ -74,8 +104,20 @@ class Rendered:
     variant: Variant
     out_dir: Path
     objects: list[dict[str, Any]]
+    """The program's own Kubernetes objects (``OUT/k8s/``)."""
     azure_resources: list[dict[str, Any]]
     other_resources: list[dict[str, Any]]
+    charts: dict[str, ChartRelease] = field(default_factory=dict)
+    """Each Helm release, rendered by ``helm template`` (``OUT/helm/``), by release name."""
+
+    @property
+    def chart_objects(self) -> list[dict[str, Any]]:
+        return [o for rel in self.charts.values() for o in rel.objects]
+
+    @property
+    def cluster_objects(self) -> list[dict[str, Any]]:
+        """Everything the stack creates in the cluster: ours and the charts'."""
+        return self.objects + self.chart_objects
 
     @property
     def k8s_version(self) -> str:
@@ -86,50 +128,40 @@ class Rendered:
     def k8s_files(self) -> list[Path]:
         return sorted((self.out_dir / "k8s").glob("*.yaml"))
 
+    def release(self, chart: str) -> ChartRelease | None:
+        """The release of ``chart`` (``keda``, ``kube-prometheus-stack``), or None."""
+        found = [r for r in self.charts.values() if r.chart == chart]
+        return found[0] if found else None
 
-_ROOT_LOCK = threading.Lock()
-_ROOT: list[Path] = []
 
-
-def _root() -> Path:
-    """One directory per process for every variant (created once, even from threads)."""
-    with _ROOT_LOCK:
-        if not _ROOT:
-            root = Path(tempfile.mkdtemp(prefix="rendered-"))
-            atexit.register(shutil.rmtree, root, True)
-            _ROOT.append(root)
-        return _ROOT[0]
+_RENDER_LOCK = threading.Lock()
 
 
 def render_to(variant: Variant, out_dir: Path) -> None:
-    """Run ``tools/render.py`` for a variant; ``RuntimeError`` with its output if it fails."""
+    """``tools/render.py``'s own entry point for a variant, in this process (one at a time:
+    the Pulumi runtime's settings are global); ``RuntimeError`` with its output if it fails."""
     if not RENDER_SCRIPT.is_file():
         raise RuntimeError(f"{RENDER_SCRIPT} does not exist: nothing to validate")
-    cmd = [sys.executable, str(RENDER_SCRIPT), *variant.args, "--out", str(out_dir)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RENDER_TIMEOUT_SECONDS)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"render of {variant.id} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
+    from tools import render as render_cli
+
+    argv = [*variant.args, "--out", str(out_dir)]
+    out, err = io.StringIO(), io.StringIO()
+    with _RENDER_LOCK, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = render_cli.main(argv)
+    if code != 0:
+        raise RuntimeError(f"render of {variant.id} failed (exit {code}): tools/render.py {' '.join(argv)}\n"
+                           f"{out.getvalue()[-4000:]}\n{err.getvalue()[-4000:]}")
 
 
 @functools.cache
 def _render_dir(variant_id: str) -> Path:
-    out = _root() / variant_id
-    if out.exists():
-        shutil.rmtree(out)
-    render_to(BY_ID[variant_id], out)
-    return out
+    """The variant's render: made once per test run, shared by every pytest-xdist worker."""
+    return run_cache.directory(f"render-cli:{variant_id}", lambda out: render_to(BY_ID[variant_id], out))
 
 
-def render_all() -> Path:
-    """Render every variant (two at a time) under one directory; returns it."""
-    root = _root()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        dirs = list(pool.map(_render_dir, VARIANT_IDS))
-    assert all(d.parent == root for d in dirs), (root, dirs)
-    return root
+def render_all() -> list[Path]:
+    """Render every variant; returns their directories, in VARIANT_IDS order."""
+    return [_render_dir(v) for v in VARIANT_IDS]
 
 
 @functools.cache
@@ -143,6 +175,7 @@ def rendered(variant_id: str) -> Rendered:
         load_k8s_dir(out),
         load_json(azure) if azure.exists() else [],
         load_json(other) if other.exists() else [],
+        load_chart_releases(out),
     )
 
 
