@@ -24,7 +24,8 @@ A script, not a test (docs/capacity.md quotes its output). Bounded: about a minu
    (``PUBLISH_MAX_MEMORY_PERCENT`` = 80 % of maxmemory, minus the empty server), and results
    held under the same threshold (with the default one-day TTL: tasks per day), for the
    in-cluster Redis (maxmemory 240 MiB, ``redisMemoryLimitMi`` 512) and Azure Managed Redis
-   ``Balanced_B0`` (0.5 GB; components/redis_sizes.py).
+   ``Balanced_B0`` (0.5 GB less Azure's reserve: the limit the stack passes,
+   components/connections.py).
 
 CONFIG and MEMORY are run on the bench's own server only; the apps never send them.
 """
@@ -44,8 +45,8 @@ from collections import Counter
 from pathlib import Path
 
 from bench.worker_bench import REPO, Server
+from components.connections import azure_managed_limit
 from components.redis import redis_maxmemory_bytes
-from components.redis_sizes import managed_redis_bytes
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 PERCENT = 80  # apps/producer/settings.py: PUBLISH_MAX_MEMORY_PERCENT default
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(one-day TTL: tasks per day) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, limit in (("in-cluster (redisMemoryLimitMi 512)", redis_maxmemory_bytes(512)),
-                        ("Azure Managed Redis Balanced_B0", managed_redis_bytes("Balanced_B0"))):
+                        ("Azure Managed Redis Balanced_B0", azure_managed_limit("Balanced_B0").memory_bytes)):
         room = limit * PERCENT // 100 - empty
         print(f"| {name} | {limit / 2**20:,.0f} MiB | {limit * PERCENT / 100 / 2**20:,.0f} MiB | "
               f"{room / per_queued:,.0f} | {room / per_result:,.0f} |")

@@ -26,7 +26,6 @@ from components import versions
 from components.azure_network import PrivateLinkPlacement
 from components.private_link import RedisPrivateLink, RedisPrivateLinkArgs
 from components.redis import RedisEndpoint
-from components.redis_sizes import cache_redis_bytes, managed_redis_bytes
 
 _ACCESS = ("Enabled", "Disabled")
 _MANAGED_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")
@@ -56,14 +55,13 @@ def _private_access(component: pulumi.ComponentResource, name: str, resource_id:
 
 
 def _azure_endpoint(component: pulumi.ComponentResource, name: str, args: Any, resource_id: pulumi.Input[str],
-                    host: pulumi.Input[str], port: int, primary_key: pulumi.Input[str],
-                    memory_bytes: int | None) -> RedisEndpoint:
+                    host: pulumi.Input[str], port: int, primary_key: pulumi.Input[str]) -> RedisEndpoint:
     """An Azure Redis service's endpoint: TLS, the access key wrapped secret (list-keys results
     are not secret by themselves), egress to its private endpoint when it has one."""
     egress = _private_access(component, name, resource_id, args.resource_group_name, args.location,
                              args.private_link, args.tags)
     return RedisEndpoint(host=Output.from_input(host), port=port, tls=True, password=Output.secret(primary_key),
-                         egress_cidrs=egress, memory_bytes=memory_bytes)
+                         egress_cidrs=egress)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,8 +143,7 @@ class AzureManagedRedis(pulumi.ComponentResource):
         )
         self.resource_id = self.cluster.id
         self.endpoint = _azure_endpoint(self, name, args, self.cluster.id, self.cluster.host_name,
-                                        versions.AZURE_MANAGED_REDIS_PORT, keys.primary_key,
-                                        managed_redis_bytes(args.sku))
+                                        versions.AZURE_MANAGED_REDIS_PORT, keys.primary_key)
         self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})
 
 
@@ -213,6 +210,5 @@ class AzureCacheRedis(pulumi.ComponentResource):
         keys = r.list_redis_keys_output(name=self.cache.name, resource_group_name=args.resource_group_name)
         self.resource_id = self.cache.id
         self.endpoint = _azure_endpoint(self, name, args, self.cache.id, self.cache.host_name,
-                                        versions.AZURE_REDIS_TLS_PORT, keys.primary_key,
-                                        cache_redis_bytes(args.sku, args.capacity))
+                                        versions.AZURE_REDIS_TLS_PORT, keys.primary_key)
         self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})

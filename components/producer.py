@@ -35,8 +35,12 @@ class ProducerArgs:
     """Fixed replica count (not autoscaled)."""
     publish_max_memory_percent: float = 80.0
     """PUBLISH_MAX_MEMORY_PERCENT: publishing holds while Redis's used memory is at this
-    percent of its limit (the endpoint's ``memory_bytes`` or what Redis reports); the rest is
+    percent of its limit (``redis_memory_limit_bytes`` or what Redis reports); the rest is
     kept for the workers."""
+    redis_memory_limit_bytes: int | None = None
+    """REDIS_MAXMEMORY_BYTES: the memory limit of the Redis this stack gets, the one the memory
+    alert uses too (components/connections.py ``Limit.memory_bytes``: the in-cluster maxmemory,
+    the Azure size's memory). Azure Managed Redis reports no maxmemory to clients."""
 
     def __post_init__(self) -> None:
         if self.rate < 0:
@@ -68,8 +72,8 @@ class Producer(pulumi.ComponentResource):
         env = [{"name": "CELERY_QUEUE", "value": args.queue_name},
                {"name": "PRODUCER_METRICS_PORT", "value": str(versions.PRODUCER_METRICS_PORT)},
                {"name": "PUBLISH_MAX_MEMORY_PERCENT", "value": kx.fmt_number(args.publish_max_memory_percent)}]
-        if args.endpoint.memory_bytes is not None:
-            env.append({"name": "REDIS_MAXMEMORY_BYTES", "value": str(args.endpoint.memory_bytes)})
+        if args.redis_memory_limit_bytes is not None:
+            env.append({"name": "REDIS_MAXMEMORY_BYTES", "value": str(args.redis_memory_limit_bytes)})
         return env
 
     def __init__(self, name: str, args: ProducerArgs, opts: ResourceOptions | None = None):

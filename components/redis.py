@@ -68,11 +68,6 @@ class RedisEndpoint:
     maxmemory_bytes: int | None = None
     """The primary's maxmemory when this stack sets it (in-cluster); a replica of it must
     fit that much. None for a managed service (its SKU decides)."""
-    memory_bytes: int | None = None
-    """The memory the server gives data, as far as the stack knows it: the in-cluster
-    maxmemory, or the Azure SKU's size (components/redis_sizes.py; None for a SKU not in that
-    table). The producer's backpressure counts against it (REDIS_MAXMEMORY_BYTES): Azure
-    Managed Redis does not report its limit to clients."""
 
 
 # ---------------------------------------------------------------------------------
@@ -147,7 +142,6 @@ class InClusterRedis(pulumi.ComponentResource):
             pod_labels=dict(self._labels),
             namespace=Output.from_input(args.namespace),
             maxmemory_bytes=redis_maxmemory_bytes(args.memory_limit_mi),
-            memory_bytes=redis_maxmemory_bytes(args.memory_limit_mi),
         )
         self.register_outputs({"host": self.endpoint.host, "password": self.password})
 

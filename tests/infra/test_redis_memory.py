@@ -125,15 +125,18 @@ def test_producer_gets_the_in_cluster_maxmemory_and_its_threshold(rendered, limi
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({}, 500_000_000),  # Azure Managed Redis Balanced_B0 (0.5 GB): it reports no maxmemory itself
-    ({"redisManagedSku": "MemoryOptimized_M10"}, 12 * 10**9),
-    ({"azureRedis": "classic"}, 10**9),  # Azure Cache for Redis Standard C1
-    ({"azureRedis": "classic", "redisSku": "Premium", "redisCapacity": "2"}, 13 * 10**9),
-    ({"redisManagedSku": "FlashOptimized_A250"}, None),  # not in components/redis_sizes.py: none passed
+    # Azure Managed Redis reports no maxmemory itself: the size less its ~20 % reserve.
+    ({}, 400_000_000),  # Balanced_B0, 0.5 GB
+    ({"redisManagedSku": "MemoryOptimized_M10"}, 9_600_000_000),  # 12 GB
+    ({"azureRedis": "classic"}, 1024 * MI),  # Azure Cache for Redis Standard C1, 1 GB
+    ({"azureRedis": "classic", "redisSku": "Premium", "redisCapacity": "2"}, 13312 * MI),  # P2, 13 GB
 ])
-def test_producer_gets_the_azure_skus_size(rendered, overrides, expected):
-    env = _env(_container(rendered("aks", **overrides), "Deployment", "producer", "producer"))
-    assert (int(env["REDIS_MAXMEMORY_BYTES"]) if "REDIS_MAXMEMORY_BYTES" in env else None) == expected
+def test_producer_gets_the_azure_sizes_memory_the_alert_uses_too(rendered, overrides, expected):
+    r = rendered("aks", **overrides)
+    env = _env(_container(r, "Deployment", "producer", "producer"))
+    assert int(env["REDIS_MAXMEMORY_BYTES"]) == expected
+    cfg = load_config({"target": "aks", **overrides})
+    assert cfg.redis_limit.memory_bytes == expected  # one limit: the memory alert's (components/connections.py)
 
 
 @pytest.mark.parametrize("percent", ["5", "99"])
