@@ -1,5 +1,6 @@
-"""Putting a real redis-server at its limits, for the tests (no mock): memory full, a
-restart that is still loading, a replica that refuses writes, the client limit reached."""
+"""Putting a real redis-server at its limits, for the tests (no mock): a restart that is
+still loading, a replica that refuses writes, the client limit all but reached. Memory
+past ``maxmemory`` and every client slot taken: tests/apps/redis_fill.py."""
 
 from __future__ import annotations
 
@@ -17,37 +18,12 @@ def full_at(maxmemory: str) -> dict[str, str]:
 SLOW_LOAD = {"save": "3600 1", "key-load-delay": "100", "loading-process-events-interval-bytes": "1024"}
 
 
-def fill(client: redis.Redis, prefix: str = "junk", size: int = 4096, over: int = 256 * 1024) -> int:
-    """SET keys until Redis refuses with OOM, then put ``over`` more bytes past ``maxmemory``
-    so that used memory stays above the limit whatever small buffers come and go. The last
-    step is a script whose first write is a DEL: Redis checks a script's memory only at its
-    first write (tests/apps/test_redis_limits.py), and the value is built server-side, so no
-    large request buffer is counted first. Returns the keys' count."""
-    n = 0
-    while True:
-        try:
-            client.set(f"{prefix}:{n}", b"x" * size)
-        except redis.OutOfMemoryError:
-            break
-        n += 1
-    client.eval("redis.call('DEL', KEYS[1]) redis.call('SET', KEYS[1], string.rep('x', tonumber(ARGV[1])))",
-                1, f"{prefix}:over", over)
-    return n
-
-
-def unfill(client: redis.Redis, n: int, prefix: str = "junk") -> None:
-    """Delete what :func:`fill` wrote."""
-    client.delete(f"{prefix}:over")
-    for start in range(0, n, 1000):
-        client.delete(*(f"{prefix}:{i}" for i in range(start, min(n, start + 1000))))
-
-
 def populate(server, n: int) -> None:
     """``n`` small keys (the data a restart must load back)."""
     with server.client() as c:
         pipe = c.pipeline(transaction=False)
         for i in range(n):
-            pipe.set(f"filler:{i}", i)
+            pipe.set(f"data:{i}", i)
             if i % 5000 == 4999:
                 pipe.execute()
         pipe.execute()

@@ -22,7 +22,8 @@ from redis.retry import Retry
 
 from apps.common.redis_settings import handshake_6_0
 
-from tests.apps.limits import SLOW_LOAD, fill, full_at, populate, replica_of
+from tests.apps.limits import SLOW_LOAD, full_at, populate, replica_of
+from tests.apps.redis_fill import overfill
 from tests.apps.redis_profiles import PROFILE_NAMES
 
 FULL = full_at("2mb")
@@ -36,7 +37,7 @@ def full_redis(request, redis_factory):
         c.hset("h", "f", "v")
         c.zadd("z", {"m": 1})
         c.sadd("s", "x")
-        assert fill(c) > 10
+        assert overfill(server) > 10
         yield server, c
 
 

@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from tests.apps.limits import SLOW_LOAD, answering, fill, full_at, hold_clients, populate, replica_of, unfill
+from tests.apps.limits import SLOW_LOAD, answering, full_at, hold_clients, populate, replica_of
+from tests.apps.redis_fill import free, overfill
 from tests.apps.redis_profiles import PROFILE_NAMES
 from tests.apps.redis_server import free_port
 from tests.apps.worker.envelopes import RECORD
@@ -106,7 +107,7 @@ def test_memory_full_of_other_keys_workers_wait_alive_then_do_every_task(profile
     env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=3)
     ids = [send(env, RECORD) for _ in range(30)]
     with server.client() as c:
-        junk = fill(c)
+        overfill(server)
         pool = [workers({**env, "WORKER_METRICS_PORT": str(port)}, concurrency=2), workers(env, concurrency=2)]
         wait_for(lambda: all(w.beat() for w in pool), 30, message="heartbeats while waiting")
         time.sleep(4)
@@ -119,7 +120,7 @@ def test_memory_full_of_other_keys_workers_wait_alive_then_do_every_task(profile
             assert len(EPISODE_LINES.findall(w.log())) <= 3, w.log()  # not a line per attempt
         assert metric_sum(port, 'celery_worker_redis_unavailable_total{reason="oom"}') >= 2
         assert metric_sum(port, "celery_worker_waiting_for_redis") == 1
-        unfill(c, junk)
+        free(server)
         wait_for(lambda: len(user_keys(c)) == 30, 40, interval=0.5, message="every task done once memory is free")
         assert {k.decode() for k in user_keys(c)} == {f"users:{i}" for i in ids}
         wait_for(lambda: nothing_left(c), 15, message="nothing left queued, inflight or unacked")
@@ -137,13 +138,13 @@ def test_results_refused_mid_task_are_redone_not_dead_lettered(profile, redis_fa
     worker = workers(env, concurrency=2).wait_ready()
     with server.client() as c:
         wait_for(lambda: c.hlen("unacked") == 2, 15, interval=0.05, message="two tasks running")
-        junk = fill(c)  # while they work: their result writes will be refused
+        overfill(server)  # while they work: their result writes will be refused
         time.sleep(5)  # past their wait budget (soft limit 4 s - 0.5 s): requeued, kept in unacked
         assert worker.alive(), worker.log()
         assert not user_keys(c) and c.llen("celery.dead_letter") == 0
         assert c.hlen("unacked") == 2  # Redis refused the requeue too: still there, not lost
         assert "Redis unavailable (oom), write not done" in worker.log()
-        unfill(c, junk)
+        free(server)
         wait_for(lambda: len(user_keys(c)) == 4, vt + 30, interval=0.5, message="all four done")
         assert {k.decode() for k in user_keys(c)} == {f"users:{i}" for i in ids}
         wait_for(lambda: nothing_left(c), 15, message="nothing left")
