@@ -46,6 +46,10 @@ def _broken(ref: str, change) -> list[str]:
      "kube_deployment_status_replicas comes from registry.k8s.io/kube-state-metrics/kube-state-metrics, which no monitor scrapes"),
     ("PodMonitor platform/worker", lambda o: o["spec"].update(jobLabel="app.kubernetes.io/component"),
      "celery_tasks_succeeded_total asks for job='worker', which no monitor's target has"),
+    ("PrometheusRule monitoring/redis-keda-platform", lambda o: [g.update(rules=[r for r in g["rules"] if r.get("record") !=
+                                                                            "platform:redis_client_limit"])
+                                                            for g in o["spec"]["groups"]],
+     "platform:redis_client_limit names no job and no known exporter"),
     ("PodMonitor monitoring/keda-operator", lambda o: o["spec"]["podMetricsEndpoints"][0].update(honorLabels=False),
      "keda_scaler_metrics_value filters on the object's namespace, but PodMonitor monitoring/keda-operator does not keep"),
 ])

@@ -14,7 +14,10 @@ A query names its source in one of two ways:
   (``honorLabels``): both report the *object's* namespace in ``namespace``, which the
   queries filter on, and without honorLabels Prometheus renames it ``exported_namespace``.
 
-A metric with neither is a problem too: nothing says where it would come from.
+A series a rendered PrometheusRule records (``record: platform:...``) is a source too: its
+rule's own expression is checked like any other query.
+
+A metric with none of these is a problem: nothing says where it would come from.
 """
 
 from __future__ import annotations
@@ -101,13 +104,23 @@ def queries(objects: list[dict[str, Any]], dashboard: list[tuple[str, str, str]]
     return out
 
 
+def recorded(objects: list[dict[str, Any]]) -> set[str]:
+    """The series the rendered PrometheusRules record."""
+    return {str(rule["record"]) for rule_obj in m.by_kind(objects, "PrometheusRule")
+            for group in (rule_obj.get("spec") or {}).get("groups") or []
+            for rule in group.get("rules") or [] if rule.get("record")}
+
+
 def source_problems(objects: list[dict[str, Any]], dashboard: list[tuple[str, str, str]]) -> list[str]:
     """What each query needs that no rendered target gives, naming the query and the metric."""
     targets = scrape_targets(objects)
     jobs = {t.job for t in targets}
+    records = recorded(objects)
     problems: list[str] = []
     for where, expr in queries(objects, dashboard):
         for metric, matchers in _SELECTOR.findall(expr):
+            if metric in records:
+                continue
             exporter = next((img for prefix, img in EXPORTER_IMAGES.items() if metric.startswith(prefix)), None)
             job = _JOB.search(matchers)
             if job:
