@@ -140,7 +140,7 @@ _RENDER_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _shared_helm_templates():
+def shared_helm_templates():
     """While tools/render.py runs here: each distinct ``helm template`` (same release inputs,
     same Kubernetes version) is run and parsed once per test run, by whichever process asks
     first (tests/run_cache.py); the variants that share a release (most of them: the KEDA
@@ -170,7 +170,7 @@ def render_to(variant: Variant, out_dir: Path) -> None:
 
     argv = [*variant.args, "--out", str(out_dir)]
     out, err = io.StringIO(), io.StringIO()
-    with _RENDER_LOCK, _shared_helm_templates(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _RENDER_LOCK, shared_helm_templates(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = render_cli.main(argv)
     if code != 0:
         raise RuntimeError(f"render of {variant.id} failed (exit {code}): tools/render.py {' '.join(argv)}\n"
