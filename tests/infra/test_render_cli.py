@@ -14,7 +14,17 @@ import yaml
 from components.config import ConfigError
 from tools.render import main, render_stack
 
+from tests.infra.validation.render import shared_helm_templates
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _helm_templates_once():
+    """The in-process renders here share each distinct ``helm template`` with the run (the
+    Helm step itself is tested in test_helm_render.py); the subprocess one runs it for real."""
+    with shared_helm_templates():
+        yield
 FILE_RE = re.compile(r"^\d{3}-[a-z]+-[a-z0-9-]+-[a-z0-9-]+\.yaml$")
 
 

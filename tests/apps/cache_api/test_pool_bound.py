@@ -18,7 +18,7 @@ from tests.apps.client_count import ClientSampler
 POOL = 3  # below the 5 tags a burst reads at once (one Redis read per tag per process)
 
 
-async def _burst(url: str, requests: int = 300) -> list[int]:
+async def _burst(url: str, requests: int = 120) -> list[int]:
     # No keep-alive: on a loaded machine uvicorn may close an idle kept-alive socket under us.
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:

@@ -14,8 +14,10 @@ tests cover the same set.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +139,28 @@ class Rendered:
 _RENDER_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def shared_helm_templates():
+    """While tools/render.py runs here: each distinct ``helm template`` (same release inputs,
+    same Kubernetes version) is run and parsed once per test run, by whichever process asks
+    first (tests/run_cache.py); the variants that share a release (most of them: the KEDA
+    release is the same everywhere) read its parsed objects back. The chart's megabytes of
+    CRDs are the cost: parsing them took ~3 s per release and variant."""
+    from tools import helm_render
+
+    real = helm_render.template
+
+    def template(release, kube_version, helm=None):
+        key = json.dumps([dataclasses.asdict(release), kube_version, str(helm)], sort_keys=True, default=str)
+        return run_cache.value(f"helm-template:{key}", lambda: real(release, kube_version, helm))
+
+    helm_render.template = template
+    try:
+        yield
+    finally:
+        helm_render.template = real
+
+
 def render_to(variant: Variant, out_dir: Path) -> None:
     """``tools/render.py``'s own entry point for a variant, in this process (one at a time:
     the Pulumi runtime's settings are global); ``RuntimeError`` with its output if it fails."""
@@ -146,7 +170,7 @@ def render_to(variant: Variant, out_dir: Path) -> None:
 
     argv = [*variant.args, "--out", str(out_dir)]
     out, err = io.StringIO(), io.StringIO()
-    with _RENDER_LOCK, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _RENDER_LOCK, shared_helm_templates(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = render_cli.main(argv)
     if code != 0:
         raise RuntimeError(f"render of {variant.id} failed (exit {code}): tools/render.py {' '.join(argv)}\n"
@@ -166,6 +190,12 @@ def render_all() -> list[Path]:
 
 @functools.cache
 def rendered(variant_id: str) -> Rendered:
+    """The variant's render, loaded: parsed once per test run and shared (pickled) with every
+    pytest-xdist worker, since the charts' CRDs make it seconds of YAML per variant."""
+    return run_cache.value(f"rendered:{variant_id}", lambda: _load_rendered(variant_id))
+
+
+def _load_rendered(variant_id: str) -> Rendered:
     out = _render_dir(variant_id)
     azure = out / "azure-resources.json"
     other = out / "other-resources.json"
