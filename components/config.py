@@ -118,6 +118,7 @@ class PlatformConfig(BaseModel):
     # --- producer ----------------------------------------------------------------
     producer_rate: float = Field(0.0, ge=0, le=1000, description="Producer Deployment: steady tasks per second (`--forever --rate R`, at most 1000, the producer's flood guard); 0 = standby, the pod only runs bursts via `kubectl exec` (`--standby`).")
     producer_replicas: int = Field(1, ge=0, le=10, description="Producer Deployment replicas; 0 = no producer pod (`make load` then runs its burst in a one-off pod made from the Deployment's template).")
+    producer_publish_max_memory_percent: int = Field(80, ge=10, le=95, description="PUBLISH_MAX_MEMORY_PERCENT: the producer publishes only while Redis's used memory is below this percent of its maxmemory (in-cluster: the maxmemory it sets; Azure: the SKU's size, passed as REDIS_MAXMEMORY_BYTES); the rest is kept for the workers to pop, record, ack and write results.")
 
     # --- cache API ---------------------------------------------------------------
     cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (the PDB, maxUnavailable 1, lets one pod go at a time).")

@@ -26,16 +26,19 @@ if TYPE_CHECKING:
 
 # -- measured per pod (tests/test_connection_budget.py) ----------------------------------
 #: A worker pod's main process: the consumer's pop and its commands, kombu's pidbox,
-#: gossip, mingle and event-heartbeat channels with their publish clients (10), plus the
-#: dead-letter client it opens at the first message it cannot hand to a task (1).
-WORKER_MAIN_PROCESS = 11
+#: gossip and event-heartbeat channels with their publish clients (8), plus the
+#: dead-letter client it opens at the first message it cannot hand to a task (1). No
+#: mingle channel: the worker runs without Mingle (apps/worker/runtime.py).
+WORKER_MAIN_PROCESS = 9
 #: Each prefork pool child: its result writes (one redis-py client per process).
 WORKER_PER_CHILD = 1
 #: job mode's ``worker-sweeper``: its broker connection for the restore sweep.
 SWEEPER_POD = 2
 #: A producer pod: ``--forever`` publishing, or a ``kubectl exec`` burst in a ``--standby``
-#: pod (standby itself holds none). With ``producerReplicas: 0`` ``make load`` runs one burst pod.
-PRODUCER_POD = 2
+#: pod (standby itself holds none): its broker connection (2) and the client that reads
+#: ``INFO memory`` for its backpressure (1). With ``producerReplicas: 0`` ``make load`` runs
+#: one burst pod.
+PRODUCER_POD = 3
 #: redis_exporter: one connection per scrape, closed after it.
 EXPORTER = 1
 #: The cache API's replica sidecar: its replication link to the primary (its reads stay in the pod).

@@ -225,13 +225,15 @@ def _build(cfg: PlatformConfig, parent: pulumi.Resource) -> dict[str, Output[Any
 
     NetworkPolicies("netpol", args_from(NetworkPoliciesArgs, cfg, **wired, **_monitoring_network(cfg)), k8s_opts)
     worker = CeleryWorker("worker", args_from(CeleryWorkerArgs, cfg, **clients, keda_release=keda.release), k8s_opts)
-    producer = Producer("producer", args_from(ProducerArgs, cfg, **clients), k8s_opts)
+    # The producer's backpressure and the memory alert count against the same limit.
+    limit = cfg.redis_limit
+    producer = Producer("producer", args_from(ProducerArgs, cfg, **clients,
+                                              redis_memory_limit_bytes=limit.memory_bytes if limit else None), k8s_opts)
     cache_api = CacheApi("cache-api", args_from(CacheApiArgs, cfg, **clients, replica_image=cfg.redis_image), k8s_opts)
 
     monitoring = None
     if cfg.monitoring:
-        limit = cfg.redis_limit  # the config model has checked that there is one
-        assert limit is not None
+        assert limit is not None  # the config model has checked that there is one
         monitoring = Monitoring("monitoring", args_from(
             MonitoringArgs, cfg, app_namespace=ns.name, app_namespace_name=cfg.namespace,
             redis_client_limit=limit.clients, redis_memory_limit_bytes=limit.memory_bytes), k8s_opts)

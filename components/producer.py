@@ -33,6 +33,14 @@ class ProducerArgs:
     """Tasks per second of the steady stream; 0 = standby (the pod only serves ``kubectl exec`` bursts)."""
     replicas: int = 1
     """Fixed replica count (not autoscaled)."""
+    publish_max_memory_percent: float = 80.0
+    """PUBLISH_MAX_MEMORY_PERCENT: publishing holds while Redis's used memory is at this
+    percent of its limit (``redis_memory_limit_bytes`` or what Redis reports); the rest is
+    kept for the workers."""
+    redis_memory_limit_bytes: int | None = None
+    """REDIS_MAXMEMORY_BYTES: the memory limit of the Redis this stack gets, the one the memory
+    alert uses too (components/connections.py ``Limit.memory_bytes``: the in-cluster maxmemory,
+    the Azure size's memory). Azure Managed Redis reports no maxmemory to clients."""
 
     def __post_init__(self) -> None:
         if self.rate < 0:
@@ -41,6 +49,8 @@ class ProducerArgs:
             raise ValueError("ProducerArgs.replicas must be >= 0")
         if not self.queue_name:
             raise ValueError("ProducerArgs.queue_name must not be empty")
+        if not 10 <= self.publish_max_memory_percent <= 95:
+            raise ValueError("ProducerArgs.publish_max_memory_percent must be 10..95")
 
 
 class Producer(pulumi.ComponentResource):
@@ -57,6 +67,15 @@ class Producer(pulumi.ComponentResource):
             return ["python", "-m", "apps.producer", "--forever", "--rate", kx.fmt_number(rate)]
         return ["python", "-m", "apps.producer", "--standby"]
 
+    @staticmethod
+    def _env(args: ProducerArgs) -> list[dict[str, str]]:
+        env = [{"name": "CELERY_QUEUE", "value": args.queue_name},
+               {"name": "PRODUCER_METRICS_PORT", "value": str(versions.PRODUCER_METRICS_PORT)},
+               {"name": "PUBLISH_MAX_MEMORY_PERCENT", "value": kx.fmt_number(args.publish_max_memory_percent)}]
+        if args.redis_memory_limit_bytes is not None:
+            env.append({"name": "REDIS_MAXMEMORY_BYTES", "value": str(args.redis_memory_limit_bytes)})
+        return env
+
     def __init__(self, name: str, args: ProducerArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:Producer", name, None, opts)
         lbl = kx.labels(self.APP)
@@ -67,15 +86,14 @@ class Producer(pulumi.ComponentResource):
             "image": args.image,
             "imagePullPolicy": args.image_pull_policy,
             "command": self._command(args.rate),
-            "env": kx.redis_env(args.endpoint, args.secret_name, args.redis_db)
-            + [{"name": "CELERY_QUEUE", "value": args.queue_name},
-               {"name": "PRODUCER_METRICS_PORT", "value": str(versions.PRODUCER_METRICS_PORT)}],
+            "env": kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + self._env(args),
             # Served by the Deployment's process only (a `kubectl exec` burst serves nothing).
             "ports": [{"name": "metrics", "containerPort": versions.PRODUCER_METRICS_PORT, "protocol": "TCP"}],
             "securityContext": kx.container_security_context(),
             "resources": kx.resources("50m", "96Mi", "250m", "256Mi"),
+            # Live while it waits for Redis (a restart cannot help), not ready (docs/worker.md).
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, initial=20),
-            "readinessProbe": kx.exec_probe(health, period=10, timeout=10, initial=5),
+            "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, initial=5),
             "volumeMounts": [kx.TMP_MOUNT],
         }
         self.deployment = k8s.apps.v1.Deployment(

@@ -244,7 +244,7 @@ class CeleryWorker(pulumi.ComponentResource):
             "resources": kx.resources("100m", "192Mi", "500m", "512Mi"),
             # The healthcheck reads the worker's heartbeat file: no broker round trip, fast.
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
-            "readinessProbe": kx.exec_probe(health, period=10, timeout=10, failures=3, initial=10),
+            "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, failures=3, initial=10),
             "volumeMounts": [kx.TMP_MOUNT],
         }
 
@@ -289,7 +289,7 @@ class CeleryWorker(pulumi.ComponentResource):
             "securityContext": kx.container_security_context(),
             "resources": kx.resources("20m", "96Mi", "200m", "192Mi"),
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
-            "readinessProbe": kx.exec_probe(health, period=10, timeout=10, failures=3, initial=10),
+            "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, failures=3, initial=10),
             "volumeMounts": [kx.TMP_MOUNT],
         }
         return k8s.apps.v1.Deployment(

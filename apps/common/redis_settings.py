@@ -14,8 +14,18 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, model_validator
+from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
+from redis.retry import Retry
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def one_quick_retry() -> Retry:
+    """redis-py retries a failed command or connect 3 times with a backoff of up to 10 s by
+    default, silently: a process waiting for Redis would block for tens of seconds, with no
+    heartbeat and no log. One immediate retry (a stale pooled connection) and then the error:
+    the apps' own loops wait for Redis, visibly (apps/common/redis_wait.py)."""
+    return Retry(NoBackoff(), 1)
 
 
 def handshake_6_0() -> dict[str, Any]:
@@ -64,7 +74,7 @@ class RedisSettings(BaseSettings):
             "host": self.redis_host, "port": self.redis_port, "db": self.redis_db,
             "password": self.redis_password.get_secret_value() if self.redis_password else None,
             "socket_timeout": 10, "socket_connect_timeout": 10, "health_check_interval": 25,
-            **handshake_6_0(),
+            "retry": one_quick_retry(), **handshake_6_0(),
         }
         if self.redis_tls:
             kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True)

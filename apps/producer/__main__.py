@@ -1,5 +1,10 @@
-"""``python -m apps.producer --count N --rate R [--wait-results S]``, ``--forever --rate R``
-or ``--standby``."""
+"""``python -m apps.producer --count N --rate R [--wait-results S] [--max-wait S]``,
+``--forever --rate R`` or ``--standby``.
+
+Exit codes: 0 done; 1 Redis could not be reached or refused for ``--max-wait`` seconds (or
+results missing after ``--wait-results``); 2 bad arguments or environment; 3 Redis's memory
+stayed at the publish threshold for ``--max-wait`` seconds (backpressure: the tasks not sent
+are named; none is half-sent)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ import logging
 import sys
 import time
 
-from kombu.exceptions import OperationalError
 
 #: The flood guard: the most tasks per second an endless (--forever) stream may send. An
 #: unthrottled or near-unthrottled endless stream fills Redis faster than workers drain it;
@@ -40,6 +44,10 @@ def _seconds(text: str) -> float:
     return _finite_number(text, positive=True, rule="a finite number of seconds > 0")
 
 
+#: How long a burst waits, at one stretch, for room in Redis or for Redis itself.
+DEFAULT_MAX_WAIT = 60.0
+
+
 def _rate(text: str) -> float:
     return _finite_number(text, positive=False, rule="a finite number >= 0 (0 = as fast as possible)")
 
@@ -62,10 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-results", type=_seconds, default=None, metavar="SECONDS",
                         help="--count only: then wait up to SECONDS until every task's result hash "
                              "users:<task id> exists; exit 1 naming how many are missing")
+    parser.add_argument("--max-wait", type=_seconds, default=None, metavar="SECONDS",
+                        help=f"--count only: the longest the burst waits, at one stretch, for room in Redis "
+                             f"(backpressure) or for Redis itself, then exits 3 or 1 naming the limit "
+                             f"(default {DEFAULT_MAX_WAIT:g}); --forever waits as long as it takes")
     args = parser.parse_args(argv)
     if args.standby:
-        if args.rate is not None or args.wait_results is not None:
-            parser.error("--standby takes no --rate or --wait-results (it sends nothing)")
+        if args.rate is not None or args.wait_results is not None or args.max_wait is not None:
+            parser.error("--standby takes no --rate, --wait-results or --max-wait (it sends nothing)")
         return args
     if args.rate is None:
         parser.error("the following arguments are required: --rate")
@@ -74,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "faster than that would flood Redis; send bursts with --count)")
     if args.forever and args.wait_results is not None:
         parser.error("--wait-results needs --count (forever mode never finishes sending)")
+    if args.forever and args.max_wait is not None:
+        parser.error("--max-wait needs --count (forever mode waits for Redis as long as it takes)")
+    if args.max_wait is None and args.count is not None:
+        args.max_wait = DEFAULT_MAX_WAIT
     return args
 
 
@@ -83,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from apps.common.config_errors import load_settings
     from apps.producer import metrics
-    from apps.producer.producer import Stop, build_app, is_tty, make_progress, run, standby, write_heartbeat
-    from apps.producer.records import records
-    from apps.producer.settings import TASK_NAME, ProducerSettings
+    from apps.producer.producer import Stop, standby, write_heartbeat
+    from apps.producer.publisher import NotPublished
+    from apps.producer.settings import ProducerSettings
 
     try:
         # Variables and messages only: never the values (REDIS_PASSWORD).
@@ -103,37 +119,82 @@ def main(argv: list[str] | None = None) -> int:
         print("producer: standby ended")
         return 0
 
-    app = build_app(settings)
+    try:
+        result, sent_ids = _publish(settings, args, stop)
+    except NotPublished as exc:
+        metrics.PUBLISH_ERRORS.inc()
+        rest = f"sent {exc.sent} of {args.count} tasks; the other {args.count - exc.sent} were not sent"
+        if exc.reason == "memory":
+            print(f"producer: Redis's memory stayed at the publish threshold for {exc.waited:.0f}s "
+                  f"(queue {settings.celery_queue!r}; {exc.detail}): {rest}", file=sys.stderr)
+            return 3
+        print(f"producer: cannot publish to Redis at {settings.redis_host}:{settings.redis_port} "
+              f"(queue {settings.celery_queue!r}): {exc.reason} for {exc.waited:.0f}s: {exc.detail}: {rest}",
+              file=sys.stderr)
+        return 1
     queue = settings.celery_queue
-    if args.forever:
-        stop.install()
-    sent_ids: list[str] = []
-
-    with app.producer_or_acquire() as producer:
-        def send(record: dict) -> None:
-            result = app.send_task(TASK_NAME, args=[record], queue=queue, producer=producer)
-            metrics.SENT.inc()
-            if args.wait_results is not None:
-                sent_ids.append(result.id)
-
-        update, close = make_progress(args.count, tty=is_tty())
-        heartbeat = (lambda n: write_heartbeat(settings.producer_heartbeat_file, n)) if args.forever else None
-        try:
-            result = run(send, records(args.seed), None if args.forever else args.count, args.rate,
-                         progress=update, stop=stop, heartbeat=heartbeat)
-        except OperationalError as exc:
-            metrics.PUBLISH_ERRORS.inc()
-            close()
-            print(f"producer: cannot publish to Redis at {settings.redis_host}:{settings.redis_port} "
-                  f"(queue {queue!r}): {exc}", file=sys.stderr)
-            return 1
-        close()
     msg = (f"sent {result.sent} tasks to queue {queue!r} in {result.seconds:.2f}s "
            f"({result.rate:.1f} tasks/s)")
     print(msg)
     if args.wait_results is not None:
         return _wait_results(settings, sent_ids, args.wait_results)
     return 0
+
+
+def _publish(settings, args: argparse.Namespace, stop):
+    """Send the records (``--count`` or ``--forever``); ``(RunResult, ids sent)``. Raises
+    :class:`NotPublished` (with ``sent``) when a burst waited ``--max-wait`` for one task."""
+    from apps.producer.admission import Admission
+    from apps.producer.producer import build_app, is_tty, make_progress, run, write_heartbeat
+    from apps.producer.publisher import NotPublished, Publisher
+    from apps.producer.records import records
+    from apps.producer.results import redis_client
+    from apps.producer.settings import TASK_NAME
+
+    app = build_app(settings)
+    if args.forever:
+        stop.install()
+    sent_ids: list[str] = []
+    state = {"sent": 0, "beat": float("-inf")}
+    update, close = make_progress(args.count, tty=is_tty())
+
+    def beat(n: int | None = None) -> None:
+        if n is not None:
+            state["sent"] = n
+        write_heartbeat(settings.producer_heartbeat_file, state["sent"], publisher.waiting)
+
+    def beat_while_waiting() -> None:  # forever mode: live (and not ready) while it waits
+        if args.forever and time.monotonic() - state["beat"] >= 1.0:
+            state["beat"] = time.monotonic()
+            beat()
+
+    with redis_client(settings) as info, app.producer_or_acquire() as producer:  # INFO: one connection
+        admission = Admission(lambda: info.info("memory"), settings.redis_maxmemory_bytes,
+                              settings.publish_max_memory_percent)
+        publisher = Publisher(
+            lambda record, task_id: app.send_task(TASK_NAME, args=[record], queue=settings.celery_queue,
+                                                  producer=producer, task_id=task_id),
+            admission, max_wait=None if args.forever else args.max_wait,
+            stopped=lambda: stop.requested, tick=beat_while_waiting)
+
+        def send(record: dict) -> bool:
+            task_id = publisher(record)
+            if task_id is None:
+                return False
+            state["sent"] += 1
+            if args.wait_results is not None:
+                sent_ids.append(task_id)
+            return True
+
+        try:
+            result = run(send, records(args.seed), None if args.forever else args.count, args.rate,
+                         progress=update, stop=stop, heartbeat=beat if args.forever else None)
+        except NotPublished as exc:
+            exc.sent = state["sent"]
+            raise
+        finally:
+            close()
+    return result, sent_ids
 
 
 def _wait_results(settings, task_ids: list[str], timeout: float) -> int:

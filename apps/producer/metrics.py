@@ -7,11 +7,22 @@ would collide on the port, so it serves nothing and prints its own count instead
 
 from __future__ import annotations
 
-from prometheus_client import Counter, start_http_server
+from prometheus_client import Counter, Gauge, start_http_server
+
+from apps.common.redis_errors import REASONS
 
 SENT = Counter("producer_tasks_sent", "Tasks published to CELERY_QUEUE by this process.")
 PUBLISH_ERRORS = Counter("producer_publish_errors",
-                         "Publishes that failed after kombu's retries (the process then exits 1).")
+                         "Bursts that stopped with a task not published (--max-wait reached; the process exits non-zero).")
+REDIS_UNAVAILABLE = Counter("producer_redis_unavailable",
+                            "Publish attempts Redis refused or could not take, by reason (then retried).", ["reason"])
+WAITING_FOR_REDIS = Gauge("producer_waiting_for_redis", "1 while the producer waits for Redis to accept, else 0.")
+BACKPRESSURE = Counter("producer_backpressure",
+                       "Looks at Redis's memory that found it at the publish threshold (the producer then held).")
+HOLDING = Gauge("producer_holding",
+                "1 while the producer holds its publishes because Redis's memory is at the threshold, else 0.")
+for _reason in REASONS:
+    REDIS_UNAVAILABLE.labels(_reason)
 
 
 def serve(port: int) -> bool:

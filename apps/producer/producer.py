@@ -36,20 +36,22 @@ def build_app(settings: ProducerSettings) -> Celery:
         broker_connection_max_retries=2,
         task_serializer="json",
         task_default_queue=settings.celery_queue,
-        task_publish_retry=True,
-        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2,
-                                   "interval_step": 0.5, "interval_max": 2},
+        # One retry loop, the publisher's (apps/producer/publisher.py): it waits for Redis with
+        # a bounded backoff, logs once per interval and keeps the task id across attempts.
+        task_publish_retry=False,
         result_backend=None,
         task_ignore_result=True,
     )
     return app
 
 
-def write_heartbeat(path: Path, sent: int) -> None:
+def write_heartbeat(path: Path, sent: int, waiting: dict | None = None) -> None:
+    """``waiting``: what the producer waits for (Redis, or room: ``reason: memory``), read by
+    ``python -m apps.producer.healthcheck --ready``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat-")
     with os.fdopen(fd, "w") as f:
-        json.dump({"ts": time.time(), "pid": os.getpid(), "sent": sent}, f)
+        json.dump({"ts": time.time(), "pid": os.getpid(), "sent": sent, "waiting": waiting}, f)
     os.replace(tmp, path)
 
 
@@ -77,7 +79,7 @@ class Stop:
         self.requested = True
 
 
-def run(send: Callable[[dict], None], records: Iterator[dict], count: int | None, rate: float,
+def run(send: Callable[[dict], object], records: Iterator[dict], count: int | None, rate: float,
         *, progress: Callable[[int], None] = lambda n: None, stop: Stop | None = None,
         heartbeat: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
@@ -85,7 +87,9 @@ def run(send: Callable[[dict], None], records: Iterator[dict], count: int | None
     """Send ``count`` records (None: until stopped) at ``rate`` per second (0: unthrottled).
 
     Pacing is by schedule (task i goes at start + i/rate), so a slow send does not
-    lower the average rate, and no burst exceeds one task ahead of schedule.
+    lower the average rate, and no burst exceeds one task ahead of schedule. ``send``
+    returning ``False`` means it was stopped before it sent the record (a SIGTERM while it
+    waited for Redis): nothing more is sent.
     """
     stop = stop or Stop()
     start = clock()
@@ -107,7 +111,8 @@ def run(send: Callable[[dict], None], records: Iterator[dict], count: int | None
         elif heartbeat and clock() - last_beat >= heartbeat_every:
             heartbeat(sent)
             last_beat = clock()
-        send(next(records))
+        if send(next(records)) is False:
+            break
         sent += 1
         progress(1)
     if heartbeat:

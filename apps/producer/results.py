@@ -17,7 +17,8 @@ RESULT_KEY = "users:{}"  # the worker's effect (DESIGN.md); the worker writes th
 
 
 def redis_client(settings: ProducerSettings) -> redis.Redis:
-    """Same endpoint and TLS rules as the broker connection: verification always on."""
+    """Same endpoint and TLS rules as the broker connection: verification always on, and no
+    silent backoff in redis-py (the producer's own loops wait, and log, for Redis)."""
     return redis.Redis(**settings.redis_client_kwargs(socket_connect_timeout=5))
 
 

@@ -22,3 +22,10 @@ class ProducerSettings(RedisSettings):
     producer_heartbeat_max_age: float = Field(30.0, gt=0, allow_inf_nan=False)
     producer_metrics_port: int = Field(9809, ge=0, le=65535)
     """/metrics of the long-running modes (--forever, --standby); 0 = off."""
+
+    redis_maxmemory_bytes: int | None = Field(None, ge=1024 * 1024)
+    """Redis's memory limit, set by infra from the size it gave Redis (Azure Managed Redis
+    does not report ``maxmemory`` in INFO). The smaller of this and the reported one counts."""
+    publish_max_memory_percent: float = Field(80.0, ge=10, le=95, allow_inf_nan=False)
+    """Publishing holds while Redis's used memory is at this percent of its limit; the rest
+    is kept for the workers (apps/producer/admission.py, docs/worker.md "Backpressure")."""

@@ -22,6 +22,23 @@ A message that is not JSON or not a kombu envelope cannot reach Celery at all; s
 kombu raises inside the event loop. Here it is pushed to the dead-letter list with the
 reason (apps/worker/dead_letters.py: bounded list, bounded entries), and the worker goes on.
 
+At Redis's limits (docs/worker.md, "At Redis's limits"): at ``maxmemory`` with
+``noeviction`` Redis refuses every command that may grow memory (``BRPOPLPUSH``, ``ZADD``,
+``HSET``, ``LPUSH``, ``SET``) and every command queued in a ``MULTI``, even ``ZREM`` and
+``HDEL``; a restarting server answers ``LOADING``, a replica ``READONLY``. Those are replies
+on a healthy connection, so here they pause the pop (bounded backoff, apps/worker/
+availability.py) instead of killing the worker or reconnecting:
+
+- a refused pop took nothing;
+- a popped message whose unacked record (or dead letter) is refused goes back to the queue
+  at once, with the inflight restore script: its first write is ``LREM``, which Redis runs
+  at ``maxmemory``, and a script that has written runs to its end (docs/redis-targets.md);
+- the ack removes the unacked record with a script of ``HDEL`` + ``ZREM`` (kombu's
+  ``MULTI``/``EXEC`` of the same two is refused when memory is full), so finishing a task
+  frees memory instead of failing;
+- a requeue or a sweep that Redis refuses leaves the message in ``unacked``, where the next
+  sweep after the visibility timeout finds it: a late redelivery, never a loss.
+
 Only the plain single-key case is changed (one queue, ``priority_steps=[0]``, no
 ``global_keyprefix``): anything else falls back to kombu's own BRPOP.
 """
@@ -41,6 +58,8 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
 from apps.common import redis_transport
+from apps.common.redis_errors import REFUSED, UNAVAILABLE
+from apps.worker.availability import WAIT
 from apps.worker.dead_letters import DeadLetters
 
 logger = logging.getLogger(__name__)
@@ -61,6 +80,24 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
 end
 return 0
 """
+
+# kombu's ack (ZREM + HDEL) as one script of commands Redis runs at maxmemory: kombu sends
+# them in MULTI/EXEC, and Redis refuses every command queued in a MULTI when memory is full.
+_ACK = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
+
+class NotRecorded(Exception):
+    """Redis refused (or could not take) the write that records a popped message: its
+    unacked record or its dead letter. The message is still in ``<queue>.inflight``."""
+
+    def __init__(self, cause: BaseException, doing: str):
+        super().__init__(f"{doing}: {type(cause).__name__}: {cause}")
+        self.cause = cause
+        self.doing = doing
+
 
 # kombu's REFRESH_BINDING without ZADD's GT flag (Redis 6.2): raise the exchange's
 # deadline only if the new one is later (ZADD GT also adds a missing member).
@@ -115,13 +152,61 @@ class QoS(kredis.QoS):
         delivery = message.delivery_info
         record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
         self.channel._pending_inflight = None
-        with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}) \
-                .hset(self.unacked_key, delivery_tag, record) \
-                .lrem(key, 1, item) \
-                .execute()
+        try:
+            with self.pipe_or_acquire() as pipe:
+                pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}) \
+                    .hset(self.unacked_key, delivery_tag, record) \
+                    .lrem(key, 1, item) \
+                    .execute()
+        except UNAVAILABLE as exc:
+            # Nothing recorded (the transaction is all or nothing), Celery has not seen it.
+            raise NotRecorded(exc, "record") from exc
         # virtual.QoS bookkeeping (what kredis.QoS.append does after its pipeline).
         virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag):
+        """Remove the unacked record (``HDEL`` + ``ZREM``, one script that runs at maxmemory).
+
+        Refused anyway (a replica in a failover: ``READONLY``): the message stays in
+        ``unacked`` and is redelivered after the visibility timeout, a duplicate the task
+        tolerates; this worker forgets it, so it does not hold a prefetch slot."""
+        try:
+            with self.channel.conn_or_acquire() as client:
+                self.channel.ack_script(keys=[self.unacked_key, self.unacked_index_key],
+                                        args=[delivery_tag], client=client)
+        except REFUSED as exc:
+            WAIT.failed(exc, "ack")
+            logger.warning("ack of %s refused by Redis (%s): it stays in unacked and is redelivered "
+                           "after the visibility timeout", delivery_tag, exc)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        """kombu's, with the ack above; a requeue Redis refuses leaves the message in
+        ``unacked`` (the sweep redelivers it after the visibility timeout)."""
+        if not requeue:
+            return self.ack(delivery_tag)
+        try:
+            self.restore_by_tag(delivery_tag, leftmost=True)
+        except REFUSED as exc:
+            WAIT.failed(exc, "requeue")
+            logger.warning("requeue of %s refused by Redis (%s): it stays in unacked and is redelivered "
+                           "after the visibility timeout", delivery_tag, exc)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def restore_unacked(self, client=None):
+        """At channel close (shutdown, reconnect): kombu's, going on past a refused restore.
+        What Redis refuses to put back stays in ``unacked`` for the sweep."""
+        left = 0
+        with self.channel.conn_or_acquire(client) as client:
+            for tag in self._delivered:
+                try:
+                    self.restore_by_tag(tag, client=client)
+                except UNAVAILABLE:
+                    left += 1
+        self._delivered.clear()
+        if left:
+            logger.warning("%d unacked message(s) could not be put back now (Redis unavailable): the "
+                           "sweep redelivers them after the visibility timeout", left)
 
     def restore_visible(self, start=0, num=10, interval=10) -> int:
         """kombu's sweep with ``ZREVRANGEBYSCORE`` (kombu 5.7 sends 6.2's ``ZRANGE ...
@@ -142,6 +227,10 @@ class QoS(kredis.QoS):
                         restored += self.restore_by_tag(tag, client)
             except kredis.MutexHeld:
                 pass
+            except REFUSED as exc:
+                # The mutex (SET NX PX) or a restore (MULTI) refused: what is left stays in
+                # unacked for the next sweep. Runs at connect too (kombu's on_poll_init).
+                WAIT.failed(exc, "sweep")
         if restored:
             logger.warning("restored %d unacked message(s) older than the visibility timeout "
                            "(%gs): their worker died", restored, self.visibility_timeout)
@@ -178,6 +267,8 @@ class Channel(redis_transport.Channel):
 
     _pop_key: str | None = None
     _pending_inflight: tuple[str, bytes] | None = None
+    #: monotonic time before which no pop is sent (Redis refused the last one).
+    _pop_paused_until: float = 0.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -186,6 +277,10 @@ class Channel(redis_transport.Channel):
     @cached_property
     def _refresh_binding(self):
         return self._create_client().register_script(REFRESH_BINDING_6_0)
+
+    @cached_property
+    def ack_script(self):
+        return self._create_client().register_script(_ACK)
 
     @cached_property
     def dead_letters(self) -> DeadLetters | None:
@@ -211,6 +306,8 @@ class Channel(redis_transport.Channel):
         if key is None:
             self._pop_key = None
             return super()._brpop_start(timeout)
+        if time.monotonic() < self._pop_paused_until:
+            return  # waiting for Redis: the timer _pause set wakes the event loop
         self._pop_key = key
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()
@@ -223,57 +320,99 @@ class Channel(redis_transport.Channel):
         try:
             try:
                 item = self.client.parse_response(self.client.connection, POP_COMMAND, **options)
+            except REFUSED as exc:
+                # A reply on a working connection (OOM, READONLY, LOADING, MASTERDOWN):
+                # nothing was popped. Wait, then pop again; no reconnect.
+                self._pause(exc, "pop")
+                raise Empty() from None
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
+            WAIT.succeeded()
             if item is None:
                 raise Empty()
             inflight = key + INFLIGHT_SUFFIX
-            raw = bytes_to_str(item)
             try:
-                payload = check_envelope(loads(raw))
-            except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
-                payload = self._dead_letter(raw, key, exc)
-            if payload is not None:
-                queue = key.rsplit(self.sep, 1)[0]
-                self._queue_cycle.rotate(queue)
-                # QoS.append records the message as unacked and removes the inflight
-                # copy in one MULTI/EXEC, before Celery sees the message.
-                self._pending_inflight = (inflight, item)
-                try:
-                    self.connection._deliver(payload, queue)
-                except Exception as exc:
-                    if self._pending_inflight is None:
-                        # QoS.append was reached: a Redis error while recording (the
-                        # message is still in .inflight; the sweep restores it) or an
-                        # error in Celery's own handling. Not a payload problem.
-                        raise
-                    # Nothing but kombu building its Message and QoS.append's own field
-                    # lookups run before the Redis write, and they do no I/O: this
-                    # payload is not a kombu envelope (no properties, no delivery tag,
-                    # no delivery_info, bad body encoding...). Note that kombu
-                    # counts KeyError as a connection error: re-raising it would make
-                    # Celery reconnect and the sweep redeliver it, forever.
-                    payload = self._dead_letter(raw, key, exc)
-            if payload is None or self._pending_inflight is not None:
-                # Dead-lettered, or not appended (no consumer: kombu requeued it).
-                with self.conn_or_acquire() as client:
-                    client.lrem(inflight, 1, item)
-            if payload is None:
-                raise Empty()
-            return True
+                return self._take(key, inflight, item)
+            except NotRecorded as exc:
+                self._put_back(inflight, key, item)
+                self._pause(exc.cause, exc.doing)
+                raise Empty() from None
         finally:
             self._pending_inflight = None
             self._in_poll = None
             self._pop_key = None
             self._flush_brpop_reauth()
 
+    def _take(self, key: str, inflight: str, item: bytes) -> bool:
+        """Hand a popped message to Celery (QoS.append records it first), or dead-letter it.
+        Raises ``NotRecorded`` when Redis refuses either write: the message is still in
+        ``inflight``."""
+        raw = bytes_to_str(item)
+        try:
+            payload = check_envelope(loads(raw))
+        except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
+            payload = self._dead_letter(raw, key, exc)
+        if payload is not None:
+            queue = key.rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(queue)
+            # QoS.append records the message as unacked and removes the inflight
+            # copy in one MULTI/EXEC, before Celery sees the message.
+            self._pending_inflight = (inflight, item)
+            try:
+                self.connection._deliver(payload, queue)
+            except NotRecorded:
+                raise
+            except Exception as exc:
+                if self._pending_inflight is None:
+                    # QoS.append was reached and recorded it: an error in Celery's own
+                    # handling. Not a payload problem.
+                    raise
+                # Nothing but kombu building its Message and QoS.append's own field
+                # lookups run before the Redis write, and they do no I/O: this
+                # payload is not a kombu envelope (no properties, no delivery tag,
+                # no delivery_info, bad body encoding...). Note that kombu
+                # counts KeyError as a connection error: re-raising it would make
+                # Celery reconnect and the sweep redeliver it, forever.
+                payload = self._dead_letter(raw, key, exc)
+        if payload is None or self._pending_inflight is not None:
+            # Dead-lettered, or not appended (no consumer: kombu requeued it).
+            with self.conn_or_acquire() as client:
+                client.lrem(inflight, 1, item)
+        if payload is None:
+            raise Empty()
+        return True
+
+    def _pause(self, exc: BaseException, doing: str) -> None:
+        """No pop for the backoff delay; a timer wakes the event loop when it ends."""
+        delay = WAIT.failed(exc, doing)
+        self._pop_paused_until = time.monotonic() + delay
+        loop = getattr(self.connection, "event_loop", None)
+        if loop is not None:
+            loop.call_later(delay, _wake)
+
+    def _put_back(self, inflight: str, key: str, item: bytes) -> None:
+        """Move a popped, unrecorded message from ``inflight`` back to where the next pop
+        takes it. The script's first write is LREM, so Redis runs it at maxmemory; if even
+        that fails (connection lost), the inflight sweep restores it after the visibility timeout."""
+        try:
+            with self.conn_or_acquire() as client:
+                client.eval(_RESTORE_INFLIGHT, 2, inflight, key, item)
+        except UNAVAILABLE:
+            logger.warning("could not put a popped message back from %s now: the inflight sweep "
+                           "restores it after the visibility timeout", inflight)
+
     def _dead_letter(self, raw: str, queue_key: str, exc: Exception) -> None:
+        """Push to the dead-letter list; ``NotRecorded`` when Redis refuses the push (the
+        message then goes back to the queue and is dead-lettered once Redis accepts)."""
         reason = f"undecodable message: {type(exc).__name__}: {exc}"
         logger.error("dead-lettering message from %s: %s", queue_key, reason[:500])
         if self.dead_letters is not None:
-            with self.conn_or_acquire() as client:
-                self.dead_letters.push(client, reason, raw, queue=queue_key, stage="transport")
+            try:
+                with self.conn_or_acquire() as client:
+                    self.dead_letters.push(client, reason, raw, queue=queue_key, stage="transport")
+            except UNAVAILABLE as push_exc:
+                raise NotRecorded(push_exc, "dead-letter") from push_exc
             if on_dead_letter is not None:
                 on_dead_letter("transport")
         return None
@@ -311,5 +450,15 @@ class Channel(redis_transport.Channel):
         return restored
 
 
+def _wake() -> None:
+    """A timer entry's body: firing it is what makes the event loop tick (and pop)."""
+
+
 class Transport(redis_transport.Transport):
     Channel = Channel
+    #: The worker's event loop (kombu's hub), for the timer that ends a pause.
+    event_loop = None
+
+    def register_with_event_loop(self, connection, loop):
+        self.event_loop = loop
+        return super().register_with_event_loop(connection, loop)

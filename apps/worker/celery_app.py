@@ -72,6 +72,9 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
             # an ack that cannot reach Redis leaves the message in `unacked`, and the sweep
             # redelivers it after the visibility timeout: a duplicate, never a loss.
             "worker_cancel_long_running_tasks_on_connection_loss": False,
+            # Prefetch is 1 per process: there is nothing to reduce after a reconnect (and
+            # Celery would log that it skips it on every reconnect).
+            "worker_enable_prefetch_count_reduction": False,
         })
     else:
         conf.update({"task_acks_late": False, "task_reject_on_worker_lost": False,

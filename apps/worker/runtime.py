@@ -1,9 +1,19 @@
-"""What runs in the worker's main process: metrics, heartbeat, idle exit, dead letters.
+"""What runs in the worker's main process: metrics, heartbeat, idle exit, dead letters,
+and waiting for Redis.
 
 With the prefork pool, task bodies run in child processes, but the ``Request``
 callbacks (``on_success``, ``on_failure``, ...), the ``Consumer`` and the event-loop
 timers all run in the main process. Metrics are therefore counted here, in one
 process, and served by one HTTP server: no Prometheus multiprocess directory needed.
+
+Waiting for Redis: Celery retries a broker connection a fixed number of times with its own
+intervals, logs every attempt, and treats anything outside the transport's
+``connection_errors`` as fatal ("Unrecoverable error"). The consumer here connects once per
+attempt and waits out a failure with the worker's one backoff (apps/worker/availability.py:
+bounded, one log line per interval, counted), forever: a worker waiting for Redis keeps its
+heartbeat (live) and says it is waiting (not ready), and starts working as soon as Redis
+lets it. The transport's ``connection_errors`` include Redis's passing refusals
+(apps/common/redis_transport.py), so a bootstep refused at ``maxmemory`` restarts here too.
 """
 
 from __future__ import annotations
@@ -24,16 +34,21 @@ from celery.worker.request import Request
 from kombu.utils.encoding import safe_str
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from apps.common.redis_errors import REASONS, UNAVAILABLE
+from apps.common.redis_wait import OncePerInterval
 from apps.worker import broker, envelope
+from apps.worker.availability import WAIT
 from apps.worker.heartbeat import write_heartbeat as write_heartbeat_file
 from apps.worker.settings import WorkerSettings
+from apps.worker.tasks import RedisUnavailable
 
 logger = logging.getLogger(__name__)
 
 SUCCEEDED = Counter("celery_tasks_succeeded", "Tasks that completed successfully.")
 FAILED = Counter("celery_tasks_failed", "Tasks that failed (and were dead-lettered).", ["reason"])
 RETRIED = Counter("celery_tasks_retried", "Tasks scheduled for a retry.")
-REQUEUED = Counter("celery_tasks_requeued", "Tasks requeued because their pool process died.")
+REQUEUED = Counter("celery_tasks_requeued", "Tasks put back for a later run: their pool process died, "
+                   "or Redis refused their result write.")
 DEAD_LETTERED = Counter("celery_dead_lettered", "Messages pushed to the dead-letter list.", ["stage"])
 IN_PROGRESS = Gauge("celery_tasks_in_progress", "Tasks running in this worker now.")
 IN_PROGRESS.set_function(lambda: len(state.active_requests))
@@ -46,7 +61,24 @@ DURATION = Histogram("celery_task_duration_seconds",
                      "Run time of each finished task, by outcome (succeeded | failed).",
                      ["outcome"], buckets=DURATION_BUCKETS)
 
+REDIS_UNAVAILABLE = Counter("celery_worker_redis_unavailable",
+                            "Attempts Redis refused or could not take (pop, bookkeeping, result write, "
+                            "reconnect, sweep), by reason.", ["reason"])
+WAITING = Gauge("celery_worker_waiting_for_redis", "1 while this worker waits for Redis (not ready), else 0.")
+for _reason in REASONS:
+    REDIS_UNAVAILABLE.labels(_reason)
+
 broker.on_dead_letter = lambda stage: DEAD_LETTERED.labels(stage).inc()
+# Celery logs these on every reconnect (the second through Python's warnings, which Celery
+# sets to "always": it says worker_cancel_long_running_tasks_on_connection_loss will default
+# to True in Celery 6; celery_app.py sets it explicitly). The worker's own wait logs once per
+# interval; so do these.
+logging.getLogger("celery.worker.consumer.consumer").addFilter(OncePerInterval((
+    "consumer: Connection to broker lost", "consumer: Cannot connect to")))
+logging.getLogger("py.warnings").addFilter(OncePerInterval((
+    "worker_cancel_long_running_tasks_on_connection_loss",)))
+WAIT.on_failure = lambda reason: REDIS_UNAVAILABLE.labels(reason).inc()
+WAIT.on_state = lambda waiting: WAITING.set(1 if waiting else 0)
 
 _main_client: redis.Redis | None = None
 _metrics_started = False
@@ -63,14 +95,22 @@ def _client(settings: WorkerSettings) -> redis.Redis:
     return _main_client
 
 
-def push_dead_letter(settings: WorkerSettings, reason: str, payload, stage: str, **meta) -> None:
-    """Dead-letter from the main process; never raises (the message is acked anyway)."""
+def push_dead_letter(settings: WorkerSettings, reason: str, payload, stage: str, **meta) -> bool:
+    """Dead-letter from the main process; never raises. ``False``: Redis did not take it
+    (full, failing over, unreachable), and the caller must not ack the message."""
     try:
         settings.dead_letters.push(_client(settings), reason, payload, stage=stage, **meta)
-        DEAD_LETTERED.labels(stage).inc()
-        logger.error("dead-lettered (%s): %s", stage, reason[:500])
+    except UNAVAILABLE as exc:
+        WAIT.failed(exc, "dead-letter")
+        logger.error("could not dead-letter message (%s) now, Redis unavailable: it is kept for "
+                     "redelivery: %s", stage, reason[:500])
+        return False
     except redis.RedisError:
         logger.exception("could not dead-letter message (%s): %s", stage, reason)
+        return True
+    DEAD_LETTERED.labels(stage).inc()
+    logger.error("dead-lettered (%s): %s", stage, reason[:500])
+    return True
 
 
 def _message_payload(message) -> dict:
@@ -104,7 +144,18 @@ def _observe_failure(request: Request) -> None:
 
 
 class WorkerRequest(Request):
-    """Counts outcomes and dead-letters failures, in the main process."""
+    """Counts outcomes and dead-letters failures, in the main process.
+
+    A failure whose dead letter Redis does not take is not acked: the message is requeued
+    (or, if Redis refuses that too, left in ``unacked`` for the sweep), so it runs again
+    rather than vanishing with neither a result nor a dead letter."""
+
+    _keep_for_redelivery = False
+
+    def acknowledge(self):
+        if self._keep_for_redelivery:
+            return self.reject(requeue=True)
+        return super().acknowledge()
 
     def on_accepted(self, pid, time_accepted):
         LAST_ACTIVITY.set_to_current_time()
@@ -137,6 +188,11 @@ class WorkerRequest(Request):
             pass
         elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)) and not self._retries_exhausted():
             REQUEUED.inc()  # re-sent as a retry (retry_on_worker_lost) or requeued
+        elif isinstance(exc, RedisUnavailable):
+            # Redis refused a write the task needs (its result) for its whole time budget:
+            # requeued (Reject(requeue=True)), never dead-lettered for a full Redis.
+            REQUEUED.inc()
+            WAIT.failed(exc.label, "result write")
         elif isinstance(exc, Reject):
             FAILED.labels("bad_payload").inc()
             _observe_failure(self)
@@ -148,9 +204,9 @@ class WorkerRequest(Request):
             FAILED.labels(reason).inc()
             _observe_failure(self)
             if self.task.acks_late and self.task.acks_on_failure:
-                push_dead_letter(_settings(self.task.app), f"task failed: {safe_str(repr(exc))}",
-                                 _message_payload(self._message), stage="task_failure",
-                                 task_id=self.id, task=self.name)
+                self._keep_for_redelivery = not push_dead_letter(
+                    _settings(self.task.app), f"task failed: {safe_str(repr(exc))}",
+                    _message_payload(self._message), stage="task_failure", task_id=self.id, task=self.name)
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
 
@@ -163,6 +219,16 @@ class WorkerTask(Task):
     Request = "apps.worker.runtime:WorkerRequest"
 
 
+def serve_metrics(settings: WorkerSettings) -> None:
+    """Start /metrics once per process: as soon as the consumer exists, so the waiting-for-Redis
+    metrics are served while it cannot connect or start."""
+    global _metrics_started
+    if settings.worker_metrics_port and not _metrics_started:
+        start_http_server(settings.worker_metrics_port)
+        _metrics_started = True
+        logger.info("metrics on :%d/metrics", settings.worker_metrics_port)
+
+
 class WorkerConsumer(Consumer):
     """Messages Celery cannot run go to the dead-letter list and are acked; the worker goes on.
 
@@ -173,8 +239,16 @@ class WorkerConsumer(Consumer):
 
     _dispatching = False
 
+
     def __init__(self, *args, **kwargs):
+        # Without Mingle (Celery's --without-mingle). At every (re)start Mingle asks the other
+        # workers for their revoked task ids and logical clocks: this platform revokes nothing
+        # and keeps no results, so there is nothing to sync. It costs a second and one more
+        # connection per start, and at the client limit its publish blocks in kombu's own
+        # connection retries, heartbeat-less, for as long as the limit lasts.
+        kwargs["without_mingle"] = True
         super().__init__(*args, **kwargs)
+        serve_metrics(_settings(self.app))
         dispatch = self.on_task_request
 
         def on_task_request(request):
@@ -213,31 +287,78 @@ class WorkerConsumer(Consumer):
         return tuple(e for e in errors if e is not KeyError)
 
     def _refuse(self, message, reason: str) -> None:
-        self._dead(message, reason)
+        if not self._dead(message, reason):
+            return self._keep(message)
         if not message.acknowledged:
             message.ack()
 
-    def _dead(self, message, reason: str) -> None:
+    def _dead(self, message, reason: str) -> bool:
         headers = message.headers if isinstance(message.headers, dict) else {}
         task_id = headers.get("id")
-        push_dead_letter(_settings(self.app), reason, _message_payload(message), stage="consumer",
-                         task_id=task_id if isinstance(task_id, str) else None)
+        return push_dead_letter(_settings(self.app), reason, _message_payload(message), stage="consumer",
+                                task_id=task_id if isinstance(task_id, str) else None)
+
+    @staticmethod
+    def _keep(message) -> None:
+        """Its dead letter was not taken: requeue it (QoS.reject leaves it in unacked for the
+        sweep if Redis refuses that too), to be dead-lettered once Redis accepts."""
+        if not message.acknowledged:
+            message.reject(requeue=True)
 
     def on_decode_error(self, message, exc):
-        self._dead(message, f"cannot decode message: {safe_str(exc)}")
+        if not self._dead(message, f"cannot decode message: {safe_str(exc)}"):
+            return self._keep(message)
         return super().on_decode_error(message, exc)
 
     def on_unknown_message(self, body, message):
-        self._dead(message, "not a Celery task message (no task header)")
+        if not self._dead(message, "not a Celery task message (no task header)"):
+            return self._keep(message)
         return super().on_unknown_message(body, message)
 
     def on_unknown_task(self, body, message, exc):
-        self._dead(message, f"unknown task: {safe_str(exc)}")
+        if not self._dead(message, f"unknown task: {safe_str(exc)}"):
+            return self._keep(message)
         return super().on_unknown_task(body, message, exc)
 
     def on_invalid_task(self, body, message, exc):
-        self._dead(message, f"invalid task message: {safe_str(exc)}")
+        if not self._dead(message, f"invalid task message: {safe_str(exc)}"):
+            return self._keep(message)
         return super().on_invalid_task(body, message, exc)
+
+    # ---- waiting for Redis ------------------------------------------------------------
+    def ensure_connected(self, conn):
+        """One connection attempt at a time, each failure waited out with the worker's
+        backoff, forever (Celery's own: a fixed retry count, then the worker exits)."""
+        while True:
+            try:
+                return conn.ensure_connection(max_retries=0)
+            except UNAVAILABLE as exc:
+                self.wait_for_redis(exc, "connect")
+
+    def on_connection_error_before_connected(self, exc):
+        super().on_connection_error_before_connected(exc)
+        self.wait_for_redis(exc, "start")
+
+    def on_connection_error_after_connected(self, exc):
+        super().on_connection_error_after_connected(exc)
+        self.wait_for_redis(exc, "restart")
+
+    def wait_for_redis(self, exc: BaseException, doing: str) -> None:
+        """Sleep the backoff delay, keeping the heartbeat fresh (with the waiting state),
+        and leave at once on SIGTERM/SIGINT (Celery's warm or cold shutdown)."""
+        settings = _settings(self.app)
+        delay = WAIT.failed(exc, doing)
+        last = {"beat": float("-inf")}
+
+        def tick() -> None:
+            now = time.monotonic()
+            if now - last["beat"] >= settings.worker_heartbeat_interval:
+                last["beat"] = now
+                RuntimeStep._beat(settings.worker_heartbeat_file, settings)
+
+        WAIT.sleep(delay, stop=lambda: state.should_stop is not None or state.should_terminate is not None,
+                   tick=tick)
+        state.maybe_shutdown()
 
 
 def write_heartbeat(path: Path, settings: WorkerSettings, now: float | None = None) -> dict:
@@ -251,6 +372,7 @@ def write_heartbeat(path: Path, settings: WorkerSettings, now: float | None = No
         "reserved": len(state.reserved_requests),
         "oldest_active_seconds": max((now - s for s in starts), default=0.0),
         "task_time_limit": settings.task_time_limit,
+        "waiting_for_redis": WAIT.status(),
     })
 
 
@@ -263,7 +385,9 @@ class IdleExit:
         self.last_busy = clock()
 
     def busy(self) -> bool:
-        return bool(state.active_requests or state.reserved_requests)
+        """A task runs or is reserved, or the worker waits for Redis (a Job must not exit
+        then: the queue it could not pop from is not empty)."""
+        return bool(state.active_requests or state.reserved_requests or WAIT.waiting)
 
     def check(self) -> bool:
         now = self.clock()
@@ -288,12 +412,8 @@ class RuntimeStep(bootsteps.StartStopStep):
         self.idle: IdleExit | None = None
 
     def start(self, c):
-        global _metrics_started
         settings = _settings(c.app)
-        if settings.worker_metrics_port and not _metrics_started:
-            start_http_server(settings.worker_metrics_port)
-            _metrics_started = True
-            logger.info("metrics on :%d/metrics", settings.worker_metrics_port)
+        serve_metrics(settings)
         path = settings.worker_heartbeat_file
         write_heartbeat(path, settings)
         self.trefs.append(c.timer.call_repeatedly(

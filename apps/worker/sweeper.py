@@ -16,10 +16,13 @@ would do, with the worker's own transport (apps/worker/broker.py) and transport 
 
 Every ``restore_interval`` seconds (the worker's formula: a tenth of the visibility
 timeout, 1 to 10 s; more often if ``WORKER_HEARTBEAT_INTERVAL`` is shorter). After each
-sweep it rewrites ``WORKER_HEARTBEAT_FILE`` (the worker's format), so
-``python -m apps.worker.healthcheck`` is its liveness and readiness probe: while Redis is
-unreachable no heartbeat is written and the probe fails. SIGTERM or SIGINT: exit 0 within
-a moment. Same environment as the worker; a bad variable exits 2 naming it.
+period it rewrites ``WORKER_HEARTBEAT_FILE`` (the worker's format), so
+``python -m apps.worker.healthcheck`` is its liveness probe and
+``python -m apps.worker.healthcheck --ready`` its readiness probe. While Redis is
+unreachable, full (the sweep mutex is a ``SET``), loading or read-only, the sweeper waits
+with the worker's backoff (apps/worker/availability.py: one log line per interval) and its
+heartbeat says so: live (restarting it cannot help), not ready. SIGTERM or SIGINT: exit 0
+within a moment. Same environment as the worker; a bad variable exits 2 naming it.
 """
 
 from __future__ import annotations
@@ -31,15 +34,14 @@ import sys
 import threading
 import time
 
-import redis
-from kombu.exceptions import OperationalError
-
+from apps.common.redis_errors import UNAVAILABLE
+from apps.worker.availability import WAIT
 from apps.worker.heartbeat import write_heartbeat
 
 logger = logging.getLogger("apps.worker.sweeper")
 
-#: A sweep that fails with these is retried at the next period (Redis down, failover...).
-SWEEP_ERRORS = (redis.RedisError, OSError, OperationalError)
+#: A sweep that fails with these is waited out (Redis down, full, loading, failing over...).
+SWEEP_ERRORS = UNAVAILABLE
 
 
 class Sweeper:
@@ -57,7 +59,8 @@ class Sweeper:
 
     def _open(self):
         if self._channel is None:
-            self._conn = self.app.connection_for_read()
+            # One attempt (kombu's default_channel alone would retry forever, heartbeat-less).
+            self._conn = self.app.connection_for_read().ensure_connection(max_retries=0)
             self._channel = self._conn.default_channel
             logger.info("sweeping queue %r every %gs (visibility timeout %gs)", self.settings.celery_queue,
                         self.period, self.settings.celery_visibility_timeout)
@@ -82,26 +85,30 @@ class Sweeper:
         write_heartbeat(self.settings.worker_heartbeat_file, {
             "ts": time.time(), "pid": os.getpid(), "active": 0, "reserved": 0,
             "oldest_active_seconds": 0.0, "task_time_limit": self.settings.task_time_limit,
-            "role": "sweeper", "restored": self.restored,
+            "role": "sweeper", "restored": self.restored, "waiting_for_redis": WAIT.status(),
         })
 
     def run(self) -> int:
         while not self.stop.is_set():
+            wait = self.period
             try:
                 self.busy = True
+                attempts = WAIT.attempts
                 self.restored += self.sweep()
             except SWEEP_ERRORS as exc:
-                # No heartbeat: the probe fails if Redis stays unreachable.
-                logger.warning("sweep failed, retrying in %gs: %s: %s", self.period, type(exc).__name__, exc)
+                # Waited out; the next attempt comes after the backoff (at most the period).
+                wait = min(self.period, WAIT.failed(exc, "sweep"))
                 self._close()
             else:
-                try:
-                    self.beat()
-                except OSError:
-                    logger.exception("cannot write heartbeat file %s", self.settings.worker_heartbeat_file)
+                if WAIT.attempts == attempts:  # the sweep's own refusals are counted in WAIT
+                    WAIT.succeeded()
             finally:
                 self.busy = False
-            self.stop.wait(self.period)
+            try:
+                self.beat()
+            except OSError:
+                logger.exception("cannot write heartbeat file %s", self.settings.worker_heartbeat_file)
+            self.stop.wait(wait)
         self._close()
         logger.info("stopped after restoring %d message(s)", self.restored)
         return 0

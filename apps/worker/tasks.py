@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import redis
 from celery import Celery, Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
+from apps.common.redis_errors import UNAVAILABLE, reason
 from apps.worker.settings import TASK_NAME, WorkerSettings
 from apps.worker.users import BadPayload, parse_record, simulate_work, store_user, work_time
 
-#: Transient Redis errors are retried (with backoff) instead of dead-lettered.
-RETRY_ON = (redis.ConnectionError, redis.TimeoutError)
-
-#: Retries (transient Redis errors, lost pool processes) before a task is dead-lettered.
-#: Retry delays stay far below the visibility timeout (a retry waits in the worker).
+#: Retries of a task whose pool process died, before it is dead-lettered.
 MAX_RETRIES = 5
 
+#: Seconds of its soft time limit a task keeps in hand when it gives up waiting for Redis
+#: (the soft limit would otherwise interrupt the wait and count as a failure).
+WAIT_MARGIN_SECONDS = 0.5
+
 _clients: dict[int, redis.Redis] = {}
+
+
+class RedisUnavailable(Reject):
+    """Redis refused (or could not take) a write the task must make (its result, or a bad
+    payload's dead letter) for the whole time the task had: the message is requeued
+    (``Reject(requeue=True)``), never dead-lettered for it, and the task runs again once
+    Redis accepts writes (docs/worker.md, "At Redis's limits")."""
+
+    def __init__(self, label: str, detail: str = ""):
+        super().__init__(f"Redis unavailable ({label}), write not done: {detail}", requeue=True)
+        self.label = label
+        self.detail = detail
+
+    def __reduce__(self):  # pool process -> main process
+        return (type(self), (self.label, self.detail))
 
 
 def redis_client(settings: WorkerSettings) -> redis.Redis:
@@ -33,25 +50,47 @@ def redis_client(settings: WorkerSettings) -> redis.Redis:
     return _clients[pid]
 
 
+def store_waiting(write, deadline: float, *, clock=time.monotonic, sleep=time.sleep):
+    """``write()``, retried while Redis is full, read-only, loading or unreachable, with a
+    bounded backoff (0.1 s doubling to 1 s), until ``deadline`` (``clock()`` time); then
+    :class:`RedisUnavailable`. Any other error is the task's own."""
+    delay = 0.1
+    while True:
+        try:
+            return write()
+        except UNAVAILABLE as exc:
+            if clock() + delay >= deadline:
+                raise RedisUnavailable(reason(exc) or "connection", f"{type(exc).__name__}: {exc}") from None
+        except SoftTimeLimitExceeded:
+            raise RedisUnavailable("timeout", "the soft time limit ended a write that Redis did not answer") from None
+        sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
 def register(app: Celery, settings: WorkerSettings) -> Task:
     """Register the task on ``app`` (the worker's app, or the benchmark's baseline)."""
 
     # retry_on_worker_lost: a pool process that dies mid-task (OOM kill, segfault) gets
     # its task re-sent as a retry, counted against max_retries, so a message that kills
     # every process it lands on is dead-lettered instead of requeued forever.
-    @app.task(name=TASK_NAME, bind=True, autoretry_for=RETRY_ON, max_retries=MAX_RETRIES,
-              retry_backoff=1, retry_backoff_max=8, retry_jitter=True,
+    @app.task(name=TASK_NAME, bind=True, max_retries=MAX_RETRIES,
               retry_on_worker_lost=True, default_retry_delay=1)
     def process_user(self: Task, *args, **kwargs) -> str:
+        # Writes wait for Redis up to just before the soft time limit, never past it.
+        deadline = time.monotonic() + settings.task_soft_time_limit - WAIT_MARGIN_SECONDS
         client = redis_client(settings)
         try:
             record = parse_record(args, kwargs)
         except BadPayload as exc:
-            settings.dead_letters.push(client, str(exc), {"args": args, "kwargs": kwargs},
-                                       task_id=self.request.id, task=self.name, stage="task")
-            raise Reject(str(exc), requeue=False) from None
+            problem = str(exc)
+            store_waiting(lambda: settings.dead_letters.push(
+                client, problem, {"args": args, "kwargs": kwargs}, task_id=self.request.id,
+                task=self.name, stage="task"), deadline)
+            raise Reject(problem, requeue=False) from None
         simulate_work(work_time(settings.work_seconds_min, settings.work_seconds_max, random))
         worker_id = f"{self.request.hostname}/{os.getpid()}"
-        return store_user(client, self.request.id, record, worker_id, settings.result_ttl_seconds)
+        return store_waiting(
+            lambda: store_user(client, self.request.id, record, worker_id, settings.result_ttl_seconds),
+            deadline)
 
     return process_user

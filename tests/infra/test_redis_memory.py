@@ -106,3 +106,51 @@ def test_dead_letter_bound_scales_with_the_memory_limit_and_ignores_azure():
 def test_formula_rejects_a_limit_without_room():
     with pytest.raises(ValueError, match="no room"):
         redis_maxmemory_bytes(2 * REDIS_RESERVED_MI)
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+@pytest.mark.parametrize("limit_mi", [None, "1024"])
+def test_producer_gets_the_in_cluster_maxmemory_and_its_threshold(rendered, limit_mi):
+    """The producer's backpressure counts against the maxmemory this stack sets (docs/worker.md,
+    "Backpressure"): the same number as the server's --maxmemory, and the configured percent."""
+    r = rendered("local", **({"redisMemoryLimitMi": limit_mi} if limit_mi else {}))
+    env = _env(_container(r, "Deployment", "producer", "producer"))
+    assert int(env["REDIS_MAXMEMORY_BYTES"]) == _maxmemory(_container(r, "StatefulSet", "redis", "redis"))
+    assert env["PUBLISH_MAX_MEMORY_PERCENT"] == "80"
+    assert _env(_container(rendered("local", producerPublishMaxMemoryPercent="70"), "Deployment", "producer",
+                           "producer"))["PUBLISH_MAX_MEMORY_PERCENT"] == "70"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    # Azure Managed Redis reports no maxmemory itself: the size less its ~20 % reserve.
+    ({}, 400_000_000),  # Balanced_B0, 0.5 GB
+    ({"redisManagedSku": "MemoryOptimized_M10"}, 9_600_000_000),  # 12 GB
+    ({"azureRedis": "classic"}, 1024 * MI),  # Azure Cache for Redis Standard C1, 1 GB
+    ({"azureRedis": "classic", "redisSku": "Premium", "redisCapacity": "2"}, 13312 * MI),  # P2, 13 GB
+])
+def test_producer_gets_the_azure_sizes_memory_the_alert_uses_too(rendered, overrides, expected):
+    r = rendered("aks", **overrides)
+    env = _env(_container(r, "Deployment", "producer", "producer"))
+    assert int(env["REDIS_MAXMEMORY_BYTES"]) == expected
+    cfg = load_config({"target": "aks", **overrides})
+    assert cfg.redis_limit.memory_bytes == expected  # one limit: the memory alert's (components/connections.py)
+
+
+@pytest.mark.parametrize("percent", ["5", "99"])
+def test_publish_threshold_out_of_range_is_refused_naming_the_key(percent):
+    with pytest.raises(ConfigError, match="producerPublishMaxMemoryPercent"):
+        load_config({f"{PROJECT}:producerPublishMaxMemoryPercent": percent})
+
+
+@pytest.mark.parametrize("mode, kind, name, container", [
+    ("deployment", "Deployment", "worker", "worker"), ("deployment", "Deployment", "producer", "producer"),
+    ("job", "Deployment", "worker-sweeper", "sweeper"),
+])
+def test_readiness_probes_say_not_ready_while_waiting_for_redis(rendered, mode, kind, name, container):
+    """Live while waiting for Redis (a restart cannot help), not ready (docs/worker.md)."""
+    c = _container(rendered("local", workerMode=mode), kind, name, container)
+    live, ready = c["livenessProbe"]["exec"]["command"], c["readinessProbe"]["exec"]["command"]
+    assert "--ready" not in live and ready == [*live, "--ready"]

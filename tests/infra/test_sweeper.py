@@ -42,8 +42,9 @@ def test_sweeper_pod(rendered, stack, extra):
     (c,) = spec["template"]["spec"]["containers"]
     assert c["image"] == r.config.worker_image
     assert c["command"] == ["python", "-m", "apps.worker.sweeper"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["exec"]["command"] == ["python", "-m", "apps.worker.healthcheck"]
+    # Live while it waits for Redis, not ready (docs/worker.md, "Liveness and readiness").
+    assert c["livenessProbe"]["exec"]["command"] == ["python", "-m", "apps.worker.healthcheck"]
+    assert c["readinessProbe"]["exec"]["command"] == ["python", "-m", "apps.worker.healthcheck", "--ready"]
     env = {e["name"]: e for e in c["env"]}
     worker = _worker_env(r)
     for name in BROKER_ENV:

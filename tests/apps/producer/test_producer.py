@@ -56,6 +56,9 @@ def test_rate_is_respected(redis_server):
     (["--rate", "5"], "one of the arguments --count --forever --standby is required"),
     (["--standby", "--rate", "1"], "--standby takes no --rate"),
     (["--forever", "--rate", "1", "--wait-results", "10"], "--wait-results needs --count"),
+    (["--forever", "--rate", "1", "--max-wait", "10"], "--max-wait needs --count"),
+    (["--standby", "--max-wait", "10"], "--standby takes no --rate, --wait-results or --max-wait"),
+    (["--count", "5", "--rate", "0", "--max-wait", "-1"], "must be a finite number of seconds > 0"),
     (["--count", "5", "--rate", "0", "--wait-results", "0"], "must be a finite number of seconds > 0"),
     (["--count", "5", "--forever", "--rate", "1"], "not allowed with"),
     (["--forever", "--rate", "0"], "--forever needs 0 < --rate <= 1000 tasks/s"),
@@ -71,9 +74,15 @@ def test_bad_arguments_fail_clearly(args, message):
 
 
 def test_unreachable_redis_is_a_clear_error():
-    out = producer({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port())}, "--count", "3", "--rate", "0")
+    """A burst waits --max-wait for Redis (a restart, a failover), then says what it could not do."""
+    started = time.monotonic()
+    out = producer({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port())},
+                   "--count", "3", "--rate", "0", "--max-wait", "2")
     assert out.returncode == 1
     assert "cannot publish to Redis at 127.0.0.1" in out.stderr
+    assert "): connection for " in out.stderr and "sent 0 of 3 tasks; the other 3 were not sent" in out.stderr
+    assert 1.5 <= time.monotonic() - started < 30
+    assert out.stderr.count("Redis unavailable") == 1  # one line for the episode, not one per attempt
 
 
 def test_forever_mode_heartbeat_and_clean_sigterm(redis_server, tmp_path):
@@ -168,6 +177,22 @@ def test_progress_bar_in_a_terminal(redis_server):
     text = b"".join(chunks).decode(errors="replace")
     assert "50/50" in text and "100%" in text  # tqdm's bar
     assert "sent 50 tasks" in text
+
+
+def test_healthcheck_waiting_producer_is_live_not_ready(tmp_path):
+    from apps.producer.healthcheck import check
+
+    hb = tmp_path / "hb.json"
+    hb.write_text(json.dumps({"ts": time.time(), "sent": 3,
+                              "waiting": {"reason": "memory", "since": time.time() - 5, "attempts": 4}}))
+    live, msg = check(hb, 30)
+    assert live and "waiting for room in Redis (memory at the publish threshold) for 5s" in msg
+    ready, msg = check(hb, 30, ready=True)
+    assert not ready and msg.startswith("not ready")
+    hb.write_text(json.dumps({"ts": time.time(), "sent": 3, "waiting": {"reason": "readonly"}}))
+    assert "waiting for Redis (readonly)" in check(hb, 30, ready=True)[1]
+    hb.write_text(json.dumps({"ts": time.time(), "sent": 3, "waiting": None}))
+    assert check(hb, 30, ready=True)[0]
 
 
 def test_bad_environment_is_a_clear_error_without_secrets():

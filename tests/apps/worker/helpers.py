@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,9 +81,21 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def beat(self) -> dict | None:
+        """The last heartbeat the worker wrote (None: none yet, or mid-write)."""
+        try:
+            return json.loads(self.heartbeat.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def ready(self) -> bool:
+        """What ``healthcheck --ready`` reads: a heartbeat, and not waiting for Redis."""
+        beat = self.beat()
+        return beat is not None and not beat.get("waiting_for_redis")
+
     def wait_ready(self, timeout: float = 30) -> "Worker":
-        """Ready = the main process wrote its first heartbeat (consumer connected)."""
-        wait_for(lambda: self.heartbeat.exists() or not self.alive(), timeout, message=f"{self.name} ready")
+        """Ready = the main process wrote a heartbeat and is not waiting for Redis (consumer connected)."""
+        wait_for(lambda: self.ready() or not self.alive(), timeout, message=f"{self.name} ready")
         if not self.alive():
             raise AssertionError(f"worker exited early ({self.proc.returncode}):\n{self.log()}")
         return self

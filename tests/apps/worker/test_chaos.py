@@ -125,28 +125,25 @@ def test_pool_process_killed_mid_task_is_retried(redis_server, send, workers):
 
 
 def test_worker_reconnects_after_redis_restart(redis_factory, send, workers):
-    """Redis down: the worker turns unhealthy (heartbeat stops while Celery reconnects);
-    Redis back: healthy again and consuming."""
-    import subprocess
-    import sys
-
-    from tests.apps.worker.helpers import REPO, clean_env
+    """Redis down: the worker stays live (its heartbeat goes on, saying it waits for Redis)
+    and turns not ready; Redis back: ready again and consuming. A worker waiting for Redis
+    is not one to restart (docs/worker.md, "Liveness and readiness")."""
+    from tests.apps.worker.test_worker import probe
 
     server = redis_factory()
     env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=2)
     worker = workers(env).wait_ready()
 
-    def probe() -> int:
-        return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck"], cwd=REPO,
-                              env=clean_env(**worker.env), capture_output=True, timeout=30).returncode
-
     first = send(env, RECORD)
     with server.client() as c:
         wait_for(lambda: c.exists(f"users:{first}"), 20, message="first task")
     server.stop()
-    wait_for(lambda: probe() == 1, 15, interval=0.5, message="unhealthy while Redis is down")
+    wait_for(lambda: probe(worker, "--ready").returncode == 1, 15, interval=0.5, message="not ready while Redis is down")
+    time.sleep(3)  # longer than WORKER_HEARTBEAT_MAX_AGE: the waiting worker keeps its heartbeat
+    assert probe(worker).returncode == 0, "a worker waiting for Redis must stay live"
+    assert "waiting for Redis (connection)" in probe(worker, "--ready").stderr
     server.start()  # no persistence: an empty Redis on the same port
-    wait_for(lambda: probe() == 0, 30, interval=0.5, message="healthy again")
+    wait_for(lambda: probe(worker, "--ready").returncode == 0, 30, interval=0.5, message="ready again")
     second = send(env, RECORD)
     with server.client() as c:
         wait_for(lambda: c.exists(f"users:{second}"), 60, interval=0.5, message="task after restart")

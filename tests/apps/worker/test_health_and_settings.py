@@ -42,6 +42,32 @@ def test_check_task_running_past_hard_limit_is_stuck(tmp_path):
     assert check(beat(tmp_path / "hb2", active=1, oldest_active_seconds=14), 30)[0]
 
 
+def test_waiting_for_redis_is_live_but_not_ready(tmp_path):
+    waiting = {"reason": "oom", "since": time.time() - 42, "attempts": 9, "detail": "OutOfMemoryError: ..."}
+    hb = beat(tmp_path / "hb", waiting_for_redis=waiting)
+    live, msg = check(hb, 30)
+    assert live and "waiting for Redis (oom) for 42s, 9 failed attempts" in msg
+    ready, msg = check(hb, 30, ready=True)
+    assert not ready and msg.startswith("not ready: waiting for Redis (oom)")
+    assert check(beat(tmp_path / "ok", waiting_for_redis=None), 30, ready=True)[0]
+    # stale stays stale, waiting or not: a waiting worker must keep beating
+    assert not check(beat(tmp_path / "old", ts=time.time() - 31, waiting_for_redis=waiting), 30)[0]
+
+
+def test_healthcheck_cli_ready_flag(tmp_path):
+    hb = beat(tmp_path / "hb", waiting_for_redis={"reason": "loading", "since": time.time(), "attempts": 1})
+    env = clean_env(WORKER_HEARTBEAT_FILE=str(hb))
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=30)
+
+    assert run().returncode == 0
+    ready = run("--ready")
+    assert ready.returncode == 1 and "waiting for Redis (loading)" in ready.stderr
+    assert run("--readiness").returncode == 2  # a typo in a probe fails loudly, it is not liveness
+
+
 def test_liveness_follows_the_real_worker(redis_server, workers):
     env = env_for(redis_server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=2)
     worker = workers(env).wait_ready()

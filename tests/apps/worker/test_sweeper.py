@@ -39,8 +39,8 @@ class SweeperProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def probe(self) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck"], cwd=REPO,
+    def probe(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck", *args], cwd=REPO,
                               env=clean_env(**self.env), capture_output=True, text=True, timeout=30)
 
     def close(self) -> None:
@@ -149,7 +149,7 @@ def test_two_sweepers_never_restore_a_message_twice(redis_factory, send, tmp_pat
             s.close()
 
 
-def test_sweeper_probe_follows_redis_and_sigterm_exits_zero(redis_factory, tmp_path):
+def test_sweeper_probes_follow_redis_and_sigterm_exits_zero(redis_factory, tmp_path):
     server = redis_factory()
     env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=2)
     sweeper = SweeperProcess(env, tmp_path)
@@ -158,9 +158,13 @@ def test_sweeper_probe_follows_redis_and_sigterm_exits_zero(redis_factory, tmp_p
         first = sweeper.probe()
         assert first.returncode == 0, first.stderr
         assert sweeper.beat()["role"] == "sweeper" and sweeper.beat()["pid"] == sweeper.proc.pid
+        assert sweeper.probe("--ready").returncode == 0
         server.stop()
-        wait_for(lambda: sweeper.probe().returncode == 1, 15, interval=0.5, message="unhealthy without Redis")
-        assert sweeper.proc.poll() is None  # it keeps retrying
+        wait_for(lambda: sweeper.probe("--ready").returncode == 1, 15, interval=0.5, message="not ready without Redis")
+        time.sleep(2.5)  # past WORKER_HEARTBEAT_MAX_AGE: waiting for Redis, it stays live
+        assert sweeper.probe().returncode == 0 and sweeper.proc.poll() is None  # it keeps retrying
+        assert sweeper.beat()["waiting_for_redis"]["reason"] == "connection"
+        assert sweeper.log().count("Redis unavailable (connection)") == 1  # once, not per attempt
         sent = time.monotonic()
         os.kill(sweeper.proc.pid, signal.SIGTERM)  # while Redis is unreachable
         assert sweeper.proc.wait(timeout=10) == 0

@@ -74,6 +74,12 @@ def test_round_trip_hash_ttl_metrics_health_and_inspect(redis_any, send, workers
     assert worker.alive()
 
 
+def probe(worker, *args: str) -> subprocess.CompletedProcess:
+    """``python -m apps.worker.healthcheck [--ready]`` with the worker's environment."""
+    return subprocess.run([sys.executable, "-m", "apps.worker.healthcheck", *args], cwd=REPO,
+                          env=clean_env(**worker.env), capture_output=True, text=True, timeout=30)
+
+
 def metric_sum(port: int, name: str) -> float:
     """Sum of a Prometheus metric over all its label sets."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -173,6 +179,9 @@ def test_tls_worker_with_untrusted_ca_does_not_connect(redis_tls, tls_files, tmp
     with redis_tls.client() as c:
         assert c.llen("tlsbad") == 1, "a worker with an untrusted CA consumed a task"
         assert not list(c.scan_iter("users:*"))
-    assert not worker.heartbeat.exists()
-    assert worker.alive()  # it keeps retrying (and stays unready: no heartbeat)
-    worker.kill()  # a worker stuck in its connect loop is slow to warm-shutdown
+    # It keeps retrying: live (a restart cannot fix a certificate), never ready, and it says why.
+    assert worker.alive()
+    ready = probe(worker, "--ready")
+    assert ready.returncode == 1 and "not ready: waiting for Redis (connection)" in ready.stderr, ready
+    assert probe(worker).returncode == 0
+    assert worker.log().count("Redis unavailable (connection)") == 1  # once per interval, not per attempt
