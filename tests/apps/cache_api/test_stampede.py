@@ -56,7 +56,8 @@ async def test_three_uvicorn_processes_share_one_load(redis_any, sample_dataset,
     env = {**redis_any.env, "DATASET_DIR": str(sample_dataset), "DATASET_LOAD_DELAY_SECONDS": "0.5",
            "LOG_LEVEL": "WARNING", "CACHE_KEY_PREFIX": f"stampede-{uuid.uuid4().hex[:8]}"}
     servers = uvicorn_factory.many([env] * 3)
-    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    # No keep-alive: on a loaded machine uvicorn may close an idle kept-alive socket under us.
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=20, limits=limits) as client:
         responses = await asyncio.gather(*(
             client.get(f"{servers[i % 3].url}/github_stats/{TEST_TAGS[i % len(TEST_TAGS)]}") for i in range(200)
