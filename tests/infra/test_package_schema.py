@@ -172,25 +172,15 @@ def test_schema_mismatches_names_a_seeded_defect(schema, mutate, expected):
 def test_the_plugin_entry_point_serves_this_schema_over_grpc(schema):
     """`python provider <engine>`, as the Python language host runs a plugin (cwd: the plugin
     folder, not the repository): it prints its port, and GetSchema answers the schema above."""
-    import subprocess
-    import sys
     from pathlib import Path
 
-    import grpc
     from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+    from tests.infra.plugin_process import plugin_channel
 
     plugin = Path(__file__).resolve().parents[2] / "provider"
     assert (plugin / "PulumiPlugin.yaml").is_file() and (plugin / "__main__.py").is_file()
-    proc = subprocess.Popen([sys.executable, "-u", str(plugin), "127.0.0.1:1"], cwd=plugin,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(proc.stdout.readline().strip() or 0)
-        assert port, proc.stderr.read()
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-            stub = provider_pb2_grpc.ResourceProviderStub(channel)
-            served = stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    with plugin_channel([str(plugin), "127.0.0.1:1"], cwd=plugin, ready_timeout=30) as channel:
+        stub = provider_pb2_grpc.ResourceProviderStub(channel)
+        served = stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30)
     assert json.loads(served.schema) == schema

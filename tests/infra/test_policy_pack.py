@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
@@ -44,6 +42,7 @@ from pulumi_policy.deserialize import deserialize_properties  # noqa: E402
 from pulumi_policy.proxy import unknown_checking_proxy  # noqa: E402
 from redis_keda_policies import PACK_NAME, POLICIES  # noqa: E402
 
+from tests.infra.plugin_process import plugin_channel  # noqa: E402
 from tests.infra.validation.render import BY_ID, VARIANT_IDS  # noqa: E402
 
 RESOURCE_POLICIES = [p for p in POLICIES if isinstance(p, ResourceValidationPolicy)]
@@ -227,17 +226,8 @@ def test_a_namespace_without_default_deny_fires_the_stack_policy(rendered):
 def running_pack():
     """``policy/__main__.py`` in its own process (cwd = the pack, as the Python language
     host runs a policy pack); it prints its gRPC port first."""
-    proc = subprocess.Popen([sys.executable, "-u", "__main__.py"], cwd=POLICY_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(proc.stdout.readline().strip() or 0)
-        assert port, proc.stderr.read()
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=20)
-            yield analyzer_pb2_grpc.AnalyzerStub(channel)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    with plugin_channel(["__main__.py"], cwd=POLICY_DIR, ready_timeout=20) as channel:
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
 
 
 def test_the_pack_serves_its_policies_and_analyzes_over_grpc(running_pack, rendered):
