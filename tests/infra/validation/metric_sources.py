@@ -93,22 +93,24 @@ def scrape_targets(objects: list[dict[str, Any]]) -> list[Target]:
     return out
 
 
+def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rule (alerting or recording) of the rendered PrometheusRules."""
+    return [rule for rule_obj in m.by_kind(objects, "PrometheusRule")
+            for group in (rule_obj.get("spec") or {}).get("groups") or []
+            for rule in group.get("rules") or []]
+
+
 def queries(objects: list[dict[str, Any]], dashboard: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
     """``(where, PromQL)``: each dashboard query and each rendered alert rule's expression."""
     out = [(f"dashboard {title} / {legend}", expr) for title, legend, expr in dashboard]
-    for rule_obj in m.by_kind(objects, "PrometheusRule"):
-        for group in (rule_obj.get("spec") or {}).get("groups") or []:
-            for rule in group.get("rules") or []:
-                if rule.get("expr"):
-                    out.append((f"alert {rule.get('alert') or rule.get('record')}", str(rule["expr"])))
+    out += [(f"alert {rule.get('alert') or rule.get('record')}", str(rule["expr"]))
+            for rule in _rules(objects) if rule.get("expr")]
     return out
 
 
 def recorded(objects: list[dict[str, Any]]) -> set[str]:
     """The series the rendered PrometheusRules record."""
-    return {str(rule["record"]) for rule_obj in m.by_kind(objects, "PrometheusRule")
-            for group in (rule_obj.get("spec") or {}).get("groups") or []
-            for rule in group.get("rules") or [] if rule.get("record")}
+    return {str(rule["record"]) for rule in _rules(objects) if rule.get("record")}
 
 
 def source_problems(objects: list[dict[str, Any]], dashboard: list[tuple[str, str, str]]) -> list[str]:
