@@ -109,6 +109,15 @@ def test_monitor_lines_are_parsed_with_escapes():
     assert parse_monitor_line('1700000000.1 [0 lua] "ZADD" "k" "GT" "1" "m"')[0] == "lua"
 
 
+def test_monitor_lines_with_large_values_and_bytes_parse_whole():
+    """What a burst or a fill sends: 16 kB values, and bytes outside ASCII (``\\xHH``, one
+    character per byte); an unterminated line (a cut connection) is no match, not a hang."""
+    value = "x" * 16384
+    line = rf'1700000000.1 [0 lua] "SET" "filler:1" "{value}" "\xe2\x82\xac\t"'
+    assert parse_monitor_line(line) == ("lua", ["SET", "filler:1", value, "\xe2\x82\xac\t"])
+    assert parse_monitor_line('1700000000.1 [0 127.0.0.1:1] "SET" "' + "y\\" * 50_000) == ("127.0.0.1:1", ["SET"])
+
+
 def test_audit_records_apps_and_scripts_not_the_harness(tmp_path):
     audit = CommandAudit()
     server = RedisServer(workdir=tmp_path / "audited", audit=audit).start()
