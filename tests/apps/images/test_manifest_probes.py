@@ -9,10 +9,10 @@ import pytest
 
 from tests.apps.images import pods
 from tests.apps.images.catalog import dockerfiles_by_image
-from tests.infra.validation.render import VARIANT_IDS, rendered
+from tests.infra.validation.render import VARIANT_IDS, rendered, rendered_variants
 
 OUR_IMAGES = set(dockerfiles_by_image())
-RUNS = pods.app_containers(((v, rendered(v).objects) for v in VARIANT_IDS), OUR_IMAGES)
+RUNS = pods.app_containers(((r.variant.id, r.objects) for r in rendered_variants(VARIANT_IDS)), OUR_IMAGES)
 
 
 def test_the_manifests_run_every_image_with_probes():

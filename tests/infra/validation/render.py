@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import io
 import json
+import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +98,19 @@ class ChartRelease:
 def load_chart_releases(out_dir: Path) -> dict[str, ChartRelease]:
     found = {}
     for rel_dir in sorted((out_dir / "helm").glob("*/")):
-        meta, objects = load_release_dir(rel_dir)
+        meta, objects = _load_release_dir_once(rel_dir)
         found[meta["name"]] = ChartRelease(meta["name"], meta["namespace"], meta["chart"], str(meta["version"]),
                                            str(meta["kubeVersion"]), meta.get("values") or {}, objects)
     return found
+
+
+def _load_release_dir_once(rel_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``load_release_dir``, parsed once per run for each distinct content: keyed by the
+    sha256 of every file's name and bytes, so what is read is exactly what is on disk."""
+    digest = hashlib.sha256()
+    for path in sorted(rel_dir.glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return run_cache.value(f"release-dir:{digest.hexdigest()}", lambda: load_release_dir(rel_dir))
 
 
 @dataclass(frozen=True)
@@ -144,21 +156,42 @@ def shared_helm_templates():
     """While tools/render.py runs here: each distinct ``helm template`` (same release inputs,
     same Kubernetes version) is run and parsed once per test run, by whichever process asks
     first (tests/run_cache.py); the variants that share a release (most of them: the KEDA
-    release is the same everywhere) read its parsed objects back. The chart's megabytes of
-    CRDs are the cost: parsing them took ~3 s per release and variant."""
+    release is the same everywhere) read its parsed objects back, and each distinct
+    ``OUT/helm/<release>/`` is YAML-dumped once and copied. The chart's megabytes of CRDs are
+    the cost: parsing them took ~3 s per release and variant, dumping them ~2.5 s."""
     from tools import helm_render
 
-    real = helm_render.template
+    real, real_write = helm_render.template, helm_render.write_releases
+
+    def key_of(release, kube_version, helm=None) -> str:
+        return json.dumps([dataclasses.asdict(release), kube_version, str(helm)], sort_keys=True, default=str)
 
     def template(release, kube_version, helm=None):
-        key = json.dumps([dataclasses.asdict(release), kube_version, str(helm)], sort_keys=True, default=str)
-        return run_cache.value(f"helm-template:{key}", lambda: real(release, kube_version, helm))
+        return run_cache.value(f"helm-template:{key_of(release, kube_version, helm)}",
+                               lambda: real(release, kube_version, helm))
 
-    helm_render.template = template
+    def write_releases(rendered, out: Path) -> list[Path]:
+        # Same inputs, same files: each distinct release directory is written (YAML-dumped)
+        # once per run, then copied into every variant's OUT/helm/.
+        written: list[Path] = []
+        for rr in rendered:
+            made = run_cache.directory(f"helm-dir:{key_of(rr.release, rr.kube_version)}",
+                                       lambda d, rr=rr: real_write([rr], d))
+            src, dst = made / "helm" / rr.release.name, out / "helm" / rr.release.name
+            dst.mkdir(parents=True, exist_ok=True)
+            for stale in dst.glob("*.yaml"):
+                stale.unlink()
+            for path in sorted(src.glob("*.yaml")):
+                shutil.copyfile(path, dst / path.name)
+                if path.name != "release.yaml":
+                    written.append(dst / path.name)
+        return written
+
+    helm_render.template, helm_render.write_releases = template, write_releases
     try:
         yield
     finally:
-        helm_render.template = real
+        helm_render.template, helm_render.write_releases = real, real_write
 
 
 def render_to(variant: Variant, out_dir: Path) -> None:
@@ -193,6 +226,18 @@ def rendered(variant_id: str) -> Rendered:
     """The variant's render, loaded: parsed once per test run and shared (pickled) with every
     pytest-xdist worker, since the charts' CRDs make it seconds of YAML per variant."""
     return run_cache.value(f"rendered:{variant_id}", lambda: _load_rendered(variant_id))
+
+
+def rendered_variants(variant_ids: list[str]) -> list[Rendered]:
+    """``rendered(v)`` for each of ``variant_ids``, in that order. Under pytest-xdist each
+    worker starts at its own place in the list (gw1 at the second variant, ...), so at
+    collection the workers render different variants side by side instead of all waiting
+    for one to render every variant in turn."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    start = int(worker[2:]) % len(variant_ids) if worker[2:].isdigit() and variant_ids else 0
+    for variant_id in variant_ids[start:] + variant_ids[:start]:
+        rendered(variant_id)
+    return [rendered(v) for v in variant_ids]
 
 
 def _load_rendered(variant_id: str) -> Rendered:
