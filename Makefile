@@ -31,7 +31,7 @@ setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-
 	bash scripts/setup.sh
 
 test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server (TEST_WORKERS=4 processes)
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2
 
 lock: ## regenerate the image locks apps/*/requirements.lock from apps/*/requirements.txt (uv), prove them on x86_64 and aarch64
 	$(PY) tools/lock.py

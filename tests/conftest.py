@@ -25,6 +25,16 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[run_cache.RUN_CACHE_ENV] = config._run_cache  # type: ignore[attr-defined]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (tens of seconds each: real fleets, chaos, checkov, a live
+    Prometheus) run first, the rest in their usual order. With ``make test``'s
+    ``--dist load --maxschedchunk 2`` the xdist workers take tests almost one by one from
+    the front, so the long ones are spread over the workers at the start and no long test
+    starts last while the other workers sit idle (the run's longest-processing-time-first
+    schedule). Every xdist worker sorts the same collection the same way."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     path = getattr(config, "_run_cache", None)
     if path:

@@ -70,6 +70,7 @@ def _seed(server, tasks: int) -> None:
     wait_for(lambda: not tcp_clients(server), 5, message="the seeding client gone")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("profile", "concurrency"), [("local", 1), ("local", 4)] + [(p, 2) for p in PROFILE_NAMES])
 def test_a_worker_pod_holds_its_budgeted_connections(redis_factory, tmp_path, profile, concurrency):
     server = redis_factory(profile=profile)

@@ -102,6 +102,7 @@ def test_info_memory_reports_what_the_backpressure_reads(full_redis):
         assert app.info("memory")["maxmemory"] == info["maxmemory"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_a_restarting_server_answers_loading(redis_factory, profile):
     server = redis_factory(profile=profile, settings=SLOW_LOAD)

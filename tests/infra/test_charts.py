@@ -116,6 +116,7 @@ def test_kube_prometheus_stack_is_the_one_copy_of_its_values_and_crds():
             assert _without_empty(yaml.safe_load(path.read_text())) == _without_empty(chart_yaml(kps_chart_dir()))
 
 
+@pytest.mark.slow
 def test_crds_load_with_the_equals_enum():
     """The operator CRDs contain ``- =`` (YAML 1.1's value tag): our loader reads them."""
     crds = [d for p in kps_crd_dir().glob("crd-*.yaml") for d in m.yaml_load_all(p.read_text())]

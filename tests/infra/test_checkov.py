@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import run_cache
 from tests.infra.validation import manifests
 from tests.infra.validation.paths import REPO_ROOT
 from tests.infra.validation.render import VARIANT_IDS, render_all, rendered
@@ -155,11 +157,17 @@ def _scan_tree(dirs: dict[str, Path], scan: Path) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def report(checkov_bin: Path) -> dict[str, Any]:
     """checkov's JSON report, one run over ``gate/<variant>`` (the rendered manifests as
     written) and ``unskipped/<variant>`` (the same without skip annotations, to prove
-    each skip is needed). ``results`` holds the gate's results only."""
-    scan = tmp_path_factory.mktemp("checkov")
+    each skip is needed). ``results`` holds the gate's results only. Made once per test
+    run (tests/run_cache.py): the tests that read it may run in different xdist workers."""
+    return run_cache.value("checkov-report", lambda: _report(checkov_bin, run_cache.run_dir() / "checkov-scan"))
+
+
+def _report(checkov_bin: Path, scan: Path) -> dict[str, Any]:
+    shutil.rmtree(scan, ignore_errors=True)
+    scan.mkdir(parents=True)
     assert "/." not in str(scan), f"{scan}: checkov skips paths inside hidden directories"
     stands_for = _scan_tree(dict(zip(VARIANT_IDS, render_all(), strict=True)), scan)  # ours
     chart_refs = _write_chart_objects(scan / CHARTS)  # the charts', once per distinct render
@@ -234,6 +242,7 @@ def chart_finding_problems(failed: set[tuple[str, str]], accepted: dict[tuple[st
     return problems
 
 
+@pytest.mark.slow
 def test_chart_objects_pass_checkov_but_the_accepted_findings(report):
     assert report["chart_scanned"] and len(unique_chart_releases()) >= 4  # keda + monitoring x 2 Kubernetes versions
     scanned_refs = {report["chart_refs"][f] for f in report["chart_scanned"]}
@@ -265,6 +274,7 @@ def test_checkov_has_no_failed_checks(report):
     assert not failed, "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_checkov_scanned_every_variant(report):
     assert report["summary"]["parsing_errors"] == 0, report["parsing_errors"]
     pinned = (REPO_ROOT / "requirements-checkov.txt").read_text()

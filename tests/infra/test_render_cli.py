@@ -88,6 +88,7 @@ def test_unknown_stack_is_a_config_error():
         render_stack("prod")
 
 
+@pytest.mark.slow
 def test_script_and_module_entry_points(tmp_path):
     ok = subprocess.run([sys.executable, "tools/render.py", "--stack", "aks", "--out", str(tmp_path / "a"),
                          "--set", "workerMode=job"], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -117,6 +117,7 @@ def rendered_local():
     return result
 
 
+@pytest.mark.slow
 def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, sample_dataset, uvicorn_factory,  # noqa: F811
                                               tmp_path):
     prometheus_bin, promtool = require_tool("prometheus"), require_tool("promtool")

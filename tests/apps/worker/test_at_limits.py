@@ -32,7 +32,7 @@ from tests.apps.worker.envelopes import RECORD
 from tests.apps.worker.helpers import REPO, clean_env, wait_for
 from tests.apps.worker.test_worker import env_for, metric_sum, probe, user_keys
 
-pytestmark = pytest.mark.parametrize("profile", PROFILE_NAMES)
+pytestmark = [pytest.mark.parametrize("profile", PROFILE_NAMES), pytest.mark.slow]
 
 #: Lines a worker may log about one episode of waiting (its own, and Celery's, throttled).
 EPISODE_LINES = re.compile(r"Redis unavailable|still Redis unavailable|Connection to broker lost")

@@ -17,9 +17,13 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.apps.worker.envelopes import RECORD, real_envelope, variant
 from tests.apps.worker.helpers import REPO, Worker, _die_with_parent, clean_env, wait_for
 from tests.apps.worker.test_worker import env_for
+
+pytestmark = pytest.mark.slow
 
 
 class SweeperProcess:
