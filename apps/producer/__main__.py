@@ -112,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = Stop()
     if args.forever or args.standby:
         # Only the long-running process serves /metrics (a --count burst would collide on the port).
-        metrics.serve(settings.producer_metrics_port)
+        try:
+            metrics.serve(settings.producer_metrics_port)
+        except OSError as exc:
+            print(f"producer: cannot serve /metrics on port {settings.producer_metrics_port} "
+                  f"(PRODUCER_METRICS_PORT): {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if args.standby:
         stop.install()
         standby(stop, lambda: write_heartbeat(settings.producer_heartbeat_file, 0))

@@ -107,7 +107,8 @@ def producer_standby_is_healthy_and_silent(producer: Image, redis: RedisServer) 
     """``--standby``: stays up, passes its health command, sends nothing."""
     with redis.client() as client:  # the session's server: an earlier test may have left tasks
         queued_before = client.llen("celery")
-    p = producer.start(["python", "-m", "apps.producer", "--standby"], redis.env)
+    # No /metrics: its default port (9809) is one per pod, and other tests run producers here too.
+    p = producer.start(["python", "-m", "apps.producer", "--standby"], {**redis.env, "PRODUCER_METRICS_PORT": "0"})
     try:
         wait_command_ok(p, PRODUCER_HEALTHCHECK, extra_env=redis.env)
         p.require_alive()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,7 +88,9 @@ def test_unreachable_redis_is_a_clear_error():
 
 def test_forever_mode_heartbeat_and_clean_sigterm(redis_server, tmp_path):
     hb = tmp_path / "producer-hb.json"
-    env = clean_env(**redis_server.env, PRODUCER_HEARTBEAT_FILE=str(hb), PRODUCER_HEARTBEAT_MAX_AGE="5")
+    # No /metrics: its default port (9809) is one per pod, not one per test machine.
+    env = clean_env(**redis_server.env, PRODUCER_HEARTBEAT_FILE=str(hb), PRODUCER_HEARTBEAT_MAX_AGE="5",
+                    PRODUCER_METRICS_PORT="0")
     proc = subprocess.Popen([PY, "-m", "apps.producer", "--forever", "--rate", "50"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -250,7 +253,9 @@ def test_missing_results_sees_each_key(redis_server):
 
 def test_standby_sends_nothing_keeps_heartbeat_and_stops_cleanly(redis_server, tmp_path):
     hb = tmp_path / "standby-hb.json"
-    env = clean_env(**redis_server.env, PRODUCER_HEARTBEAT_FILE=str(hb), PRODUCER_HEARTBEAT_MAX_AGE="5")
+    # No /metrics: its default port (9809) is one per pod; two test processes would collide on it.
+    env = clean_env(**redis_server.env, PRODUCER_HEARTBEAT_FILE=str(hb), PRODUCER_HEARTBEAT_MAX_AGE="5",
+                    PRODUCER_METRICS_PORT="0")
     proc = subprocess.Popen([PY, "-m", "apps.producer", "--standby"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -269,3 +274,19 @@ def test_standby_sends_nothing_keeps_heartbeat_and_stops_cleanly(redis_server, t
             proc.wait()
     with redis_server.client() as c:
         assert c.llen("celery") == 0
+
+
+def test_a_metrics_port_in_use_is_a_clear_error_not_a_traceback(redis_server, tmp_path):
+    """Two producers on one network namespace (or a port some other process holds): exit 2
+    naming the port and its variable, instead of dying in prometheus_client's traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(**redis_server.env, PRODUCER_METRICS_PORT=str(port),
+                        PRODUCER_HEARTBEAT_FILE=str(tmp_path / "hb.json"))
+        out = subprocess.run([PY, "-m", "apps.producer", "--standby"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert f"cannot serve /metrics on port {port} (PRODUCER_METRICS_PORT)" in out.stderr
+    assert "Traceback" not in out.stderr
