@@ -43,12 +43,7 @@ def parse_monitor_line(line: str) -> tuple[str, list[str]] | None:
     m = _LINE.match(line)
     if not m:
         return None
-    return m.group("client"), parse_monitor_args(m.group("args"))
-
-
-def parse_monitor_args(text: str) -> list[str]:
-    """The quoted arguments of a MONITOR line, unescaped."""
-    return [_unescape(a) for a in _ARG.findall(text)]
+    return m.group("client"), [_unescape(a) for a in _ARG.findall(m.group("args"))]
 
 
 def _unescape(text: str) -> str:
@@ -235,10 +230,9 @@ class Monitor:
             except (redis.RedisError, OSError, ValueError, AttributeError):
                 return  # the server stopped or the connection was closed
             text = line.decode("latin-1") if isinstance(line, bytes) else str(line)
-            m = _LINE.match(text)
-            # The harness's own commands are never audited: not even unescaped.
-            if m is not None and not m.group("client").startswith(HARNESS_PREFIX):
-                self.audit.record(self.profile, m.group("client"), parse_monitor_args(m.group("args")))
+            parsed = parse_monitor_line(text)
+            if parsed is not None:
+                self.audit.record(self.profile, *parsed)
 
     def close(self, timeout: float = 5.0) -> None:
         try:
