@@ -53,5 +53,6 @@ def test_namespace_override_flows_everywhere(rendered):
     app_objs = [o for o in r.k8s_objects if o["kind"] not in ("Namespace",)
                 and o["metadata"].get("namespace") not in ("keda", "monitoring")]
     assert app_objs and all(o["metadata"]["namespace"] == "demo" for o in app_objs)
-    release = r.by_type("kubernetes:helm.sh/v3:Release")[0]
+    # Two releases (KEDA, kube-prometheus-stack) register in no fixed order: pick by chart.
+    [release] = [x for x in r.by_type("kubernetes:helm.sh/v3:Release") if x.inputs["chart"] == "keda"]
     assert release.inputs["values"]["watchNamespace"] == "demo"
