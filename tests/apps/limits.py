@@ -40,6 +40,11 @@ def answering(predicate: Callable[[], object]) -> Callable[[], object]:
     return check
 
 
+#: redis.conf lines of a primary that sends a replica its data at once (by default a diskless
+#: full sync waits 5 s for more replicas to join: repl-diskless-sync-delay).
+PRIMARY = {"repl-diskless-sync-delay": "0"}
+
+
 def replica_of(primary) -> dict[str, str]:
     """redis.conf lines that make a server a replica of ``primary`` (config at start: the
     Azure profiles refuse the REPLICAOF command)."""

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from tests.apps.limits import SLOW_LOAD, answering, full_at, hold_clients, populate, replica_of
+from tests.apps.limits import PRIMARY, SLOW_LOAD, answering, full_at, hold_clients, populate, replica_of
 from tests.apps.redis_fill import free, overfill
 from tests.apps.redis_profiles import PROFILE_NAMES
 from tests.apps.redis_server import free_port
@@ -194,13 +194,13 @@ def test_failover_readonly_replica_then_restart_loading(profile, redis_factory, 
     """The clients' Redis is a replica (writes refused: READONLY); then it restarts as the
     primary (connections reset) and loads its data back (LOADING). Workers and the
     long-running producer wait through all of it; every task is done."""
-    primary = redis_factory()
-    populate(primary, 40_000)  # what the promoted server loads back, slowly (SLOW_LOAD)
+    primary = redis_factory(settings=PRIMARY)
+    populate(primary, 20_000)  # what the promoted server loads back, slowly (SLOW_LOAD)
     server = redis_factory(profile=profile, settings={**replica_of(primary), **SLOW_LOAD})
     env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=3)
     ids = [send(env_for(primary), RECORD) for _ in range(20)]
     with server.client() as c:
-        wait_for(answering(lambda: c.llen("celery") == 20 and c.dbsize() > 40_000), 60,
+        wait_for(answering(lambda: c.llen("celery") == 20 and c.dbsize() > 20_000), 60,
                  message="replicated (the replica loads the primary's data slowly: LOADING meanwhile)")
     port = free_port()
     pool = [workers({**env, "WORKER_METRICS_PORT": str(port)}, concurrency=2), workers(env, concurrency=2)]
