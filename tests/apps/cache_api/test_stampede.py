@@ -9,8 +9,10 @@ import uuid
 from contextlib import AsyncExitStack
 
 import httpx
+import pytest
 
 from tests.apps.cache_api.conftest import TEST_TAGS, loads, serve, settings_for
+from tests.apps.redis_profiles import PROFILE_NAMES
 
 
 def _get_calls(server) -> int:
@@ -20,7 +22,11 @@ def _get_calls(server) -> int:
         return r.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
 
 
-async def test_200_concurrent_cold_requests_across_four_apps_load_once(redis_any, sample_dataset):
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+async def test_200_concurrent_cold_requests_across_four_apps_load_once(profile, redis_factory, sample_dataset):
+    # A server of its own: the GET count below is server-wide (INFO commandstats), and the
+    # session's shared server also answers whatever an earlier test's process still sends.
+    redis_any = redis_factory(profile=profile)
     # The load is slowed down so that every request really arrives while the cache is cold.
     # A long local TTL: a slow machine must not see an entry expire in the middle of the batch.
     # A prefix of this test's own: nothing another process might still write can warm its keys.
