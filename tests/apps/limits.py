@@ -18,6 +18,12 @@ def full_at(maxmemory: str) -> dict[str, str]:
 SLOW_LOAD = {"save": "3600 1", "key-load-delay": "100", "loading-process-events-interval-bytes": "1024"}
 
 
+def load_lasting(seconds: float, keys: int) -> dict[str, str]:
+    """redis.conf lines that make loading ``keys`` keys (an RDB at start, or a replica's full
+    sync) last at least ``seconds``: a sleep per key (``key-load-delay``, microseconds)."""
+    return {"key-load-delay": str(int(seconds * 1_000_000 / keys) + 1)}
+
+
 def populate(server, n: int) -> None:
     """``n`` small keys (the data a restart must load back)."""
     with server.client() as c:

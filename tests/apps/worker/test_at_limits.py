@@ -24,7 +24,9 @@ import time
 
 import pytest
 
-from tests.apps.limits import PRIMARY, SLOW_LOAD, answering, full_at, hold_clients, populate, replica_of
+from apps.common.redis_wait import MAX_DELAY
+from tests.apps.limits import (PRIMARY, SLOW_LOAD, answering, full_at, hold_clients, load_lasting, populate,
+                               replica_of)
 from tests.apps.redis_fill import free, overfill
 from tests.apps.redis_profiles import PROFILE_NAMES
 from tests.apps.redis_server import free_port
@@ -190,18 +192,23 @@ def test_workers_started_at_the_client_limit_wait_then_work(profile, redis_facto
     assert all(w.alive() for w in pool)
 
 
+#: Keys the promoted replica loads back at its restart (a few thousand: the load's length is set by delay).
+FAILOVER_KEYS = 5_000
+
+
 def test_failover_readonly_replica_then_restart_loading(profile, redis_factory, send, workers, tmp_path):
     """The clients' Redis is a replica (writes refused: READONLY); then it restarts as the
     primary (connections reset) and loads its data back (LOADING). Workers and the
     long-running producer wait through all of it; every task is done."""
     primary = redis_factory(settings=PRIMARY)
-    populate(primary, 20_000)  # what the promoted server loads back, slowly (SLOW_LOAD)
-    server = redis_factory(profile=profile, settings={**replica_of(primary), **SLOW_LOAD})
+    populate(primary, FAILOVER_KEYS)  # what the promoted server loads back, slowly
+    # The initial sync loads at full speed; the restart's load (below) is the slow one.
+    server = redis_factory(profile=profile, settings={**replica_of(primary), **SLOW_LOAD, "key-load-delay": "0"})
     env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=3)
     ids = [send(env_for(primary), RECORD) for _ in range(20)]
     with server.client() as c:
-        wait_for(answering(lambda: c.llen("celery") == 20 and c.dbsize() > 20_000), 60,
-                 message="replicated (the replica loads the primary's data slowly: LOADING meanwhile)")
+        wait_for(answering(lambda: c.llen("celery") == 20 and c.dbsize() > FAILOVER_KEYS), 60,
+                 message="replicated (LOADING while the replica loads the primary's data)")
     port = free_port()
     pool = [workers({**env, "WORKER_METRICS_PORT": str(port)}, concurrency=2), workers(env, concurrency=2)]
     producer = start_producer({**env, "PRODUCER_HEARTBEAT_FILE": str(tmp_path / "p.json"),
@@ -216,6 +223,10 @@ def test_failover_readonly_replica_then_restart_loading(profile, redis_factory, 
         primary.stop()
         for key in replica_of(primary):
             server.settings.pop(key)
+        # Every worker tries again during the outage: a worker that waits out its longest
+        # backoff pause (MAX_DELAY + 20 % jitter) from the moment of the stop still finds the
+        # server loading. A shorter load let one pause past it, seeing no outage to count.
+        server.settings.update(load_lasting(MAX_DELAY * 1.2 + 2, FAILOVER_KEYS))
         server.start(loaded=False)
         with server.client() as c:
             wait_for(answering(lambda: all(c.exists(f"users:{i}") for i in ids)), 90, interval=0.5,
@@ -223,7 +234,8 @@ def test_failover_readonly_replica_then_restart_loading(profile, redis_factory, 
             # Counted, by reason (the log says it once per 30 s: one line for this whole failover).
             unavailable = 'celery_worker_redis_unavailable_total{{reason="{}"}}'.format
             assert metric_sum(port, unavailable("readonly")) >= 1
-            assert metric_sum(port, unavailable("loading")) + metric_sum(port, unavailable("connection")) >= 1
+            assert metric_sum(port, unavailable("loading")) + metric_sum(port, unavailable("connection")) >= 1, \
+                pool[0].log()[-4000:]
             # The producer publishes again (its backoff may be at its 5 s ceiling by now).
             wait_for(lambda: sent_by_producer(tmp_path / "p.json") > 0, 30, interval=0.5,
                      message="the producer publishing after the failover")
