@@ -32,6 +32,8 @@ from apps.common.redis_errors import reason as reason_of
 
 INITIAL_DELAY = 0.5
 MAX_DELAY = 5.0
+#: Each delay is the nominal one ±20 %: the longest wait is ``max_delay * (1 + JITTER)``.
+JITTER = 0.2
 LOG_EVERY = 30.0
 
 
@@ -109,7 +111,7 @@ class RedisWait:
             else:
                 self.logger.warning("%s: still %s (%s)%s after %.0fs and %d attempts: %s", self.what,
                                     self.condition, reason, where, elapsed, attempts, detail or reason)
-        return delay * self.rng.uniform(0.8, 1.2)
+        return delay * self.rng.uniform(1 - JITTER, 1 + JITTER)
 
     def succeeded(self) -> None:
         """Redis answered: end the episode (its end logged if its start was)."""

@@ -13,9 +13,12 @@ def full_at(maxmemory: str) -> dict[str, str]:
     return {"maxmemory": maxmemory, "maxmemory-policy": "noeviction"}
 
 
-#: A restart that loads for a few seconds: an RDB saved at shutdown (SIGTERM with save points),
-#: loaded key by key slowly, with events processed often enough that clients get LOADING.
-SLOW_LOAD = {"save": "3600 1", "key-load-delay": "100", "loading-process-events-interval-bytes": "1024"}
+#: A restart that loads: an RDB saved at shutdown (SIGTERM with save points), loaded with
+#: events processed often enough that clients get LOADING (at full speed: add a key-load-delay).
+LOADS_AT_RESTART = {"save": "3600 1", "loading-process-events-interval-bytes": "1024"}
+
+#: A restart that loads for a few seconds: LOADS_AT_RESTART, key by key slowly.
+SLOW_LOAD = {**LOADS_AT_RESTART, "key-load-delay": "100"}
 
 
 def load_lasting(seconds: float, keys: int) -> dict[str, str]:

@@ -24,9 +24,9 @@ import time
 
 import pytest
 
-from apps.common.redis_wait import MAX_DELAY
-from tests.apps.limits import (PRIMARY, SLOW_LOAD, answering, full_at, hold_clients, load_lasting, populate,
-                               replica_of)
+from apps.common.redis_wait import JITTER, MAX_DELAY
+from tests.apps.limits import (LOADS_AT_RESTART, PRIMARY, answering, full_at, hold_clients, load_lasting,
+                               populate, replica_of)
 from tests.apps.redis_fill import free, overfill
 from tests.apps.redis_profiles import PROFILE_NAMES
 from tests.apps.redis_server import free_port
@@ -203,7 +203,7 @@ def test_failover_readonly_replica_then_restart_loading(profile, redis_factory, 
     primary = redis_factory(settings=PRIMARY)
     populate(primary, FAILOVER_KEYS)  # what the promoted server loads back, slowly
     # The initial sync loads at full speed; the restart's load (below) is the slow one.
-    server = redis_factory(profile=profile, settings={**replica_of(primary), **SLOW_LOAD, "key-load-delay": "0"})
+    server = redis_factory(profile=profile, settings={**replica_of(primary), **LOADS_AT_RESTART})
     env = env_for(server, WORKER_HEARTBEAT_INTERVAL=0.5, WORKER_HEARTBEAT_MAX_AGE=3)
     ids = [send(env_for(primary), RECORD) for _ in range(20)]
     with server.client() as c:
@@ -224,9 +224,9 @@ def test_failover_readonly_replica_then_restart_loading(profile, redis_factory, 
         for key in replica_of(primary):
             server.settings.pop(key)
         # Every worker tries again during the outage: a worker that waits out its longest
-        # backoff pause (MAX_DELAY + 20 % jitter) from the moment of the stop still finds the
+        # backoff pause (MAX_DELAY + its jitter) from the moment of the stop still finds the
         # server loading. A shorter load let one pause past it, seeing no outage to count.
-        server.settings.update(load_lasting(MAX_DELAY * 1.2 + 2, FAILOVER_KEYS))
+        server.settings.update(load_lasting(MAX_DELAY * (1 + JITTER) + 2, FAILOVER_KEYS))
         server.start(loaded=False)
         with server.client() as c:
             wait_for(answering(lambda: all(c.exists(f"users:{i}") for i in ids)), 90, interval=0.5,
