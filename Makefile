@@ -22,16 +22,29 @@ PULUMI_ARGS ?=
 # 2 cores of the reference machine; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
 
-.PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down
+.PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down toolchain sim-up sim-down e2e
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-server
 	bash scripts/setup.sh
 
 test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server (TEST_WORKERS=4 processes)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2
+
+toolchain: ## build the Pulumi CLI, its YAML host, the kubernetes provider, Kubernetes, etcd, kwok and KEDA from their Go modules into .tools/bin (toolchain/README.md)
+	@scripts/require.sh go
+	bash toolchain/build.sh
+
+sim-up: ## start the local control plane (no Docker) in a network namespace; kubeconfig .tools/sim/kubeconfig, context redis-keda-sim
+	bash scripts/sim.sh up
+
+sim-down: ## stop the local control plane; leaves no process and no file behind
+	bash scripts/sim.sh down
+
+e2e: ## the end-to-end tier on the local control plane: toolchain, sim-up, e2e/ tests, sim-down (docs/sim.md)
+	bash scripts/e2e.sh
 
 lock: ## regenerate the image locks apps/*/requirements.lock from apps/*/requirements.txt (uv), prove them on x86_64 and aarch64
 	$(PY) tools/lock.py

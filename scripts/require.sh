@@ -7,6 +7,7 @@ hint() {
     kind)    echo "install kind v0.27.0: go install sigs.k8s.io/kind@v0.27.0 (or see https://kind.sigs.k8s.io/docs/user/quick-start/#installation)";;
     kubectl) echo "install kubectl 1.31: https://kubernetes.io/docs/tasks/tools/";;
     pulumi)  echo "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (then: pulumi login --local, or your backend)";;
+    go)      echo "install Go >= 1.26 (https://go.dev/doc/install); make toolchain builds every tool from the Go module proxy";;
     az)      echo "install the Azure CLI: https://learn.microsoft.com/cli/azure/install-azure-cli (then: az login)";;
     *)       echo "install $1";;
   esac

@@ -23,7 +23,7 @@ ROOT_FILES = re.compile(r"(?<![\w./-])(Makefile|Pulumi\.yaml|__main__\.py|requir
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 TEST_NAME = re.compile(r"(?<![\w.])(test_\w+)(?![\w.])")
 # In code: a backticked `make x`, or a code line that starts with it.
-MAKE_TARGET = re.compile(r"(?:`|^\s*)make ([a-z][a-z-]*)", re.M)
+MAKE_TARGET = re.compile(r"(?:`|^\s*)make ([a-z][a-z0-9-]*)", re.M)
 MODULE = re.compile(r"python -m ((?:apps|tools|bench|tests)(?:\.\w+)+)")
 K8S_REF = re.compile(r"\b(Deployment|StatefulSet|DaemonSet|Job|Service|RoleBinding|ServiceMonitor|PodMonitor) $")
 #: Paths a command creates (rendered output, the e2e stack file, caches): cited, not committed.
@@ -82,7 +82,7 @@ def test_every_cited_test_exists():
 
 def test_every_cited_make_target_exists():
     makefile = (REPO / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, re.M))
     missing = sorted({f"{where}: make {t}" for where, t in _cited(MAKE_TARGET) if t not in targets})
     assert not missing, "\n".join(missing)
 

@@ -103,6 +103,8 @@ def reads(root: Path, ecosystem: str, directory: str) -> set[str]:
         return found
     if ecosystem == "docker":
         return set(here) & set(inventory.dockerfiles(root))
+    if ecosystem == "gomod":
+        return {f for f in here if posixpath.basename(f) == "go.mod"}
     if ecosystem == "npm":
         return {f for f in here if posixpath.basename(f) in ("package.json", "package-lock.json")}
     if ecosystem == "pip":

@@ -18,7 +18,7 @@ CONFIG = dependabot.load(REPO)
 
 def test_every_manifest_is_covered_and_every_entry_reads_one():
     found = dependabot.manifests(REPO)
-    assert {m.ecosystem for m in found} == {"pip", "docker", "github-actions", "npm"}, found
+    assert {m.ecosystem for m in found} == {"pip", "docker", "github-actions", "npm", "gomod"}, found
     problems = dependabot.coverage_problems(REPO, CONFIG)
     assert not problems, "\n".join(problems)
 

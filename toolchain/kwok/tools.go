@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the upstream module this wrapper builds; build.sh runs go build on it.
+package tools
+
+import (
+	_ "sigs.k8s.io/kwok/cmd/kwok"
+)

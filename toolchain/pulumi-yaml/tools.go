@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the upstream module this wrapper builds; build.sh runs go build on it.
+package tools
+
+import (
+	_ "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"
+)
