@@ -29,7 +29,7 @@ VARIANTS = [
      {"workerMode": "job", "cacheApiReadPath": "replica-sidecar", "monitoring": "false"}),
     ("back", {}),
 ]
-# Kinds whose objects only exist while their release's CRDs do: deleted before the release.
+# The namespaces the local stack creates: none may outlive the teardown.
 STACK_NAMESPACES = ("platform", "keda", "monitoring")
 
 
@@ -58,14 +58,19 @@ def applier(cluster):
 def test_every_variant_installs_updates_and_goes_away(applier, cluster):
     applied: dict = {}
     installed: dict = {}
+    dropped_namespaces: set = set()
     for label, overrides in VARIANTS:
         objects, releases = _render(overrides)
         keys = {ident(o): o for o in objects}
         wanted = {(r.name, r.namespace) for r in releases}
         # What the variant no longer has goes first (the engine deletes after it creates, but
-        # a release's custom resources must go before the release's CRDs can).
-        for key in reversed([k for k in applied if k not in keys]):
+        # a release's custom resources must go before the release's CRDs can). A namespace
+        # it drops is deleted at the end, once KEDA's release is gone: in the sim nothing
+        # serves KEDA's metrics APIService, and while it fails discovery no namespace can be
+        # deleted (docs/sim.md); on kind KEDA's metrics server answers.
+        for key in reversed([k for k in applied if k not in keys and k[1] != "Namespace"]):
             applier.delete(key)
+        dropped_namespaces.update(k for k in applied if k not in keys and k[1] == "Namespace")
         for name, ns in sorted(set(installed) - wanted):
             applier.uninstall_release(name, ns)
         applier.apply_objects([o for o in objects if o["kind"] == "Namespace"])
@@ -83,7 +88,7 @@ def test_every_variant_installs_updates_and_goes_away(applier, cluster):
         applier.delete(key)
     for name, ns in installed:
         applier.uninstall_release(name, ns)
-    for key in [k for k in applied if k[1] == "Namespace"]:
+    for key in sorted(dropped_namespaces | {k for k in applied if k[1] == "Namespace"}):
         applier.delete(key)
 
     left = []
@@ -98,10 +103,16 @@ def test_every_variant_installs_updates_and_goes_away(applier, cluster):
             left.append(f"{kind}: {out.stdout.split()}")
     secrets = cluster.kubectl("get", "secrets", "-A", "-l", "owner=helm", "-o", "name").stdout.split()
     left += [f"helm release record {s}" for s in secrets]
-    for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations", "apiservices"):
+    for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
         names = cluster.kubectl("get", kind, "-o", "name").stdout.split()
-        left += [f"{kind} {n}" for n in names if "keda" in n or "monitoring" in n or "external.metrics" in n
-                 or "prometheus" in n]
+        left += [f"{kind} {n}" for n in names if "keda" in n or "monitoring" in n or "prometheus" in n]
+    # Aggregated APIs (served by a Service); the Local ones belong to built-in groups and CRDs.
+    aggregated = cluster.get("apiservices")["items"]
+    left += [f"apiservice {a['metadata']['name']}" for a in aggregated if a["spec"].get("service")]
+    # KEDA's chart ships its CRDs as templates: they go with the release. Helm never deletes
+    # a chart's crds/ folder, so kube-prometheus-stack's stay (docs/sim.md); nothing else may.
+    crds = [c["metadata"]["name"] for c in cluster.get("crds")["items"]]
+    left += [f"CRD {c}" for c in crds if not c.endswith(".monitoring.coreos.com")]
     pvs = cluster.kubectl("get", "pv", "-o", "name").stdout.split()
     left += [f"volume {p}" for p in pvs]
     assert not left, "left behind after the teardown:\n  " + "\n  ".join(left)
