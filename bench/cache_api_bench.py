@@ -5,8 +5,8 @@
 What it does (bounded: under a minute with the defaults, 2 minutes at most):
 
 1. starts its own ``redis-server`` on a free 127.0.0.1 port (password set, no persistence);
-2. for each variant, starts ``uvicorn`` (uvloop + httptools, no access log, one worker)
-   on a free port, warms it (the first request fills the cache), then drives a hot
+2. for each variant, starts ``uvicorn`` (uvloop, the image's server flags: httptools with
+   the bounds of apps/cache_api/http_limits.py; no access log, one worker) on a free port, warms it (the first request fills the cache), then drives a hot
    full-tag read ``GET /github_stats/python`` with one load generator for ``--duration``
    seconds over ``--connections`` keep-alive connections:
 
@@ -15,6 +15,10 @@ What it does (bounded: under a minute with the defaults, 2 minutes at most):
      Python ASGI app can do on this server stack);
    - ``no_hotpath``: the real app with ``HOT_PATH=false``: every read goes through FastAPI
      routing and dependency injection (what the hot path saves);
+   - ``httptools``, ``ceiling_httptools``: the real app and the bare app on plain httptools,
+     the server the image ran before issue 31 (no bound on a request's head): what the
+     bounds cost;
+   - ``h11``: the real app on uvicorn's h11 with its 16 KiB bound, the alternative;
    - ``tutorial``: the usual tutorial shape: FastAPI, a *sync* redis client inside an
      ``async`` handler, ``EXISTS`` then ``GET``, the JSON stored as a string and returned
      as a string (so the client gets a JSON string holding JSON);
@@ -168,11 +172,23 @@ SERVER_CPU: list[str] = []  # e.g. ["taskset", "-c", "0"] with --pin
 CLIENT_CPU: list[str] = []
 
 
-def start_uvicorn(target: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+def image_server_flags() -> list[str]:
+    """The server flags of the cache API image's CMD (after ``--port 8000``): what the pod runs."""
+    cmd = next(line for line in (REPO_ROOT / "apps" / "cache_api" / "Dockerfile").read_text().splitlines()
+               if line.startswith("CMD "))
+    argv = json.loads(cmd[len("CMD "):])
+    return argv[argv.index("--port") + 2:]
+
+
+HTTPTOOLS = ["--http", "httptools"]  # the image's server before issue 31: no bound on a request's head
+H11 = ["--http", "h11", "--h11-max-incomplete-event-size", "16384"]  # uvicorn's own bound (size only)
+
+
+def start_uvicorn(target: str, env: dict[str, str], flags: list[str]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [*SERVER_CPU, sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+         "--loop", "uvloop", *flags, "--no-access-log", "--log-level", "warning"],
         cwd=REPO_ROOT, env={**os.environ, **env, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     try:
@@ -284,11 +300,17 @@ def run_python_client(port: int, duration: float, connections: int) -> Result:
 
 # ---- main --------------------------------------------------------------------------------------
 
-VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
-    "cache_api": ("apps.cache_api.main:app", {}),
-    "ceiling": ("bench.cache_api_bench:ceiling_app", {}),
-    "no_hotpath": ("apps.cache_api.main:app", {"HOT_PATH": "false"}),
-    "tutorial": ("bench.cache_api_bench:tutorial_app", {}),
+# name: (ASGI target, extra env, server flags: None = the image's own)
+VARIANTS: dict[str, tuple[str, dict[str, str], list[str] | None]] = {
+    "cache_api": ("apps.cache_api.main:app", {}, None),
+    "ceiling": ("bench.cache_api_bench:ceiling_app", {}, None),
+    "no_hotpath": ("apps.cache_api.main:app", {"HOT_PATH": "false"}, None),
+    "tutorial": ("bench.cache_api_bench:tutorial_app", {}, None),
+    # The real app on the server the image ran before (httptools): what the bound costs.
+    "httptools": ("apps.cache_api.main:app", {}, HTTPTOOLS),
+    "ceiling_httptools": ("bench.cache_api_bench:ceiling_app", {}, HTTPTOOLS),
+    # The real app on uvicorn's h11 with its size bound: the alternative to http_limits.py.
+    "h11": ("apps.cache_api.main:app", {}, H11),
 }
 
 
@@ -333,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             # All servers up at once (an idle one costs nothing), then measured in turns, so that
             # a change in the machine's background load hits every variant alike.
             for variant in variants:
-                target, extra = VARIANTS[variant]
-                servers[variant] = start_uvicorn(target, {**env, **extra})
+                target, extra, flags = VARIANTS[variant]
+                servers[variant] = start_uvicorn(target, {**env, **extra},
+                                                 image_server_flags() if flags is None else flags)
                 measure(servers[variant][1], 1.0, args.connections)  # warm-up: fills the caches
             for round_no in range(args.rounds):
                 for variant in variants:

@@ -44,6 +44,10 @@ PRODUCER_IMAGE = "redis-keda-platform/producer:0.1.0"
 APP_UID = 10001
 
 CACHE_API_PORT = 8000
+# The cache API image's server flags (its Dockerfile's CMD; a test keeps the two equal):
+# httptools with bounds on a request's head (apps/cache_api/http_limits.py), idle
+# keep-alive closed after 5 s.
+CACHE_API_SERVER_FLAGS = ("--http", "apps.cache_api.http_limits:BoundedHttpToolsProtocol", "--timeout-keep-alive", "5")
 WORKER_METRICS_PORT = 9808
 PRODUCER_METRICS_PORT = 9809
 

@@ -8,6 +8,7 @@ app reads and runs, and that the few shared numbers agree.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import re
 from pathlib import Path
@@ -55,6 +56,12 @@ def test_every_env_var_infra_sets_is_read_by_the_app(variant_id):
     assert seen == set(SETTINGS_BY_IMAGE), f"not every app image is deployed: {seen}"
 
 
+def _dockerfile_cmd(app: str) -> list[str]:
+    dockerfile = Path(__file__).resolve().parents[1] / "apps" / app / "Dockerfile"
+    cmd = next(line for line in dockerfile.read_text().splitlines() if line.startswith("CMD "))
+    return json.loads(cmd[len("CMD "):])
+
+
 @pytest.mark.parametrize("variant_id", sorted(BY_ID))
 def test_commands_and_probes_name_modules_that_exist(variant_id):
     for tpl, container in _app_containers(variant_id):
@@ -69,6 +76,7 @@ def test_commands_and_probes_name_modules_that_exist(variant_id):
                 assert importlib.util.find_spec(mod) is not None, f"{tpl.where}: no module {mod}"
         if container["image"] == versions.CACHE_API_IMAGE:
             assert "apps.cache_api.main:app" in argv
+            assert argv == _dockerfile_cmd("cache_api"), f"{tpl.where}: the pod's command is not the image's CMD"
             assert {p.get("httpGet", {}).get("path") for p in probes} == {"/healthz", "/readyz"}
             assert all(p["httpGet"]["port"] in (8000, "http") for p in probes)
         if container["image"] == versions.WORKER_IMAGE:

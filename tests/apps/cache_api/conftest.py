@@ -7,6 +7,7 @@ The read, stampede and outage tests take ``redis_any`` or ``redis_factory(profil
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -86,8 +87,18 @@ class UvicornProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+def image_server_flags() -> list[str]:
+    """The server flags of the image's CMD (after ``--port 8000``): the tests' processes run
+    with exactly what the pod runs."""
+    cmd = next(line for line in (REPO_ROOT / "apps" / "cache_api" / "Dockerfile").read_text().splitlines()
+               if line.startswith("CMD "))
+    argv = json.loads(cmd[len("CMD "):])
+    return argv[argv.index("--port") + 2:]
+
+
 class UvicornFactory:
-    """Starts real ``uvicorn apps.cache_api.main:app`` processes; kills them at teardown."""
+    """Starts real ``uvicorn apps.cache_api.main:app`` processes, with the image's server
+    flags; kills them at teardown."""
 
     def __init__(self) -> None:
         self.started: list[UvicornProcess] = []
@@ -109,7 +120,7 @@ class UvicornFactory:
         full_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", **env}
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "apps.cache_api.main:app", "--host", "127.0.0.1",
-             "--port", str(port), *([] if access_log else ["--no-access-log"])],
+             "--port", str(port), *image_server_flags(), *([] if access_log else ["--no-access-log"])],
             cwd=REPO_ROOT, env=full_env, stderr=subprocess.PIPE,
             stdout=subprocess.PIPE if access_log else subprocess.DEVNULL,  # uvicorn's access log: stdout
         )

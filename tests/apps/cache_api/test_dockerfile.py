@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -37,7 +38,8 @@ def test_dockerfile_follows_the_contract():
     assert ("WORKDIR", "/app") in steps
     env = " ".join(rest for op, rest in steps if op == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "DATASET_DIR=/app/dataset" in env and "HOME=/tmp" in env
-    assert steps[-1] == ("CMD", '["uvicorn", "apps.cache_api.main:app", "--host", "0.0.0.0", "--port", "8000"]')
+    assert steps[-1][0] == "CMD"
+    assert json.loads(steps[-1][1])[:6] == ["uvicorn", "apps.cache_api.main:app", "--host", "0.0.0.0", "--port", "8000"]
     # Cached dependency layer: requirements copied and installed before the code.
     copies = [rest for op, rest in steps if op == "COPY"]
     assert copies[0] == "apps/cache_api/requirements.lock /app/apps/cache_api/requirements.lock"
