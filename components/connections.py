@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from components.config import PlatformConfig
 
 # -- measured per pod (tests/test_connection_budget.py) ----------------------------------
-#: A worker pod's main process: the consumer's pop and its commands, kombu's pidbox,
-#: gossip and event-heartbeat channels with their publish clients (8), plus the
-#: dead-letter client it opens at the first message it cannot hand to a task (1). No
-#: mingle channel: the worker runs without Mingle (apps/worker/runtime.py).
-WORKER_MAIN_PROCESS = 9
+#: A worker pod's main process: the consumer's pop and its commands, kombu's pidbox
+#: channel with its publish client (4), plus the dead-letter client it opens at the first
+#: message it cannot hand to a task (1). No mingle, gossip or event-heartbeat channels: the
+#: worker runs without them (apps/worker/runtime.py; they took 4 more).
+WORKER_MAIN_PROCESS = 5
 #: Each prefork pool child: its result writes (one redis-py client per process).
 WORKER_PER_CHILD = 1
 #: job mode's ``worker-sweeper``: its broker connection for the restore sweep.

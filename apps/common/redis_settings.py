@@ -8,6 +8,7 @@ bare ``rediss://`` without it connects unverified.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,18 @@ def handshake_6_0() -> dict[str, Any]:
     Azure Cache for Redis is 6.0.14 (docs/redis-targets.md)."""
     return {"driver_info": None, "maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
+
+
+#: TCP keepalive on every Redis socket: an idle connection whose path vanished without a reset
+#: (a lost NAT or conntrack entry; Azure's load balancers drop idle flows after 4 minutes,
+#: Azure Redis after 10) is found in KEEPIDLE + KEEPCNT x KEEPINTVL = 45 s, and one whose sent
+#: bytes go unacknowledged fails after USER_TIMEOUT. Options Linux lacks are left out.
+TCP_KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 15_000}
+
+
+def tcp_keepalive_options() -> dict[int, int]:
+    """``socket_keepalive_options`` for redis-py and kombu: option number -> value."""
+    return {getattr(socket, name): value for name, value in TCP_KEEPALIVE.items() if hasattr(socket, name)}
 
 class RedisSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
@@ -74,6 +87,7 @@ class RedisSettings(BaseSettings):
             "host": self.redis_host, "port": self.redis_port, "db": self.redis_db,
             "password": self.redis_password.get_secret_value() if self.redis_password else None,
             "socket_timeout": 10, "socket_connect_timeout": 10, "health_check_interval": 25,
+            "socket_keepalive": True, "socket_keepalive_options": tcp_keepalive_options(),
             "retry": one_quick_retry(), **handshake_6_0(),
         }
         if self.redis_tls:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from apps.common.redis_settings import tcp_keepalive_options
 from apps.common.redis_transport import TRANSPORT
 from apps.producer.settings import ProducerSettings
 
@@ -29,8 +30,10 @@ def build_app(settings: ProducerSettings) -> Celery:
         broker_transport=TRANSPORT,
         broker_use_ssl=settings.ssl_options(),
         # Same single list as the worker: CELERY_QUEUE, no priority sub-lists.
+        # TCP keepalive as every Redis socket of the platform (apps/common/redis_settings.py).
         broker_transport_options={"priority_steps": [0], "socket_timeout": 10,
-                                  "socket_connect_timeout": 5},
+                                  "socket_connect_timeout": 5, "socket_keepalive": True,
+                                  "socket_keepalive_options": tcp_keepalive_options()},
         broker_connection_timeout=5,
         broker_connection_retry_on_startup=False,
         broker_connection_max_retries=2,

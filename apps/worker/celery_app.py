@@ -11,6 +11,7 @@ from celery import Celery
 from pydantic import ValidationError
 
 from apps.common.config_errors import format_errors
+from apps.common.redis_settings import tcp_keepalive_options
 from apps.worker import tasks
 from apps.worker.settings import WorkerSettings
 
@@ -24,9 +25,16 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
         # One list per queue, named exactly CELERY_QUEUE (what KEDA's listName watches):
         # with the default steps [0, 3, 6, 9] a priority >0 goes to "<queue>\x06\x163" etc.
         "priority_steps": [0],
-        "socket_timeout": 30,
-        "socket_connect_timeout": 10,
-        "health_check_interval": 25,
+        # Every synchronous call the main loop makes on a broker connection (the sweep's lock,
+        # the ack, kombu's checks) gives up on a dead socket within socket_timeout, so a path
+        # that vanished silently costs seconds, not the liveness probe (docs/worker.md,
+        # "Connections that vanish"). The pop keeps its own short BRPOP timeout.
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+        # kombu also drops a BRPOP connection that got no reply within brpop_timeout + this.
+        "health_check_interval": 5,
+        "socket_keepalive": True,
+        "socket_keepalive_options": tcp_keepalive_options(),
     }
     conf: dict = {
         "broker_url": settings.redis_url,

@@ -247,6 +247,13 @@ class WorkerConsumer(Consumer):
         # connection per start, and at the client limit its publish blocks in kombu's own
         # connection retries, heartbeat-less, for as long as the limit lasts.
         kwargs["without_mingle"] = True
+        # Without Celery's worker heartbeat events and Gossip (--without-heartbeat,
+        # --without-gossip): nothing here reads worker events (liveness is the heartbeat file),
+        # yet the heart PUBLISHes from the main loop every 2 s with kombu's unbounded retries
+        # and Gossip holds a subscriber connection per worker. On a path that vanished
+        # silently they were two of the calls the loop waited on.
+        kwargs["without_heartbeat"] = True
+        kwargs["without_gossip"] = True
         super().__init__(*args, **kwargs)
         serve_metrics(_settings(self.app))
         dispatch = self.on_task_request

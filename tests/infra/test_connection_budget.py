@@ -68,9 +68,10 @@ def test_the_budget_is_tight_at_the_in_cluster_limit():
 
 
 @pytest.mark.parametrize(("raw", "key"), [
-    ({"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0"}, "redisSku"),
+    ({"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0",
+      "workerMaxReplicas": "20"}, "redisSku"),
     ({"target": "aks", "workerConcurrency": "32", "workerMaxReplicas": "1000"}, "redisManagedSku"),
-    ({"workerMode": "job", "workerMaxReplicas": "80"}, "redisMaxClients"),
+    ({"workerMode": "job", "workerMaxReplicas": "120"}, "redisMaxClients"),
     ({"cacheApiReadPath": "replica-sidecar", "cacheApiMaxReplicas": "55"}, "redisMaxClients"),
 ])
 def test_combinations_over_the_targets_limit_fail_naming_the_key(raw, key):
