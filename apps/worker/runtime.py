@@ -372,14 +372,20 @@ def write_heartbeat(path: Path, settings: WorkerSettings, now: float | None = No
     """Atomically write the liveness file read by ``apps.worker.healthcheck``."""
     now = time.time() if now is None else now
     starts = [r.time_start for r in list(state.active_requests) if getattr(r, "time_start", None)]
+    waiting = WAIT.status()
+    # While the main loop waits for Redis it takes no result from the pool: a task that
+    # finished meanwhile still looks active, and no time limit is enforced. Its time counts
+    # until the wait began, so an outage never makes the worker look stuck (the liveness
+    # probe's "past its hard time limit" rule, apps/worker/healthcheck.py).
+    counted_until = min(now, float(waiting["since"])) if waiting else now
     return write_heartbeat_file(path, {
         "ts": now,
         "pid": os.getpid(),
         "active": len(state.active_requests),
         "reserved": len(state.reserved_requests),
-        "oldest_active_seconds": max((now - s for s in starts), default=0.0),
+        "oldest_active_seconds": max((max(0.0, counted_until - s) for s in starts), default=0.0),
         "task_time_limit": settings.task_time_limit,
-        "waiting_for_redis": WAIT.status(),
+        "waiting_for_redis": waiting,
     })
 
 

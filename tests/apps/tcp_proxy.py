@@ -4,7 +4,9 @@ It forwards bytes between the apps and a real redis-server, and can make every c
 holds at that moment go silent: from then on it neither forwards nor closes them (no FIN, no
 RST), while new connections are forwarded at once. To the apps that is what a lost NAT or
 conntrack entry, or a load balancer that drops idle flows without a reset, looks like: calls
-on the old sockets get no answer, a new connection works.
+on the old sockets get no answer, a new connection works. ``blackhole(True)`` makes new
+connections silent too (a path that answers nothing at all), until ``blackhole(False)``;
+``refuse(True)`` closes every connection and each new one at once (Redis gone, with resets).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TcpProxy:
     _pairs: list[_Pair] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _blackhole: bool = False
+    _refuse: bool = False
     _thread: threading.Thread | None = None
 
     def start(self) -> TcpProxy:
@@ -48,6 +52,26 @@ class TcpProxy:
             for p in live:
                 p.silent = True
             return len(live)
+
+    def blackhole(self, on: bool) -> None:
+        """On: every connection, open or new, is silent. Off: new connections forward again."""
+        with self._lock:
+            self._blackhole = on
+        if on:
+            self.silence_existing()
+
+    def refuse(self, on: bool) -> None:
+        """On: every open connection is closed, and each new one as soon as it is accepted."""
+        with self._lock:
+            self._refuse = on
+            if on:
+                for p in self._pairs:
+                    p.silent = True  # the selector loop no longer reads them
+                    for sock in (p.client, p.upstream):
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
 
     def connections(self) -> int:
         with self._lock:
@@ -95,6 +119,9 @@ class TcpProxy:
             client, _ = self._listener.accept()
         except BlockingIOError:
             return
+        if self._refuse:
+            client.close()
+            return
         try:
             upstream = socket.create_connection((self.target_host, self.target_port), timeout=5)
         except OSError:
@@ -102,8 +129,8 @@ class TcpProxy:
             return
         client.setblocking(True)
         upstream.setblocking(True)
-        pair = _Pair(client, upstream)
         with self._lock:
+            pair = _Pair(client, upstream, silent=self._blackhole)
             self._pairs.append(pair)
         sel.register(client, selectors.EVENT_READ, (pair, client, upstream))
         sel.register(upstream, selectors.EVENT_READ, (pair, upstream, client))

@@ -4,10 +4,12 @@ except the one live liveness test)."""
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 from pydantic import ValidationError
@@ -40,6 +42,33 @@ def test_check_task_running_past_hard_limit_is_stuck(tmp_path):
     ok, msg = check(beat(tmp_path / "hb", active=1, oldest_active_seconds=15 + STUCK_GRACE_SECONDS + 1), 30)
     assert not ok and "stuck" in msg
     assert check(beat(tmp_path / "hb2", active=1, oldest_active_seconds=14), 30)[0]
+
+
+def test_a_tasks_time_stops_counting_while_the_worker_waits_for_redis(tmp_path):
+    """The beat's age is added to a running task's time, except while the worker waits for
+    Redis (its main loop cannot take the result then): 20 s old, the task at 14 s."""
+    old = time.time() - 20
+    running = beat(tmp_path / "hb", ts=old, active=1, oldest_active_seconds=14 + STUCK_GRACE_SECONDS - 10)
+    assert not check(running, 30)[0]
+    waiting = beat(tmp_path / "hb2", ts=old, active=1, oldest_active_seconds=14 + STUCK_GRACE_SECONDS - 10,
+                   waiting_for_redis={"reason": "connection", "since": old - 5, "attempts": 3, "detail": ""})
+    ok, msg = check(waiting, 30)
+    assert ok, msg
+
+
+def test_the_heartbeat_counts_a_tasks_time_only_until_a_wait_for_redis_began(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from apps.worker import runtime
+
+    now = time.time()
+    monkeypatch.setattr(runtime.state, "active_requests", [SimpleNamespace(time_start=now - 50)])
+    monkeypatch.setattr(runtime.WAIT, "status", lambda: {"reason": "connection", "since": now - 45,
+                                                         "attempts": 9, "detail": ""})
+    with mock.patch.dict(os.environ, clean_env(WORK_SECONDS_MAX="4"), clear=True):
+        settings = WorkerSettings()
+    written = runtime.write_heartbeat(tmp_path / "hb", settings, now=now)
+    assert written["oldest_active_seconds"] == pytest.approx(5.0)
 
 
 def test_waiting_for_redis_is_live_but_not_ready(tmp_path):
