@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 def _publish(settings, args: argparse.Namespace, stop):
     """Send the records (``--count`` or ``--forever``); ``(RunResult, ids sent)``. Raises
     :class:`NotPublished` (with ``sent``) when a burst waited ``--max-wait`` for one task."""
+    from apps.producer import metrics
     from apps.producer.admission import Admission
     from apps.producer.producer import build_app, is_tty, make_progress, run, write_heartbeat
     from apps.producer.publisher import NotPublished, Publisher
@@ -193,7 +194,8 @@ def _publish(settings, args: argparse.Namespace, stop):
 
         try:
             result = run(send, records(args.seed), None if args.forever else args.count, args.rate,
-                         progress=update, stop=stop, heartbeat=beat if args.forever else None)
+                         progress=update, stop=stop, heartbeat=beat if args.forever else None,
+                         lag=metrics.SCHEDULE_LAG.set if args.forever else (lambda seconds: None))
         except NotPublished as exc:
             exc.sent = state["sent"]
             raise

@@ -21,6 +21,8 @@ BACKPRESSURE = Counter("producer_backpressure",
                        "Looks at Redis's memory that found it at the publish threshold (the producer then held).")
 HOLDING = Gauge("producer_holding",
                 "1 while the producer holds its publishes because Redis's memory is at the threshold, else 0.")
+SCHEDULE_LAG = Gauge("producer_schedule_lag_seconds",
+                     "How far behind its schedule (--forever --rate R) the producer sends its next task; 0 on time.")
 for _reason in REASONS:
     REDIS_UNAVAILABLE.labels(_reason)
 

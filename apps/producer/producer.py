@@ -86,13 +86,15 @@ def run(send: Callable[[dict], object], records: Iterator[dict], count: int | No
         *, progress: Callable[[int], None] = lambda n: None, stop: Stop | None = None,
         heartbeat: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-        heartbeat_every: float = 5.0) -> RunResult:
+        heartbeat_every: float = 5.0, lag: Callable[[float], None] = lambda seconds: None) -> RunResult:
     """Send ``count`` records (None: until stopped) at ``rate`` per second (0: unthrottled).
 
     Pacing is by schedule (task i goes at start + i/rate), so a slow send does not
     lower the average rate, and no burst exceeds one task ahead of schedule. ``send``
     returning ``False`` means it was stopped before it sent the record (a SIGTERM while it
-    waited for Redis): nothing more is sent.
+    waited for Redis): nothing more is sent. ``lag`` gets, before each paced send, how many
+    seconds behind its schedule it goes (0 when on time): a rate above what one synchronous
+    round trip per task allows falls behind, and this says by how much.
     """
     stop = stop or Stop()
     start = clock()
@@ -111,6 +113,7 @@ def run(send: Callable[[dict], object], records: Iterator[dict], count: int | No
                 sleep(min(due - now, 1.0))
             if stop.requested:
                 break
+            lag(max(0.0, clock() - due))
         elif heartbeat and clock() - last_beat >= heartbeat_every:
             heartbeat(sent)
             last_beat = clock()

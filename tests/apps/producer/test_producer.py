@@ -137,6 +137,48 @@ def test_pacing_follows_the_schedule_even_when_sends_are_slow():
     assert 4.9 <= result.seconds <= 5.0
 
 
+def test_the_lag_behind_the_schedule_is_reported():
+    """A send that takes 200 ms (a distant Redis) cannot keep 10 tasks/s: the lag grows by
+    0.1 s a task; at 30 ms a send, it stays 0 (issue 31, fault 5)."""
+    for cost, expected_last in ((0.2, 0.1 * 19), (0.03, 0.0)):
+        clock, lags = FakeClock(), []
+
+        def send(record, cost=cost, clock=clock):
+            clock.now += cost
+
+        run(send, records(seed=1), 20, 10.0, clock=clock, sleep=clock.sleep, lag=lags.append)
+        assert len(lags) == 20 and lags[0] == 0.0
+        assert abs(lags[-1] - expected_last) < 1e-9, (cost, lags[-3:])
+
+
+def test_the_forever_producer_serves_its_lag(redis_server, tmp_path):
+    """The Deployment's process (--forever) exports producer_schedule_lag_seconds."""
+    import urllib.request
+
+    port = free_port()
+    env = {**redis_server.env, "PRODUCER_METRICS_PORT": str(port),
+           "PRODUCER_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json")}
+    proc = subprocess.Popen([PY, "-m", "apps.producer", "--forever", "--rate", "5"], cwd=REPO,
+                            env=clean_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def lag_served() -> str | None:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+            except OSError:
+                return None
+            sent = [line for line in body.splitlines() if line.startswith("producer_tasks_sent_total ")]
+            return body if sent and float(sent[0].split()[1]) >= 3 else None
+
+        body = wait_for(lag_served, 20, interval=0.2, message="producer_schedule_lag_seconds on /metrics")
+        lag = float(next(line.split()[1] for line in body.splitlines()
+                         if line.startswith("producer_schedule_lag_seconds ")))
+        assert 0.0 <= lag < 1.0  # a local Redis keeps 5 tasks/s easily
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
 def test_stop_ends_forever_mode():
     clock, stop, n = FakeClock(), Stop(), []
 
