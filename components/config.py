@@ -124,6 +124,7 @@ class PlatformConfig(BaseModel):
     cache_api_min_replicas: int = Field(2, ge=1, description="Cache API HPA minReplicas (the PDB, maxUnavailable 1, lets one pod go at a time).")
     cache_api_max_replicas: int = Field(6, ge=1, le=100, description="Cache API HPA maxReplicas.")
     cache_api_cpu_target_percent: int = Field(70, ge=10, le=100, description="Cache API HPA average CPU utilization target.")
+    cache_api_callers: Literal["labelled", "cluster"] = Field("labelled", description="Who may call the cache API on its port: `labelled` = pods labelled `redis-keda-platform/cache-api-client: \"true\"` (any namespace) and Prometheus; `cluster` = any pod in the cluster.")
     cache_api_read_path: Literal["central", "replica-sidecar"] = Field("central", description="`central`: reads from the Redis primary; `replica-sidecar`: a Redis replica per API pod (in-cluster Redis only).")
     cache_ttl_seconds: int = Field(300, ge=1, description="CACHE_TTL_SECONDS: TTL of cached entries.")
     cache_api_redis_max_connections: int = Field(16, ge=1, le=256, description="REDIS_MAX_CONNECTIONS: the bound of each cache API pod's Redis connection pool (the primary's; with replica-sidecar the reads go to the pod's own replica).")

@@ -18,6 +18,9 @@ NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"
 
 
+#: The label a pod carries to call the cache API (``cacheApiCallers: labelled``).
+CACHE_API_CLIENT_LABEL = "redis-keda-platform/cache-api-client"
+
 @dataclass(frozen=True, kw_only=True)
 class NetworkPoliciesArgs:
     namespace: pulumi.Input[str]
@@ -33,6 +36,9 @@ class NetworkPoliciesArgs:
     """``app.kubernetes.io/name`` of the cache API pods."""
     api_port: int = 8000
     """Port the cache API accepts traffic on."""
+    cache_api_callers: str = "labelled"
+    """``labelled``: only pods labelled ``CACHE_API_CLIENT_LABEL: "true"`` (any namespace) and
+    the scraper reach ``api_port``; ``cluster``: any pod."""
     scraper_namespace: pulumi.Input[str] | None = None
     """Namespace of Prometheus; None (monitoring off) = no metrics ingress at all."""
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
@@ -43,6 +49,9 @@ class NetworkPoliciesArgs:
             raise ValueError("NetworkPoliciesArgs.endpoint: an out-of-cluster Redis needs egress_cidrs")
         if not self.redis_clients:
             raise ValueError("NetworkPoliciesArgs.redis_clients must not be empty")
+        if self.cache_api_callers not in ("labelled", "cluster"):
+            raise ValueError(f"NetworkPoliciesArgs.cache_api_callers must be 'labelled' or 'cluster', "
+                             f"not {self.cache_api_callers!r}")
         if not 0 < self.api_port < 65536:
             raise ValueError("NetworkPoliciesArgs.api_port out of range")
 
@@ -90,10 +99,16 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policyTypes": ["Egress"],
             "egress": [{"to": to_redis, "ports": [{"protocol": "TCP", "port": ep.port}]}],
         })
+        api_ingress: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": args.api_port}]}
+        if args.cache_api_callers == "labelled":
+            callers = [{"namespaceSelector": {}, "podSelector": {"matchLabels": {CACHE_API_CLIENT_LABEL: "true"}}}]
+            if args.scraper_namespace is not None:  # /metrics is on the API port
+                callers.append({"namespaceSelector": {"matchLabels": {NS_LABEL: args.scraper_namespace}}})
+            api_ingress["from"] = callers
         self._policy("cache-api-ingress", {
             "podSelector": {"matchLabels": {NAME_LABEL: args.api_app}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": args.api_port}]}],
+            "ingress": [api_ingress],
         })
         if args.scraper_namespace is not None:
             scraper = {"namespaceSelector": {"matchLabels": {NS_LABEL: args.scraper_namespace}}}

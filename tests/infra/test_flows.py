@@ -48,7 +48,12 @@ def flow_table(r) -> tuple[list[tuple], list[tuple]]:
                  ("outside -> Redis", flows.OUTSIDE, redis, "TCP", port),
                  ("worker -> Redis on another port", f"{NS}/worker", redis, "TCP", 6380)]
     allow += [(f"{c} -> DNS {proto}", f"{NS}/{c}", "kube-system/coredns", proto, 53) for c in clients for proto in ("UDP", "TCP")]
-    allow += [("outside -> cache API", "elsewhere/somebody", f"{NS}/cache-api", "TCP", 8000),
+    if r.variant.setting("cacheApiCallers") == "cluster":
+        allow.append(("any pod -> cache API", "elsewhere/somebody", f"{NS}/cache-api", "TCP", 8000))
+    else:
+        deny += [("an unlabelled pod -> cache API", "elsewhere/somebody", f"{NS}/cache-api", "TCP", 8000),
+                 ("an unlabelled pod in the app namespace -> cache API", f"{NS}/stranger", f"{NS}/cache-api", "TCP", 8000)]
+    allow += [("a labelled caller -> cache API", "elsewhere/caller", f"{NS}/cache-api", "TCP", 8000),
               ("API server -> KEDA metrics server", "kube-system/kube-apiserver", "keda/keda-operator-metrics-apiserver", "TCP", 6443),
               ("API server -> KEDA admission webhooks", "kube-system/kube-apiserver", "keda/keda-admission-webhooks", "TCP", 9443),
               ("KEDA metrics server -> KEDA operator (gRPC)", "keda/keda-operator-metrics-apiserver", "keda/keda-operator", "TCP", 9666)]

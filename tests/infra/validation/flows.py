@@ -42,6 +42,8 @@ STAND_INS = [
     _pod("kube-apiserver", "kube-system", {"component": "kube-apiserver", "tier": "control-plane"}, [("https", 6443, "TCP")]),
     _pod("metrics-server", "kube-system", {"k8s-app": "metrics-server"}, [("https", 10250, "TCP")]),
     _pod("somebody", "elsewhere", {"app.kubernetes.io/name": "somebody"}),
+    # A pod the user labelled to call the cache API (cacheApiCallers: labelled).
+    _pod("caller", "elsewhere", {"app.kubernetes.io/name": "caller", "redis-keda-platform/cache-api-client": "true"}),
 ]
 
 

@@ -73,8 +73,12 @@ VARIANT_IDS = [v.id for v in VARIANTS]
 #: The same variants with monitoring off (the network flow table covers both).
 NO_MONITORING: tuple[Variant, ...] = tuple(
     Variant(f"{v.id}-nomon", v.stack, v.settings + (("monitoring", "false"),)) for v in VARIANTS)
-NETWORK_VARIANT_IDS = VARIANT_IDS + [v.id for v in NO_MONITORING]
-BY_ID = {v.id: v for v in VARIANTS + NO_MONITORING}
+#: The cache API open to any pod (cacheApiCallers: cluster), for the network flow table.
+OPEN_API: tuple[Variant, ...] = (
+    Variant("local-deployment-open-api", "local", (("workerMode", "deployment"), ("cacheApiReadPath", "central"),
+                                                   ("cacheApiCallers", "cluster"))),)
+NETWORK_VARIANT_IDS = VARIANT_IDS + [v.id for v in NO_MONITORING] + [v.id for v in OPEN_API]
+BY_ID = {v.id: v for v in VARIANTS + NO_MONITORING + OPEN_API}
 
 
 @dataclass(frozen=True)

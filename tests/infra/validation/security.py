@@ -473,7 +473,9 @@ def check_network_policies(objects: list[dict[str, Any]], keda_namespace: str = 
             Endpoint("a pod with no role", api.namespace, {"test.invalid/stranger": "yes"}),
             Endpoint("a pod in another namespace", "other-ns", {}),
         ]
-        if not any(cluster.ingress_allowed(s, api, CACHE_API_PORT) for s in sources):
+        # A caller: any pod (cacheApiCallers: cluster), or one labelled as a client (labelled).
+        caller = Endpoint("a labelled caller", "other-ns", {"redis-keda-platform/cache-api-client": "true"})
+        if not any(cluster.ingress_allowed(s, api, CACHE_API_PORT) for s in [*sources, caller]):
             v(api.name, "netpol.cacheApi", f"the cache API accepts no ingress on port {CACHE_API_PORT}")
         for s in sources:
             for other_port in (6379, 9000):
