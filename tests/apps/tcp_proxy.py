@@ -35,6 +35,7 @@ class TcpProxy:
     _stop: threading.Event = field(default_factory=threading.Event)
     _blackhole: bool = False
     _refuse: bool = False
+    _resume: list[_Pair] = field(default_factory=list)
     _thread: threading.Thread | None = None
 
     def start(self) -> TcpProxy:
@@ -54,9 +55,15 @@ class TcpProxy:
             return len(live)
 
     def blackhole(self, on: bool) -> None:
-        """On: every connection, open or new, is silent. Off: new connections forward again."""
+        """On: every connection, open or new, is silent. Off: the path is back: every
+        connection forwards again, the bytes held meanwhile included (as after a partition)."""
         with self._lock:
             self._blackhole = on
+            if not on:
+                for p in self._pairs:
+                    if p.silent:
+                        p.silent = False
+                        self._resume.append(p)
         if on:
             self.silence_existing()
 
@@ -93,6 +100,14 @@ class TcpProxy:
         sel = selectors.DefaultSelector()
         sel.register(self._listener, selectors.EVENT_READ, None)
         while not self._stop.is_set():
+            with self._lock:
+                resume, self._resume = self._resume, []
+            for pair in resume:
+                for src, dst in ((pair.client, pair.upstream), (pair.upstream, pair.client)):
+                    try:
+                        sel.register(src, selectors.EVENT_READ, (pair, src, dst))
+                    except (KeyError, ValueError):
+                        pass
             for key, _ in sel.select(timeout=0.1):
                 if key.data is None:
                     self._accept(sel)
