@@ -16,10 +16,9 @@ from components.redis import RedisEndpoint
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"
-
-
 #: The label a pod carries to call the cache API (``cacheApiCallers: labelled``).
 CACHE_API_CLIENT_LABEL = "redis-keda-platform/cache-api-client"
+
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkPoliciesArgs:

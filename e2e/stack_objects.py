@@ -97,10 +97,9 @@ class Applier:
     def apply_objects(self, objects: list[dict[str, Any]]) -> None:
         """Server-side apply, one object at a time, so a refusal names the object."""
         for obj in objects:
-            out = subprocess.run([str(self.cluster.bin / "kubectl"), "--kubeconfig", str(self.cluster.kubeconfig),
-                                  "--context", CONTEXT, "apply", "--server-side", "--force-conflicts",
-                                  f"--field-manager={FIELD_MANAGER}", "-f", "-"],
-                                 input=yaml.safe_dump(obj), capture_output=True, text=True, timeout=120)
+            out = self.cluster.kubectl("apply", "--server-side", "--force-conflicts",
+                                       f"--field-manager={FIELD_MANAGER}", "-f", "-",
+                                       input=yaml.safe_dump(obj), check=False)
             if out.returncode != 0:
                 raise AssertionError(f"the API server refused {describe(ident(obj))}: {out.stderr.strip()}")
 

@@ -8,7 +8,6 @@ app reads and runs, and that the few shared numbers agree.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import re
 from pathlib import Path
@@ -21,6 +20,7 @@ from apps.worker import settings as worker_settings
 from apps.worker.settings import WorkerSettings
 from components import config as infra_config
 from components import versions
+from tests.apps.images import dockerfile
 from tests.infra.validation.manifests import pod_templates
 from tests.infra.validation.render import BY_ID, rendered
 
@@ -57,9 +57,8 @@ def test_every_env_var_infra_sets_is_read_by_the_app(variant_id):
 
 
 def _dockerfile_cmd(app: str) -> list[str]:
-    dockerfile = Path(__file__).resolve().parents[1] / "apps" / app / "Dockerfile"
-    cmd = next(line for line in dockerfile.read_text().splitlines() if line.startswith("CMD "))
-    return json.loads(cmd[len("CMD "):])
+    repo = Path(__file__).resolve().parents[1]
+    return list(dockerfile.parse(repo / "apps" / app / "Dockerfile", repo).cmd)
 
 
 @pytest.mark.parametrize("variant_id", sorted(BY_ID))

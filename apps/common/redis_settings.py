@@ -37,7 +37,6 @@ def handshake_6_0() -> dict[str, Any]:
     return {"driver_info": None, "maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
-
 #: TCP keepalive on every Redis socket: an idle connection whose path vanished without a reset
 #: (a lost NAT or conntrack entry; Azure's load balancers drop idle flows after 4 minutes,
 #: Azure Redis after 10) is found in KEEPIDLE + KEEPCNT x KEEPINTVL = 45 s, and one whose sent
@@ -48,6 +47,7 @@ TCP_KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_
 def tcp_keepalive_options() -> dict[int, int]:
     """``socket_keepalive_options`` for redis-py and kombu: option number -> value."""
     return {getattr(socket, name): value for name, value in TCP_KEEPALIVE.items() if hasattr(socket, name)}
+
 
 class RedisSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)

@@ -46,8 +46,7 @@ def check(path: Path, max_age: float, now: float | None = None, ready: bool = Fa
         return False, f"heartbeat is {age:.0f}s old (max {max_age:g}s): worker event loop stuck or down"
     # A task's time runs on with the file's age, except while the worker waits for Redis:
     # then it is counted only until the wait began (apps/worker/runtime.py, write_heartbeat).
-    waiting_since = beat.get("waiting_for_redis")
-    oldest = float(beat.get("oldest_active_seconds", 0.0)) + (0.0 if waiting_since else max(age, 0.0))
+    oldest = float(beat.get("oldest_active_seconds", 0.0)) + (0.0 if beat.get("waiting_for_redis") else max(age, 0.0))
     limit = float(beat.get("task_time_limit", 0.0))
     if limit and oldest > limit + STUCK_GRACE_SECONDS:
         return False, (f"a task has run {oldest:.0f}s, past its hard time limit {limit:g}s "

@@ -7,7 +7,6 @@ The read, stampede and outage tests take ``redis_any`` or ``redis_factory(profil
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from apps.cache_api.generate_dataset import generate
 from apps.cache_api.logs import LOGGER_NAME, JsonFormatter
 from apps.cache_api.main import create_app
 from apps.cache_api.settings import Settings
+from tests.apps.images import dockerfile
 from tests.apps.redis_profiles import PROFILE_NAMES
 from tests.apps.redis_server import RedisServer, free_port
 
@@ -90,9 +90,7 @@ class UvicornProcess:
 def image_server_flags() -> list[str]:
     """The server flags of the image's CMD (after ``--port 8000``): the tests' processes run
     with exactly what the pod runs."""
-    cmd = next(line for line in (REPO_ROOT / "apps" / "cache_api" / "Dockerfile").read_text().splitlines()
-               if line.startswith("CMD "))
-    argv = json.loads(cmd[len("CMD "):])
+    argv = list(dockerfile.parse(REPO_ROOT / "apps" / "cache_api" / "Dockerfile", REPO_ROOT).cmd)
     return argv[argv.index("--port") + 2:]
 
 

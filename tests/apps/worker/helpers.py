@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 CELERY = str(Path(sys.executable).with_name("celery"))
+_SUCCEEDED = re.compile(r"Task users\.process\[([0-9a-f-]{36})\] succeeded")
+
+
+def succeeded(log: str) -> list[str]:
+    """The task ids a worker's log says succeeded, once per success (a redo shows twice)."""
+    return _SUCCEEDED.findall(log)
 
 #: Variables a developer's shell might export that would change the worker under test.
 _SCRUB = ("CELERY_", "WORK_SECONDS_", "WORKER_", "REDIS_", "PRODUCER_")

@@ -10,18 +10,17 @@ import time
 
 import pytest
 
-from tests.apps.worker.helpers import wait_for
+from tests.apps.worker.helpers import succeeded, wait_for
 from tests.apps.worker.test_worker import RECORD, env_for, user_keys
 
 pytestmark = pytest.mark.slow
 
 _RECEIVED = re.compile(r"Task users\.process\[([0-9a-f-]{36})\] received")
-_SUCCEEDED = re.compile(r"Task users\.process\[([0-9a-f-]{36})\] succeeded")
 
 
 def in_flight(log: str) -> set[str]:
     """Tasks a killed worker had received but not finished."""
-    return set(_RECEIVED.findall(log)) - set(_SUCCEEDED.findall(log))
+    return set(_RECEIVED.findall(log)) - set(succeeded(log))
 
 
 def test_thousand_tasks_with_workers_killed_at_random(redis_server, send, workers):

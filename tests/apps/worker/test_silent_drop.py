@@ -13,7 +13,6 @@ lost, nothing run twice.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -21,14 +20,13 @@ import pytest
 
 from tests.apps.tcp_proxy import TcpProxy
 from tests.apps.worker.envelopes import RECORD
-from tests.apps.worker.helpers import wait_for
+from tests.apps.worker.helpers import succeeded, wait_for
 from tests.apps.worker.test_worker import env_for, user_keys
 
 pytestmark = pytest.mark.slow
 
 HEARTBEAT_MAX_AGE_S = 30.0  # WORKER_HEARTBEAT_MAX_AGE's default: past it, liveness fails
 RESUME_WITHIN_S = 60.0
-_SUCCEEDED = re.compile(r"Task users\.process\[([0-9a-f-]{36})\] succeeded")
 
 
 def test_silently_dropped_connections_stall_nothing(redis_server, send, workers):
@@ -72,7 +70,7 @@ def test_silently_dropped_connections_stall_nothing(redis_server, send, workers)
         print(f"silent drop: first task after {resumed:.1f} s, all {len(later)} after "
               f"{time.monotonic() - t0:.1f} s, oldest heartbeat {worst_age[0]:.1f} s")
         logs = "".join(w.log() for w in pool)
-        done = _SUCCEEDED.findall(logs)
+        done = succeeded(logs)
         assert all(w.alive() for w in pool), logs[-3000:]
         assert resumed < RESUME_WITHIN_S, f"the first task after the silence took {resumed:.0f} s"
         assert worst_age[0] < HEARTBEAT_MAX_AGE_S, f"a heartbeat went {worst_age[0]:.0f} s stale"
