@@ -18,14 +18,26 @@ worker. They are added here (apps/common/redis_errors.py says which); every othe
 error stays a channel error. The worker's consumer waits between those reconnects with a
 bounded backoff (apps/worker/runtime.py). Every connection also
 gets one quick retry instead of redis-py's silent backoff of up to 10 s
-(``one_quick_retry``). The worker's transport (apps/worker/broker.py) builds on this one;
+(``one_quick_retry``).
+
+kombu reads its pub/sub connection (Celery's remote control: ``celery inspect``) from the
+event loop when the poller says the socket is readable, with redis-py's blocking read, and
+redis-py 8 reads a blocking pub/sub reply with no timeout at all. When the poller's wake-up
+belongs to a connection kombu has just dropped as stale (after a path that answered
+nothing), redis-py reconnects and waits for a message nobody sends: the worker's main loop
+stopped for good, its tasks' results untaken (docs/worker.md, "In an outage").
+``BoundedPubSub`` reads only what is there, and waits at most ``socket_timeout`` for the rest
+of a reply. The worker's transport (apps/worker/broker.py) builds on this one;
 the producer uses it as it is.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from kombu.exceptions import OperationalError
 from kombu.transport import redis as kredis
+from redis.client import PubSub
 
 from apps.common.redis_errors import REFUSED
 from apps.common.redis_settings import handshake_6_0, one_quick_retry
@@ -34,11 +46,33 @@ from apps.common.redis_settings import handshake_6_0, one_quick_retry
 TRANSPORT = "apps.common.redis_transport:Transport"
 
 
+class BoundedPubSub(PubSub):
+    """A pub/sub whose blocking read returns at once when nothing is there, and otherwise
+    waits at most the connection's ``socket_timeout`` (redis-py 8: forever)."""
+
+    def parse_response(self, block=True, timeout=0):
+        limit = self.connection_pool.connection_kwargs.get("socket_timeout")
+        if not block or limit is None:
+            return super().parse_response(block=block, timeout=timeout)
+        conn = self.connection
+        if conn is not None and conn._sock is not None and not conn.can_read(timeout=0):
+            return None  # woken for a socket with nothing to read: nothing to wait for
+        # Not connected: redis-py connects and subscribes again; the reply is bounded too.
+        return super().parse_response(block=False, timeout=limit)
+
+
 class Channel(kredis.Channel):
     def _connparams(self, asynchronous=False):
         params = super()._connparams(asynchronous=asynchronous)
         params.update(handshake_6_0(), retry=one_quick_retry())
         return params
+
+    @cached_property
+    def subclient(self):
+        """kombu's pub/sub client, with reads that cannot outwait the socket timeout."""
+        client = self._create_client(asynchronous=True)
+        return BoundedPubSub(client.connection_pool,
+                             event_dispatcher=getattr(client, "_event_dispatcher", None))
 
 
 class Transport(kredis.Transport):

@@ -161,6 +161,12 @@ def check_envelope(payload: Any) -> dict:
     return payload
 
 
+def _left_in_unacked(exc: BaseException, doing: str, delivery_tag: str) -> None:
+    WAIT.failed(exc, doing)
+    logger.warning("%s of %s failed, Redis unavailable (%s: %s): it stays in unacked and is "
+                   "redelivered after the visibility timeout", doing, delivery_tag, type(exc).__name__, exc)
+
+
 class QoS(kredis.QoS):
     def append(self, message, delivery_tag):
         """Record the message as unacked and drop its inflight copy in one transaction."""
@@ -186,30 +192,29 @@ class QoS(kredis.QoS):
     def ack(self, delivery_tag):
         """Remove the unacked record (``HDEL`` + ``ZREM``, one script that runs at maxmemory).
 
-        Refused anyway (a replica in a failover: ``READONLY``): the message stays in
-        ``unacked`` and is redelivered after the visibility timeout, a duplicate the task
-        tolerates; this worker forgets it, so it does not hold a prefetch slot."""
+        Refused anyway (a replica in a failover: ``READONLY``) or not sent (Redis out of
+        reach): the message stays in ``unacked`` and is redelivered after the visibility
+        timeout, a duplicate the task tolerates; this worker forgets it either way. A tag it
+        kept would hold its prefetch slot for good, and with one slot per process the
+        consumer would never pop again (seen after a 45 s outage that answered nothing)."""
         try:
             with self.channel.conn_or_acquire() as client:
                 self.channel.ack_script(keys=[self.unacked_key, self.unacked_index_key],
                                         args=[delivery_tag], client=client)
-        except REFUSED as exc:
-            WAIT.failed(exc, "ack")
-            logger.warning("ack of %s refused by Redis (%s): it stays in unacked and is redelivered "
-                           "after the visibility timeout", delivery_tag, exc)
+        except UNAVAILABLE as exc:
+            _left_in_unacked(exc, "ack", delivery_tag)
         virtual.QoS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag, requeue=False):
-        """kombu's, with the ack above; a requeue Redis refuses leaves the message in
-        ``unacked`` (the sweep redelivers it after the visibility timeout)."""
+        """kombu's, with the ack above; a requeue Redis refuses or cannot take leaves the
+        message in ``unacked`` (the sweep redelivers it after the visibility timeout), and
+        this worker forgets it, as in ``ack``."""
         if not requeue:
             return self.ack(delivery_tag)
         try:
             self.restore_by_tag(delivery_tag, leftmost=True)
-        except REFUSED as exc:
-            WAIT.failed(exc, "requeue")
-            logger.warning("requeue of %s refused by Redis (%s): it stays in unacked and is redelivered "
-                           "after the visibility timeout", delivery_tag, exc)
+        except UNAVAILABLE as exc:
+            _left_in_unacked(exc, "requeue", delivery_tag)
         virtual.QoS.ack(self, delivery_tag)
 
     def restore_unacked(self, client=None):

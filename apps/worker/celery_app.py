@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from apps.common.config_errors import format_errors
 from apps.common.redis_settings import tcp_keepalive_options
-from apps.worker import tasks
+from apps.worker import pool_signals, tasks
 from apps.worker.settings import WorkerSettings
 
 #: kombu transport with a recoverable pop (see broker.py).
@@ -95,6 +95,7 @@ def build_app(settings: WorkerSettings, safe: bool = True, main: str = "worker")
     app.conf.update(celery_config(settings, safe=safe))
     app.worker_settings = settings  # read by apps.worker.runtime
     tasks.register(app, settings)
+    pool_signals.connect()
     from apps.worker.runtime import RuntimeStep
 
     app.steps["consumer"].add(RuntimeStep)
