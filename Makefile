@@ -21,6 +21,8 @@ PULUMI_ARGS ?=
 # make test: pytest-xdist processes. Most tests wait on processes and servers, so twice the
 # 2 cores of the reference machine; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
+# make test: more pytest arguments, e.g. PYTEST_ARGS="--durations=30 -k worker"
+PYTEST_ARGS ?=
 
 .PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down toolchain sim-up sim-down e2e
 
@@ -30,8 +32,12 @@ help: ## list the targets
 setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-server
 	bash scripts/setup.sh
 
-test: ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server (TEST_WORKERS=4 processes)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2
+test: $(PY) ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server (TEST_WORKERS=4 processes, PYTEST_ARGS=...)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)
+
+# Targets that run the project's Python need the virtualenv `make setup` creates.
+$(PY):
+	@echo "error: $(PY) is missing: run 'make setup' first (it creates the virtualenv with every pinned dependency)" >&2; exit 2
 
 toolchain: ## build the Pulumi CLI, its YAML host, the kubernetes provider, Kubernetes, etcd, kwok and KEDA from their Go modules into .tools/bin (toolchain/README.md)
 	@scripts/require.sh go
@@ -46,16 +52,16 @@ sim-down: ## stop the local control plane; leaves no process and no file behind
 e2e: ## the end-to-end tier on the local control plane: toolchain, sim-up, e2e/ tests, sim-down (docs/sim.md)
 	bash scripts/e2e.sh
 
-lock: ## regenerate the image locks apps/*/requirements.lock from apps/*/requirements.txt (uv), prove them on x86_64 and aarch64
+lock: $(PY) ## regenerate the image locks apps/*/requirements.lock from apps/*/requirements.txt (uv), prove them on x86_64 and aarch64
 	$(PY) tools/lock.py
 
-render: ## write the manifests STACK would create to out/STACK (Pulumi mocks, offline)
+render: $(PY) ## write the manifests STACK would create to out/STACK (Pulumi mocks, offline)
 	$(PY) tools/render.py --stack $(STACK) --out out/$(STACK)
 
 scan: ## checkov over the rendered manifests of every stack and worker mode
 	bash scripts/scan.sh
 
-bench: ## run the benchmarks (cache API vs its ceiling, worker safe vs default settings)
+bench: $(PY) ## run the benchmarks (cache API vs its ceiling, worker safe vs default settings)
 	$(PY) -m bench.cache_api_bench --plot docs/img/cache_api_bench.png
 	$(PY) -m bench.worker_bench --tasks 2000 --rounds 5 --plot docs/img/worker_bench.png
 

@@ -77,7 +77,7 @@ class Worker:
                                      cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
-    def wait_ready(self, timeout: float = 60) -> "Worker":
+    def wait_ready(self, timeout: float = 60) -> Worker:
         deadline = time.monotonic() + timeout
         while not (self.hb.exists() and not json.loads(self.hb.read_text() or "{}").get("waiting_for_redis")):
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -75,7 +75,10 @@ def network_problems(
     ``None`` means "not given" (bring-your-own network: only what was given is checked).
     ``names`` maps each argument name to the name to report (config keys)."""
     names = dict(names or {})
-    n = lambda arg: names.get(arg, arg)  # noqa: E731
+
+    def n(arg: str) -> str:
+        return names.get(arg) or arg
+
     problems: list[tuple[str, str]] = []
     if bool(node_subnet_id) != bool(endpoint_subnet_id):
         given, missing = ("node_subnet_id", "endpoint_subnet_id") if node_subnet_id else ("endpoint_subnet_id", "node_subnet_id")
@@ -90,10 +93,10 @@ def network_problems(
     if len(vnets) > 1:
         problems.append((n("endpoint_subnet_id"), "the endpoint subnet must be in the node subnet's VNet (the private DNS zone is linked to that one VNet)"))
 
-    given = {arg: value for arg, value in (("vnet_address_space", vnet_address_space),
+    cidrs = {arg: value for arg, value in (("vnet_address_space", vnet_address_space),
                                            ("node_subnet_cidr", node_subnet_cidr),
                                            ("endpoint_subnet_cidr", endpoint_subnet_cidr)) if value is not None}
-    nets = {arg: net for arg, value in given.items() if (net := _network(value, n(arg), problems)) is not None}
+    nets = {arg: net for arg, value in cidrs.items() if (net := _network(value, n(arg), problems)) is not None}
     vnet = nets.get("vnet_address_space")
     subnets = {arg: net for arg, net in nets.items() if arg != "vnet_address_space"}
     if vnet is not None:

@@ -36,7 +36,14 @@ MANAGED_DATABASE_NAME = "default"
 ANY_ADDRESS = ("0.0.0.0/0",)
 
 
-def _private_access(component: pulumi.ComponentResource, name: str, resource_id: pulumi.Input[str],
+class _AzureRedisComponent(pulumi.ComponentResource):
+    """What both Azure Redis components declare: their private link group and DNS zone."""
+
+    PRIVATE_LINK_GROUP: str
+    PRIVATE_DNS_ZONE: str
+
+
+def _private_access(component: _AzureRedisComponent, name: str, resource_id: pulumi.Input[str],
                     resource_group_name: pulumi.Input[str], location: pulumi.Input[str],
                     placement: PrivateLinkPlacement | None, tags: Mapping[str, str]) -> tuple[str, ...]:
     """The component's private endpoint (when placed) and the CIDRs clients may reach it on."""
@@ -54,7 +61,7 @@ def _private_access(component: pulumi.ComponentResource, name: str, resource_id:
     return (placement.subnet_cidr,)
 
 
-def _azure_endpoint(component: pulumi.ComponentResource, name: str, args: Any, resource_id: pulumi.Input[str],
+def _azure_endpoint(component: _AzureRedisComponent, name: str, args: Any, resource_id: pulumi.Input[str],
                     host: pulumi.Input[str], port: int, primary_key: pulumi.Input[str]) -> RedisEndpoint:
     """An Azure Redis service's endpoint: TLS, the access key wrapped secret (list-keys results
     are not secret by themselves), egress to its private endpoint when it has one."""
@@ -88,7 +95,7 @@ class AzureManagedRedisArgs:
             raise ValueError("AzureManagedRedisArgs.public_network_access must be Enabled or Disabled")
 
 
-class AzureManagedRedis(pulumi.ComponentResource):
+class AzureManagedRedis(_AzureRedisComponent):
     """Azure Managed Redis: a ``redisEnterprise`` cluster (minimum TLS 1.2, high
     availability) and its one database:
 
@@ -176,7 +183,7 @@ class AzureCacheRedisArgs:
             raise ValueError("AzureCacheRedisArgs.capacity must be 0..6")
 
 
-class AzureCacheRedis(pulumi.ComponentResource):
+class AzureCacheRedis(_AzureRedisComponent):
     """Azure Cache for Redis: TLS only (6380), minimum TLS 1.2, ``noeviction``; key read
     with ``list_redis_keys`` and wrapped secret. For tenants that can still create one."""
 

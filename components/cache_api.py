@@ -77,6 +77,14 @@ class CacheApiArgs:
             raise ValueError("CacheApiArgs.redis_max_connections must be >= 1")
 
 
+def _sidecar_primary_bytes(args: CacheApiArgs) -> int:
+    """The primary's maxmemory, which sizes the replica sidecar (the config allows the sidecar
+    only with the in-cluster Redis, whose endpoint carries it)."""
+    if args.endpoint.maxmemory_bytes is None:
+        raise ValueError("cacheApiReadPath 'replica-sidecar' needs the in-cluster Redis (target kind)")
+    return args.endpoint.maxmemory_bytes
+
+
 class CacheApi(pulumi.ComponentResource):
     service_address: Output[str]
     """``<service>.<namespace>.svc.cluster.local:8000``"""
@@ -198,7 +206,7 @@ class CacheApi(pulumi.ComponentResource):
             containers.append(self._replica_container(args))
             # A full sync lands the primary's RDB here before it is loaded.
             volumes.append({"name": "replica-tmp", "emptyDir": {
-                "sizeLimit": f"{replica_memory_limit_mi(args.endpoint.maxmemory_bytes)}Mi"}})
+                "sizeLimit": f"{replica_memory_limit_mi(_sidecar_primary_bytes(args))}Mi"}})
             skips = kx.REDIS_SKIPS
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",

@@ -6,12 +6,11 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-import yaml
-
 import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 from pulumi import Output, ResourceOptions
 
 from components.azure_network import (

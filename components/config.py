@@ -8,6 +8,7 @@ Pulumi engine) and ``tools/render.py`` (raw values from the stack file).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -200,7 +201,7 @@ class PlatformConfig(BaseModel):
 
     # --- cross-field rules (message starts with the key) ---------------------------
     @model_validator(mode="after")
-    def _cross_field(self) -> "PlatformConfig":
+    def _cross_field(self) -> PlatformConfig:
         problems: list[tuple[str, str]] = []
         if self.worker_max_replicas < self.worker_min_replicas:
             problems.append(("workerMaxReplicas", f"{self.worker_max_replicas} is less than workerMinReplicas ({self.worker_min_replicas})"))
@@ -256,10 +257,20 @@ class PlatformConfig(BaseModel):
                          "(Basic and Standard: 0..6, Premium: 1..5)")]
             return [("redisManagedSku", f"{self.redis_managed_sku!r} is not a size Azure Managed Redis documents "
                      "(Balanced_B0, B1, B3, B5, B10, ...; see docs/infra.md#connection-budget)")]
-        problem = connections.budget_problem(self, limit)
+        problem = connections.budget_problem(self.connection_maxima, limit)
         return [problem] if problem else []
 
     # --- derived -----------------------------------------------------------------
+    @property
+    def connection_maxima(self) -> connections.Maxima:
+        """What the connection budget reads of this stack."""
+        return connections.Maxima(
+            worker_mode=self.worker_mode, worker_max_replicas=self.worker_max_replicas,
+            worker_concurrency=self.worker_concurrency, cache_api_read_path=self.cache_api_read_path,
+            cache_api_max_replicas=self.cache_api_max_replicas,
+            cache_api_redis_max_connections=self.cache_api_redis_max_connections,
+            producer_replicas=self.producer_replicas, monitoring=self.monitoring)
+
     @property
     def redis_limit(self) -> connections.Limit | None:
         """The client (and memory) limit of the Redis this stack gets; None for a size Azure does not document."""
@@ -296,30 +307,46 @@ def config_keys() -> dict[str, Any]:
     return {info.alias or name: info for name, info in PlatformConfig.model_fields.items()}
 
 
-def _strip_namespace(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep our project's keys (``redis-keda-platform:x`` or bare ``x``); drop other namespaces
-    (``kubernetes:context``, ``azure-native:location``: provider settings, not ours)."""
+#: Config namespaces the stack reads besides its own: the providers' settings
+#: (``kubernetes:context``, ``azure-native:location``) and Pulumi's own.
+PROVIDER_NAMESPACES = ("kubernetes", "azure-native", "random", "pulumi")
+
+
+def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _strip_namespace(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Our project's keys (``redis-keda-platform:x`` or bare ``x``), and a problem for every
+    key in a namespace nobody reads: a typo there (``redis-keda-platfrom:workerMode``) would
+    otherwise deploy the default silently. Provider namespaces pass (not ours to check)."""
     out: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
     for key, value in raw.items():
         ns, sep, bare = key.rpartition(":")
         if not sep:
             out[key] = value
         elif ns == PROJECT:
             out[bare] = value
-    return out
+        elif ns not in PROVIDER_NAMESPACES:
+            problems.append(("", f"{key}: unknown config namespace {ns!r}{_did_you_mean(ns, (PROJECT, *PROVIDER_NAMESPACES))}: "
+                             f"this stack reads {PROJECT}:<key> (and the settings of {', '.join(PROVIDER_NAMESPACES)})"))
+    return out, problems
 
 
 def load_config(raw: Mapping[str, Any]) -> PlatformConfig:
     """Validate raw stack config. Raises ConfigError naming every bad key."""
-    data = _strip_namespace(raw)
+    data, problems = _strip_namespace(raw)
     try:
-        return PlatformConfig.model_validate(data)
+        config = PlatformConfig.model_validate(data)
     except ValidationError as exc:
-        problems: list[tuple[str, str]] = []
+        known = sorted(f.alias or name for name, f in PlatformConfig.model_fields.items())
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                problems.append((loc, "unknown config key (see Pulumi.yaml for the known keys)"))
+                problems.append((loc, f"unknown config key{_did_you_mean(loc, known)} "
+                                 "(Pulumi.yaml lists the known keys)"))
                 continue
             ctx_err = err.get("ctx", {}).get("error")
             if isinstance(ctx_err, _CrossFieldError):
@@ -328,6 +355,9 @@ def load_config(raw: Mapping[str, Any]) -> PlatformConfig:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((loc, f"{msg} (got {err.get('input')!r})" if err["type"] != "value_error" else msg))
         raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def raw_pulumi_config() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 limit of the Redis the stack gets (docs/infra.md#connection-budget).
 
 Every figure per pod is *measured*: real processes against a real redis-server, counted
-with ``CLIENT LIST`` at their peak (tests/test_connection_budget.py fails when an app opens
+with ``CLIENT LIST`` at their peak (tests/apps/test_connection_budget.py fails when an app opens
 more, or fewer, than the figure here). KEDA's figure comes from its source (v2.20.2,
 ``pkg/scalers/redis_scaler.go``): one go-redis client per trigger, created when the scaler
 is built; its scale loop and the metrics API server's queries can use it at the same time.
@@ -19,12 +19,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from components.config import PlatformConfig
-
-# -- measured per pod (tests/test_connection_budget.py) ----------------------------------
+# -- measured per pod (tests/apps/test_connection_budget.py) ----------------------------------
 #: A worker pod's main process: the consumer's pop and its commands, kombu's pidbox
 #: channel with its publish client (4), plus the dead-letter client it opens at the first
 #: message it cannot hand to a task (1). No mingle, gossip or event-heartbeat channels: the
@@ -65,14 +62,14 @@ def headroom(limit: int) -> int:
 AZURE_CACHE_MAX_CLIENTS: dict[tuple[str, int], int] = {
     **{(sku, c): n for sku in ("Basic", "Standard")
        for c, n in enumerate((256, 1_000, 2_000, 5_000, 10_000, 15_000, 20_000))},
-    **{("Premium", c): n for c, n in zip(range(1, 6), (7_500, 15_000, 30_000, 40_000, 40_000))},
+    **{("Premium", c): n for c, n in zip(range(1, 6), (7_500, 15_000, 30_000, 40_000, 40_000), strict=True)},
 }
 #: Nominal memory per Azure Cache for Redis size, MiB (the same page): the memory alert's
 #: limit where the exporter reads no maxmemory.
 AZURE_CACHE_MEMORY_MI: dict[tuple[str, int], int] = {
     **{(sku, c): mi for sku in ("Basic", "Standard")
        for c, mi in enumerate((250, 1024, 2560, 6144, 13312, 26624, 54272))},
-    **{("Premium", c): mi for c, mi in zip(range(1, 6), (6144, 13312, 26624, 54272, 122880))},
+    **{("Premium", c): mi for c, mi in zip(range(1, 6), (6144, 13312, 26624, 54272, 122880), strict=True)},
 }
 #: Azure Managed Redis SKU number -> size (GB), in the order Azure lists both.
 _MANAGED_SIZE_GB = {0: 0.5, 1: 1, 3: 3, 5: 6, 10: 12, 20: 24, 50: 60, 100: 120, 150: 180, 250: 240,
@@ -158,7 +155,21 @@ class Line:
         return self.pods * self.per_pod
 
 
-def budget_lines(cfg: PlatformConfig) -> list[Line]:
+@dataclass(frozen=True)
+class Maxima:
+    """The stack settings the budget reads (``PlatformConfig.connection_maxima``)."""
+
+    worker_mode: Literal["deployment", "job"]
+    worker_max_replicas: int
+    worker_concurrency: int
+    cache_api_read_path: str
+    cache_api_max_replicas: int
+    cache_api_redis_max_connections: int
+    producer_replicas: int
+    monitoring: bool
+
+
+def budget_lines(cfg: Maxima) -> list[Line]:
     """What the stack's maxima can hold open at once, every pod at its peak."""
     deployment = cfg.worker_mode == "deployment"
     worker_pods = cfg.worker_max_replicas + (ROLLOUT_SURGE if deployment else 0)  # Jobs do not surge
@@ -177,7 +188,7 @@ def budget_lines(cfg: PlatformConfig) -> list[Line]:
     return lines
 
 
-def budget_problem(cfg: PlatformConfig, limit: Limit) -> tuple[str, str] | None:
+def budget_problem(cfg: Maxima, limit: Limit) -> tuple[str, str] | None:
     """(key, message) when the maxima plus headroom exceed ``limit``."""
     lines = budget_lines(cfg)
     need = sum(line.total for line in lines)

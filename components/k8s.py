@@ -117,7 +117,7 @@ def secret_env(name: str, secret_name: pulumi.Input[str], key: str = PASSWORD_KE
 
 
 def redis_env(endpoint: Any, secret_name: pulumi.Input[str], db: int) -> list[dict[str, Any]]:
-    """The contract's common variables (DESIGN.md): endpoint + password via secretKeyRef."""
+    """The contract's common variables (docs/contract.md): endpoint + password via secretKeyRef."""
     return [
         {"name": "REDIS_HOST", "value": endpoint.host},
         {"name": "REDIS_PORT", "value": str(endpoint.port)},

@@ -100,7 +100,8 @@ class NetworkPolicies(pulumi.ComponentResource):
         })
         api_ingress: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": args.api_port}]}
         if args.cache_api_callers == "labelled":
-            callers = [{"namespaceSelector": {}, "podSelector": {"matchLabels": {CACHE_API_CLIENT_LABEL: "true"}}}]
+            callers: list[dict[str, Any]] = [
+                {"namespaceSelector": {}, "podSelector": {"matchLabels": {CACHE_API_CLIENT_LABEL: "true"}}}]
             if args.scraper_namespace is not None:  # /metrics is on the API port
                 callers.append({"namespaceSelector": {"matchLabels": {NS_LABEL: args.scraper_namespace}}})
             api_ingress["from"] = callers

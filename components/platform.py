@@ -2,8 +2,9 @@
 PlatformConfig. The stack program (``__main__.py``) and the multi-language package
 (``provider/``) both construct it; its inputs are components/platform_args.py's.
 
-The only place that looks at ``config.target`` is ``TARGETS``: it maps a target to a
-cluster implementation and a Redis implementation. Everything after that takes only a
+The only place that decides what ``config.target`` builds is ``TARGETS``: it maps a target to
+a cluster implementation and a Redis implementation (components/config.py checks some keys
+per target, before anything is built). Everything after that takes only a
 Kubernetes provider and a RedisEndpoint.
 
 No ``from __future__ import annotations`` here: the component provider's analyzer reads
@@ -12,7 +13,7 @@ No ``from __future__ import annotations`` here: the component provider's analyze
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Optional, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pulumi
 from pulumi import Output, ResourceOptions
@@ -22,11 +23,11 @@ from components.azure_redis import AzureCacheRedis, AzureCacheRedisArgs, AzureMa
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
-from components.platform_args import PlatformArgs, config_from_args
 from components.keda import Keda, KedaArgs
 from components.monitoring import GRAFANA_SERVICE, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
+from components.platform_args import PlatformArgs, config_from_args
 from components.producer import Producer, ProducerArgs
 from components.redis import InClusterRedis, InClusterRedisArgs, RedisEndpoint
 from components.redis_exporter import RedisExporter, RedisExporterArgs, queue_keys
@@ -188,10 +189,10 @@ class Platform(pulumi.ComponentResource):
     """Prometheus Service name; empty when monitoring is off."""
     grafana_service: pulumi.Output[str]
     """Grafana Service name; empty when monitoring is off."""
-    grafana_admin_password: Optional[pulumi.Output[str]]
+    grafana_admin_password: pulumi.Output[str] | None
     """Grafana's admin password (secret); only with monitoring on."""
 
-    def __init__(self, name: str, args: PlatformArgs, opts: Optional[ResourceOptions] = None):
+    def __init__(self, name: str, args: PlatformArgs, opts: ResourceOptions | None = None):
         # Validated before anything is registered: a bad key fails naming it, creating nothing.
         cfg = config_from_args(args)
         super().__init__("redis-keda-platform:index:Platform", name, None, opts)
@@ -273,9 +274,8 @@ def _monitoring_network(cfg: PlatformConfig) -> dict[str, Any]:
     namespace only) reaches the metrics ports. The cache API's /metrics is on its API port."""
     if not cfg.monitoring:
         return {}
-    default_clients = next(f.default for f in dataclasses.fields(NetworkPoliciesArgs) if f.name == "redis_clients")
     return {
-        "redis_clients": (*default_clients, RedisExporter.APP),
+        "redis_clients": (*NetworkPoliciesArgs.redis_clients, RedisExporter.APP),
         "scraper_namespace": cfg.monitoring_namespace,
         "metrics_ports": {
             "worker": versions.WORKER_METRICS_PORT,

@@ -91,7 +91,7 @@ class ArgsSpec:
             typ, _ = self.input_type(key)
             # Every key with a default (all of them today) may be left out by the caller.
             fields[key] = typ if info.is_required() else NotRequired[typ]
-        self.args = TypedDict(name, fields)  # type: ignore[operator]
+        self.args = TypedDict(name, fields)  # type: ignore[misc]  # built from the model at run time
         self.args.__module__ = __name__
         self.args.__doc__ = f"The Platform's inputs: one per stack config key ({model.__name__})."
 

@@ -17,7 +17,6 @@ from pulumi import Output, ResourceOptions
 from components import k8s as kx
 from components import versions
 
-
 MI = 1024 * 1024
 #: MiB of a Redis container's limit kept outside the dataset: the process itself, client
 #: input/output buffers, the 1 MiB replication backlog, Lua and module overhead.

@@ -56,7 +56,7 @@ def differences(sent: Any, live: Any, path: str = "") -> list[str]:
     if isinstance(sent, list):
         if not isinstance(live, list) or len(live) != len(sent):
             return [f"{path}: sent {len(sent)} items, server has {live!r}"[:300]]
-        return [d for i, (s, v) in enumerate(zip(sent, live)) for d in differences(s, v, f"{path}[{i}]")]
+        return [d for i, (s, v) in enumerate(zip(sent, live, strict=True)) for d in differences(s, v, f"{path}[{i}]")]
     if sent == live or str(sent) == str(live):
         return []
     a, b = quantity(sent), quantity(live)

@@ -3,7 +3,6 @@ folder on ``sys.path``. Constructing ``PolicyPack`` starts its gRPC server, so i
 only here; the policies themselves are importable from ``redis_keda_policies``."""
 
 from pulumi_policy import PolicyPack
-
 from redis_keda_policies import PACK_NAME, POLICIES
 
 PolicyPack(name=PACK_NAME, policies=POLICIES)

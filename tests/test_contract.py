@@ -1,4 +1,4 @@
-"""The infra <-> apps contract (DESIGN.md, docs/contract.md), checked from both sides.
+"""The infra <-> apps contract (docs/contract.md), checked from both sides.
 
 Infra and apps never import each other; this test imports both and checks that what the
 rendered manifests hand each container (env names, commands, probes, ports) is what the
@@ -69,7 +69,7 @@ def test_commands_and_probes_name_modules_that_exist(variant_id):
         argv_sets = [argv] + [p.get("exec", {}).get("command", []) for p in probes]
         for words in argv_sets:
             # `python -m apps.x`, `celery -A apps.x`, uvicorn's `apps.x:app`
-            modules = [m for flag, m in zip(words, words[1:]) if flag in ("-m", "-A") and m.startswith("apps.")]
+            modules = [m for flag, m in zip(words, words[1:], strict=False) if flag in ("-m", "-A") and m.startswith("apps.")]
             modules += [w.split(":")[0] for w in words if re.fullmatch(r"apps(\.\w+)+:\w+", w)]
             for mod in modules:
                 assert importlib.util.find_spec(mod) is not None, f"{tpl.where}: no module {mod}"

@@ -127,3 +127,27 @@ def test_e2e_never_deletes_a_cluster_it_did_not_create(tmp_path, cluster, existi
     assert out.returncode != 0 and message in out.stderr, out.stdout + out.stderr
     logged = calls.read_text() if calls.exists() else ""
     assert "delete" not in logged and "create" not in logged, logged
+
+
+@pytest.mark.parametrize("target", ["test", "render", "lock", "bench"])
+def test_python_targets_before_setup_say_to_run_setup(tmp_path, target):
+    """Before `make setup` they died with a bare exit 127 (no .venv/bin/python)."""
+    shutil.copy2(REPO / "Makefile", tmp_path / "Makefile")
+    out = subprocess.run(["make", "--no-print-directory", target], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2, out
+    assert "error: .venv/bin/python is missing: run 'make setup' first" in out.stderr
+
+
+@pytest.mark.parametrize("python, message", [
+    ("/root/.pyenv/versions/3.12.1/bin/python3", "is Python 3.12; this project needs 3.11: PYTHON=python3.11 make setup"),
+    ("/nonexistent/python3", "no Python at '/nonexistent/python3': install Python 3.11"),
+])
+def test_setup_refuses_another_python_naming_the_fix(python, message):
+    """README said setup checks Python 3.11; it did not (a venv on 3.12 failed later, in pip)."""
+    if python.startswith("/root/.pyenv") and not Path(python).exists():
+        pytest.skip(f"{python} is not on this machine")
+    out = subprocess.run(["bash", "scripts/setup.sh"], cwd=REPO, env={**os.environ, "PYTHON": python},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and message in out.stderr, out.stderr
+    assert not (REPO / ".venv" / "bin" / "python").resolve().as_posix().startswith(python)

@@ -20,7 +20,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tools.report import DASHBOARD, ROOT, dashboard_queries, query_range_all, window, window_arguments
@@ -28,6 +28,15 @@ from tools.report import DASHBOARD, ROOT, dashboard_queries, query_range_all, wi
 GRID_COLUMNS = 24
 _LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _SCALE = {"percentunit": (100.0, "%"), "bytes": (1 / 2**20, "MiB"), "s": (1000.0, "ms")}
+
+
+def no_data_note(exprs: list[str]) -> str:
+    """What an empty panel says: a cluster-only source by name, or just that this run had none."""
+    sources = [name for prefix, name in (("kube_", "kube-state-metrics"), ("keda_", "KEDA"))
+               if any(prefix in expr for expr in exprs)]
+    if sources:
+        return f"no data here: in the cluster,\n{' and '.join(sources)} feed{'s' if len(sources) == 1 else ''} it"
+    return "no data in this run"
 
 
 def panels(namespace: str, queue: str, dead_letter: str, rate_interval: str) -> list[dict]:
@@ -70,7 +79,7 @@ def draw(prometheus: str, start: float, end: float, step: int, out: Path, *, nam
     rows = max(p["grid"]["y"] + p["grid"]["h"] for p in layout)
     fig = plt.figure(figsize=(16, rows * 0.42))
     grid = GridSpec(rows, GRID_COLUMNS, figure=fig, hspace=2.2, wspace=2.0, top=0.95, bottom=0.03)
-    window = (datetime.fromtimestamp(start, tz=timezone.utc), datetime.fromtimestamp(end, tz=timezone.utc))
+    window = (datetime.fromtimestamp(start, tz=UTC), datetime.fromtimestamp(end, tz=UTC))
     drawn: dict[str, int] = {}
     for panel in layout:
         g = panel["grid"]
@@ -79,7 +88,7 @@ def draw(prometheus: str, start: float, end: float, step: int, out: Path, *, nam
         count, lines, twin = 0, [], None
         for legend, expr in panel["targets"]:
             for labels, points in query_range_all(prometheus, expr, start, end, step):
-                times = [datetime.fromtimestamp(t, tz=timezone.utc) for t, _ in points]
+                times = mdates.date2num([datetime.fromtimestamp(t, tz=UTC) for t, _ in points])
                 name = legend_for(legend, labels)
                 if name in panel["right_axis"]:  # Grafana's override: own axis on the right, dashed
                     twin = twin or ax.twinx()
@@ -97,12 +106,12 @@ def draw(prometheus: str, start: float, end: float, step: int, out: Path, *, nam
         ax.set_ylabel(unit, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
-        ax.set_xlim(*window)
+        ax.set_xlim(mdates.date2num(window[0]), mdates.date2num(window[1]))
         ax.grid(alpha=0.3)
         if count:
-            ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
+            ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=7, loc="upper left")
         else:
-            ax.text(0.5, 0.5, "no data here: in the cluster,\nkube-state-metrics and KEDA feed it",
+            ax.text(0.5, 0.5, no_data_note([expr for _, expr in panel["targets"]]),
                     transform=ax.transAxes, ha="center", va="center", color="grey", fontsize=8)
     fig.suptitle(f"redis-keda-platform dashboard: the panels' queries against Prometheus "
                  f"({window[0]:%Y-%m-%d %H:%M:%S} to {window[1]:%H:%M:%S} UTC)", fontsize=12)

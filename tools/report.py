@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def timestamp(text: str) -> float:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a unix time or ISO 8601 time: {text!r}") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def dashboard_queries(namespace: str, queue: str, dead_letter: str, rate_interval: str) -> list[tuple[str, str, str]]:
@@ -123,7 +123,7 @@ def plot(series: Sequence[Series], out: Path, start: float, end: float) -> dict:
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 7), sharex=True)
     colors = ("tab:blue", "tab:orange", "tab:green")
     for ax, s, color in zip(axes, series, colors, strict=True):
-        times = [datetime.fromtimestamp(t, tz=timezone.utc) for t, _ in s.points]
+        times = [datetime.fromtimestamp(t, tz=UTC) for t, _ in s.points]
         values = [v for _, v in s.points]
         if s.name == "worker replicas":
             ax.step(times, values, where="post", color=color)
@@ -137,7 +137,7 @@ def plot(series: Sequence[Series], out: Path, start: float, end: float) -> dict:
         ax.grid(alpha=0.3)
         if not s.points:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
-    window = f"{datetime.fromtimestamp(start, tz=timezone.utc):%Y-%m-%d %H:%M:%S} to {datetime.fromtimestamp(end, tz=timezone.utc):%H:%M:%S} UTC"
+    window = f"{datetime.fromtimestamp(start, tz=UTC):%Y-%m-%d %H:%M:%S} to {datetime.fromtimestamp(end, tz=UTC):%H:%M:%S} UTC"
     axes[0].set_title(f"redis-keda-platform: queue length, worker replicas and tasks/s ({window})")
     axes[-1].set_xlabel("time (UTC)")
     fig.autofmt_xdate()

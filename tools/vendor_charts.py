@@ -46,7 +46,8 @@ class Repos:
     """Local git directories per ``owner/name``: given with --repo, or cloned once."""
 
     def __init__(self, given: dict[str, Path], workdir: Path):
-        self.given, self.workdir, self.cloned = given, workdir, {}
+        self.given, self.workdir = given, workdir
+        self.cloned: dict[str, Path] = {}
 
     def path(self, repo: str) -> Path:
         if repo in self.given:

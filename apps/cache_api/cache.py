@@ -54,6 +54,11 @@ log = get_logger("cache")
 _NOT_FOUND = b""  # stored in the local cache for unknown tags (a real value is never empty)
 
 
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    """What the clients answer: bytes (no ``decode_responses``); redis-py's types say str too."""
+    return value.encode() if isinstance(value, str) else value
+
 class FillTimeout(Exception):
     """No loader produced the value within ``FILL_WAIT_SECONDS``."""
 
@@ -112,7 +117,7 @@ class TagCache:
     async def _get(self, client: Redis, key: str) -> bytes | None:
         """``GET key``; a value that is not a valid record list, or a key of another type, is None."""
         try:
-            value = await client.get(key)
+            value = _bytes(await client.get(key))
         except ResponseError as exc:
             if not str(exc).startswith("WRONGTYPE"):
                 raise
@@ -208,7 +213,7 @@ class TagCache:
 
     async def _check_primary(self, tag: str) -> tuple[bool, bytes | None]:
         """(decided, body): decided when the value is there or the index says the tag is unknown."""
-        body, raw_index = await self.redis.primary.mget(self.tag_key(tag), self.index_key)
+        body, raw_index = map(_bytes, await self.redis.primary.mget(self.tag_key(tag), self.index_key))
         if body is not None:  # MGET answers nil for a key of another type
             if is_record_list(body):
                 return True, body
@@ -354,14 +359,14 @@ class TagCache:
 
     async def _retry(self) -> None:
         try:
-            if self._index(await self.redis.primary.get(self.index_key)) is not None:
+            if self._index(_bytes(await self.redis.primary.get(self.index_key))) is not None:
                 self.dataset_reader.clear()
                 return
             lock = self._lock()
             if not await lock.acquire():
                 return  # another loader is at work: the next probe looks again
             try:
-                if self._index(await self.redis.primary.get(self.index_key)) is not None:
+                if self._index(_bytes(await self.redis.primary.get(self.index_key))) is not None:
                     self.dataset_reader.clear()
                 else:
                     await self._load_and_store()
@@ -400,7 +405,7 @@ class TagCache:
                 self.write_refusals.refused(reason, "loader lock")
             return  # anything else: the probe's PING reports it
         try:
-            if self._index(await self.redis.primary.get(self.index_key)) is None:
+            if self._index(_bytes(await self.redis.primary.get(self.index_key))) is None:
                 await self.store(dataset)
             self.write_refusals.release()  # written here, or by another pod: Redis takes writes again
         except RedisError as exc:

@@ -42,7 +42,7 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_records(tag: str, count: int, rng: random.Random) -> list[RepoRecord]:
-    records = []
+    records: list[RepoRecord] = []
     used: set[tuple[str, str]] = set()
     while len(records) < count:
         name = f"{rng.choice(WORDS)}-{rng.choice(NOUNS)}"

@@ -11,9 +11,13 @@ turns it off.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from apps.cache_api.cache import TagCache
 
 PREFIX = "/github_stats/"
 ROUTE = PREFIX + "{tag}"
@@ -26,7 +30,7 @@ class CacheAPI(FastAPI):
     """FastAPI, with the hot path in front. ``tag_cache`` is set by the lifespan."""
 
     hot_path: bool = True
-    tag_cache = None  # the lifespan's TagCache (None outside the lifespan)
+    tag_cache: TagCache | None = None  # the lifespan's (None outside the lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -39,7 +43,7 @@ class CacheAPI(FastAPI):
             start = time.perf_counter()
             cache = self.tag_cache
             body = cache.local.get(scope["path"][_PREFIX_LEN:].lower()) if cache is not None else None
-            if body:  # b"" marks an unknown tag: let the route answer the 404
+            if body and cache is not None:  # b"" marks an unknown tag: let the route answer the 404
                 cache._hit_local.inc()
                 await send({
                     "type": "http.response.start",

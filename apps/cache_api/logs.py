@@ -38,13 +38,11 @@ def configure_logging(level: str = "INFO") -> logging.Logger:
     logger.setLevel(level)
     logger.propagate = False
     if not any(getattr(h, "_cache_api", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler._cache_api = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    for handler in logger.handlers:
-        handler.setFormatter(formatter)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        for handler in logging.getLogger(name).handlers:
+        ours = logging.StreamHandler(sys.stderr)
+        ours._cache_api = True  # type: ignore[attr-defined]
+        logger.addHandler(ours)
+    for each in (logger, *(logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access"))):
+        for handler in each.handlers:
             handler.setFormatter(formatter)
     return logger
 

@@ -7,6 +7,7 @@ in-process cache): tests build several against one Redis to play a fleet.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ from apps.cache_api.logs import configure_logging
 from apps.cache_api.metrics import Metrics, MetricsMiddleware
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.routers import github_stats, ops
-from apps.cache_api.settings import Settings, load_settings
+from apps.cache_api.settings import Settings, SettingsError, load_settings
 
 
 def create_app(settings: Settings | None = None) -> CacheAPI:
@@ -60,4 +61,9 @@ def create_app(settings: Settings | None = None) -> CacheAPI:
     return app
 
 
-app = create_app()
+try:
+    app = create_app()
+except SettingsError as exc:
+    # One line naming the variables (never their values), not uvicorn's 44-line traceback.
+    print(f"cache-api: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None

@@ -18,24 +18,30 @@ import asyncio
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
-from redis.exceptions import (AuthenticationError, BusyLoadingError, OutOfMemoryError, ReadOnlyError,
-                              RedisError, ResponseError)
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import TimeoutError as RedisTimeout
+from redis.maint_notifications import MaintNotificationsConfig
 
 from apps.cache_api.settings import Settings
-
 
 REPLICA_PING_TIMEOUT_SECONDS = 0.3
 
 
-def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[str, object]:
-    kwargs: dict[str, object] = {
+def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
         "host": host,
         "port": port,
         "db": settings.redis_db,

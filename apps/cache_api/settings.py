@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True,
                                       hide_input_in_errors=True)
 
-    # Redis endpoint (DESIGN.md contract).
+    # Redis endpoint (docs/contract.md).
     redis_host: str = "localhost"
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_password: SecretStr | None = None

@@ -1,4 +1,4 @@
-"""The Redis endpoint from the environment: DESIGN.md's REDIS_* contract, for kombu and redis-py.
+"""The Redis endpoint from the environment: the REDIS_* contract (docs/contract.md), for kombu and redis-py.
 
 TLS always verifies the server certificate and host name (``REDIS_CA_FILE`` or the system
 trust store); there is no setting that turns verification off. The broker URL never
@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def one_quick_retry() -> Retry:
@@ -60,7 +60,7 @@ class RedisSettings(BaseSettings):
     redis_ca_file: Path | None = None
 
     @model_validator(mode="after")
-    def _check_ca_file(self) -> "RedisSettings":
+    def _check_ca_file(self) -> RedisSettings:
         if self.redis_ca_file is not None and not self.redis_ca_file.is_file():
             raise ValueError(f"REDIS_CA_FILE {str(self.redis_ca_file)!r} is not a readable file")
         return self

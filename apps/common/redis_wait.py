@@ -85,7 +85,7 @@ class RedisWait:
         with self._lock:
             now = self.clock()
             started = self.since is None
-            if started:
+            if self.since is None:
                 self.since, self.since_wall = now, self.wall()
             self.attempts += 1
             self.reason, self.detail = reason, detail

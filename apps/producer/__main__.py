@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 import time
-
+from typing import Any
 
 #: The flood guard: the most tasks per second an endless (--forever) stream may send. An
 #: unthrottled or near-unthrottled endless stream fills Redis faster than workers drain it;
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # Variables and messages only: never the values (REDIS_PASSWORD).
         settings = load_settings(ProducerSettings, "producer")
     except SystemExit as exc:
-        return int(exc.code)
+        return exc.code if isinstance(exc.code, int) else 2
 
     stop = Stop()
     if args.forever or args.standby:
@@ -161,7 +161,7 @@ def _publish(settings, args: argparse.Namespace, stop):
     if args.forever:
         stop.install()
     sent_ids: list[str] = []
-    state = {"sent": 0, "beat": float("-inf")}
+    state: dict[str, Any] = {"sent": 0, "beat": float("-inf")}
     update, close = make_progress(args.count, tty=is_tty())
 
     def beat(n: int | None = None) -> None:

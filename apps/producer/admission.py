@@ -98,6 +98,7 @@ class Admission:
         return not self._waiting
 
     def _fits(self) -> bool:
+        assert self.last is not None and self.threshold is not None  # room() reads before it asks
         return self.last.used + (self._since_read + 1) * self.task_bytes <= self.threshold
 
     def sent(self) -> None:

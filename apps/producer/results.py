@@ -13,7 +13,7 @@ import redis
 
 from apps.producer.settings import ProducerSettings
 
-RESULT_KEY = "users:{}"  # the worker's effect (DESIGN.md); the worker writes the same key
+RESULT_KEY = "users:{}"  # the worker's effect (docs/contract.md); the worker writes the same key
 
 
 def redis_client(settings: ProducerSettings) -> redis.Redis:
@@ -31,7 +31,7 @@ def missing_results(client: redis.Redis, task_ids: Iterable[str], chunk: int = 5
         with client.pipeline(transaction=False) as pipe:
             for task_id in part:
                 pipe.exists(RESULT_KEY.format(task_id))
-            missing += [t for t, found in zip(part, pipe.execute()) if not found]
+            missing += [t for t, found in zip(part, pipe.execute(), strict=True) if not found]
     return missing
 
 

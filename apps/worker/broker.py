@@ -287,8 +287,8 @@ class Channel(redis_transport.Channel):
     dead_letter_max_length: int = 1000
     dead_letter_max_entry_bytes: int = 16384
 
-    from_transport_options = kredis.Channel.from_transport_options + (
-        "dead_letter_list", "dead_letter_max_length", "dead_letter_max_entry_bytes")
+    from_transport_options = (*kredis.Channel.from_transport_options,  # type: ignore[assignment]  # kombu's, longer
+                              "dead_letter_list", "dead_letter_max_length", "dead_letter_max_entry_bytes")
 
     _pop_key: str | None = None
     _pending_inflight: tuple[str, bytes] | None = None
@@ -339,7 +339,7 @@ class Channel(redis_transport.Channel):
             return  # waiting for Redis: the timer _pause set wakes the event loop
         self._pop_key = key
         self._in_poll = self.client.connection
-        self._brpop_sent_at = time.monotonic()
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu's, declared None
         self.client.connection.send_command(POP_COMMAND, key, key + INFLIGHT_SUFFIX, timeout or 0)
 
     def _brpop_read(self, **options):
@@ -369,7 +369,7 @@ class Channel(redis_transport.Channel):
                 raise Empty() from None
         finally:
             self._pending_inflight = None
-            self._in_poll = None
+            self._in_poll = None  # type: ignore[assignment]  # kombu's, declared False
             self._pop_key = None
             self._flush_brpop_reauth()
 
@@ -378,10 +378,12 @@ class Channel(redis_transport.Channel):
         Raises ``NotRecorded`` when Redis refuses either write: the message is still in
         ``inflight``."""
         raw = bytes_to_str(item)
+        payload: dict | None
         try:
             payload = check_envelope(loads(raw))
         except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
-            payload = self._dead_letter(raw, key, exc)
+            self._dead_letter(raw, key, exc)
+            payload = None
         if payload is not None:
             queue = key.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(queue)
@@ -403,7 +405,8 @@ class Channel(redis_transport.Channel):
                 # no delivery_info, bad body encoding...). Note that kombu
                 # counts KeyError as a connection error: re-raising it would make
                 # Celery reconnect and the sweep redeliver it, forever.
-                payload = self._dead_letter(raw, key, exc)
+                self._dead_letter(raw, key, exc)
+                payload = None
         if payload is None or self._pending_inflight is not None:
             # Dead-lettered, or not appended (no consumer: kombu requeued it).
             with self.conn_or_acquire() as client:

@@ -17,12 +17,11 @@ Protocol 1 and "hybrid" messages (the task's fields in the body) are refused.
 
 from __future__ import annotations
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from typing import Annotated, Any
 
 from celery.utils.time import maybe_iso8601, maybe_make_aware
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr,
-                      ValidationError)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 #: A task id becomes the key ``users:<id>``.
 MAX_ID_CHARS = 255
@@ -37,7 +36,7 @@ class Refused(Exception):
 def _datetime(value: str) -> str:
     """ETA/expires the way Celery reads them (ISO 8601), convertible to a timestamp."""
     try:
-        when = maybe_make_aware(maybe_iso8601(value), dt_timezone.utc)
+        when = maybe_make_aware(maybe_iso8601(value), UTC)
         when.timestamp()
         when.astimezone()  # what Celery's to_system() does for an ETA
     except (AttributeError, ValueError, TypeError, OverflowError) as exc:
@@ -121,7 +120,7 @@ def check_headers(headers: Any, max_time_limit: float | None = None) -> TaskHead
     except ValidationError as exc:
         raise Refused(_errors(exc, "task headers")) from None
     if max_time_limit is not None and parsed.timelimit:
-        for name, value in zip(("hard", "soft"), parsed.timelimit):
+        for name, value in zip(("hard", "soft"), parsed.timelimit, strict=True):
             if value is not None and value > max_time_limit:
                 raise Refused(f"invalid task headers: timelimit: the {name} limit {value:g}s exceeds the "
                               f"worker's hard time limit {max_time_limit:g}s")

@@ -26,7 +26,7 @@ class HeartbeatSettings(BaseSettings):
     worker_heartbeat_max_age: float = Field(30.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _check_heartbeat(self) -> "HeartbeatSettings":
+    def _check_heartbeat(self) -> HeartbeatSettings:
         if self.worker_heartbeat_max_age <= 2 * self.worker_heartbeat_interval:
             raise ValueError("WORKER_HEARTBEAT_MAX_AGE must exceed twice WORKER_HEARTBEAT_INTERVAL")
         return self

@@ -21,8 +21,11 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from billiard.exceptions import WorkerLostError
@@ -175,7 +178,7 @@ class WorkerRequest(Request):
                 _count_success(failed__retval__runtime)
                 return inner(self, failed__retval__runtime, **kw)
 
-            cls.on_success = on_success
+            cls.on_success = on_success  # type: ignore[method-assign]
 
     def on_retry(self, exc_info):
         RETRIED.inc()
@@ -224,7 +227,13 @@ def serve_metrics(settings: WorkerSettings) -> None:
     metrics are served while it cannot connect or start."""
     global _metrics_started
     if settings.worker_metrics_port and not _metrics_started:
-        start_http_server(settings.worker_metrics_port)
+        try:
+            start_http_server(settings.worker_metrics_port)
+        except OSError as exc:
+            # One line naming the variable, as the producer does, not Celery's traceback.
+            print(f"worker: cannot serve /metrics on port {settings.worker_metrics_port} "
+                  f"(WORKER_METRICS_PORT): {exc.strerror or exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         _metrics_started = True
         logger.info("metrics on :%d/metrics", settings.worker_metrics_port)
 
@@ -256,7 +265,7 @@ class WorkerConsumer(Consumer):
         kwargs["without_gossip"] = True
         super().__init__(*args, **kwargs)
         serve_metrics(_settings(self.app))
-        dispatch = self.on_task_request
+        dispatch: Callable[[Request], Any] = self.on_task_request  # type: ignore[has-type]  # set by Consumer.__init__
 
         def on_task_request(request):
             # Marks the hand-over to the pool: an error there is the worker's, not the message's.

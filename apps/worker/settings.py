@@ -1,4 +1,4 @@
-"""Worker settings from the environment (DESIGN.md contract + docs/worker.md).
+"""Worker settings from the environment (docs/contract.md + docs/worker.md).
 
 Everything the worker derives (time limits, the restore sweep period) is computed
 here so that the Celery app, the health check and the docs agree on one formula.
@@ -46,7 +46,7 @@ class WorkerSettings(RedisSettings, HeartbeatSettings):
     worker_metrics_port: int = Field(9808, ge=0, le=65535)
 
     @model_validator(mode="after")
-    def _check(self) -> "WorkerSettings":
+    def _check(self) -> WorkerSettings:
         if self.work_seconds_min > self.work_seconds_max:
             raise ValueError(
                 f"WORK_SECONDS_MIN ({self.work_seconds_min}) must not exceed "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 
 import redis
@@ -87,7 +86,7 @@ def register(app: Celery, settings: WorkerSettings) -> Task:
                 client, problem, {"args": args, "kwargs": kwargs}, task_id=self.request.id,
                 task=self.name, stage="task"), deadline)
             raise Reject(problem, requeue=False) from None
-        simulate_work(work_time(settings.work_seconds_min, settings.work_seconds_max, random))
+        simulate_work(work_time(settings.work_seconds_min, settings.work_seconds_max))
         worker_id = f"{self.request.hostname}/{os.getpid()}"
         return store_waiting(
             lambda: store_user(client, self.request.id, record, worker_id, settings.result_ttl_seconds),

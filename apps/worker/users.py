@@ -55,9 +55,9 @@ def store_user(client: redis.Redis, task_id: str, record: UserRecord, worker_id:
     (HSET + EXPIRE: a record never exists without its TTL). A redelivery rewrites the
     same key and restarts the TTL."""
     key = user_key(task_id)
-    mapping = {**record.model_dump(), "worker_id": worker_id, "processed_at": f"{now():.6f}"}
+    mapping: dict[str, Any] = {**record.model_dump(), "worker_id": worker_id, "processed_at": f"{now():.6f}"}
     with client.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=mapping)
+        pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # str, int and float values
         pipe.expire(key, ttl_seconds)
         pipe.execute()
     return key

@@ -1,6 +1,6 @@
 """redis-keda-platform's security baseline (docs/security.md) as Pulumi policies.
 
-Every policy is a plain ``pulumi_policy`` object: tests/policy/ call each validation
+Every policy is a plain ``pulumi_policy`` object: tests/infra/test_policy_pack.py calls each validation
 directly on every resource the stack renders, and on mutated copies. ``PolicyPack`` is
 constructed only in ``policy/__main__.py`` (constructing it starts a gRPC server).
 """

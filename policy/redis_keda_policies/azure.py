@@ -24,21 +24,21 @@ def _where(args: ResourceValidationArgs) -> str:
 def _redis_tls(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == CACHE_REDIS:
         if args.props.get("enableNonSslPort") is True:
-            report(f"{_where(args)}: set enableNonSslPort: false (clients use TLS on 6380 only).")
+            report(f"{_where(args)}: set enableNonSslPort: false (clients use TLS on 6380 only).", None)
         if args.props.get("minimumTlsVersion") not in TLS_OK:
-            report(f"{_where(args)}: set minimumTlsVersion: \"1.2\" (got {args.props.get('minimumTlsVersion')!r}).")
+            report(f"{_where(args)}: set minimumTlsVersion: \"1.2\" (got {args.props.get('minimumTlsVersion')!r}).", None)
     elif args.resource_type == MANAGED_REDIS:
         if args.props.get("minimumTlsVersion") not in TLS_OK:
-            report(f"{_where(args)}: set minimumTlsVersion: \"1.2\" (got {args.props.get('minimumTlsVersion')!r}).")
+            report(f"{_where(args)}: set minimumTlsVersion: \"1.2\" (got {args.props.get('minimumTlsVersion')!r}).", None)
     elif args.resource_type == MANAGED_REDIS_DB:
         if args.props.get("clientProtocol") != "Encrypted":
-            report(f"{_where(args)}: set clientProtocol: Encrypted (TLS only; Plaintext accepts unencrypted clients).")
+            report(f"{_where(args)}: set clientProtocol: Encrypted (TLS only; Plaintext accepts unencrypted clients).", None)
 
 
 def _redis_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type in (CACHE_REDIS, MANAGED_REDIS) and args.props.get("publicNetworkAccess") != "Disabled":
         report(f"{_where(args)}: set publicNetworkAccess: Disabled and reach it through a private endpoint in the "
-               f"cluster's VNet (got {args.props.get('publicNetworkAccess')!r}; unset means Enabled).")
+               f"cluster's VNet (got {args.props.get('publicNetworkAccess')!r}; unset means Enabled).", None)
 
 
 def _managed_redis_broker(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -46,18 +46,18 @@ def _managed_redis_broker(args: ResourceValidationArgs, report: ReportViolation)
         return
     if args.props.get("clusteringPolicy") != "NoCluster":
         report(f"{_where(args)}: clusteringPolicy NoCluster: kombu's Redis transport cannot use Redis Cluster "
-               "(cross-slot MULTI, Lua and list moves fail); it cannot be changed after creation.")
+               "(cross-slot MULTI, Lua and list moves fail); it cannot be changed after creation.", None)
     if args.props.get("evictionPolicy") != "NoEviction":
-        report(f"{_where(args)}: evictionPolicy NoEviction: a broker must never evict queued tasks.")
+        report(f"{_where(args)}: evictionPolicy NoEviction: a broker must never evict queued tasks.", None)
 
 
 def _aks_access(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != AKS:
         return
     if args.props.get("enableRBAC") is not True:
-        report(f"{_where(args)}: set enableRBAC: true.")
+        report(f"{_where(args)}: set enableRBAC: true.", None)
     if args.props.get("disableLocalAccounts") is not True:
-        report(f"{_where(args)}: set disableLocalAccounts: true (Entra ID sign-in only, no static admin kubeconfig).")
+        report(f"{_where(args)}: set disableLocalAccounts: true (Entra ID sign-in only, no static admin kubeconfig).", None)
 
 
 def _aks_network_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -66,7 +66,7 @@ def _aks_network_policy(args: ResourceValidationArgs, report: ReportViolation) -
     engine = (args.props.get("networkProfile") or {}).get("networkPolicy")
     if engine not in NETWORK_POLICY_ENGINES:
         report(f"{_where(args)}: set networkProfile.networkPolicy to cilium, calico or azure (got {engine!r}): "
-               "without an engine NetworkPolicies are not enforced.")
+               "without an engine NetworkPolicies are not enforced.", None)
 
 
 AZURE_POLICIES = [

@@ -50,10 +50,10 @@ def _keda_triggers(args: ResourceValidationArgs, report: ReportViolation) -> Non
         for key in (trigger.get("metadata") or {}):
             if SECRET_METADATA.search(key):
                 report(f"{label}: metadata key {key!r} carries a credential: remove it and authenticate through a "
-                       "TriggerAuthentication (secretTargetRef to a Secret) named in authenticationRef.")
+                       "TriggerAuthentication (secretTargetRef to a Secret) named in authenticationRef.", None)
         if AUTH_SCALERS.match(str(trigger.get("type", ""))) and not (trigger.get("authenticationRef") or {}).get("name"):
             report(f"{label}: set authenticationRef to a TriggerAuthentication whose secretTargetRef reads the "
-                   "password from a Secret.")
+                   "password from a Secret.", None)
 
 
 def _configmap(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -62,7 +62,7 @@ def _configmap(args: ResourceValidationArgs, report: ReportViolation) -> None:
     for field in ("data", "binaryData"):
         for key in (args.props.get(field) or {}):
             if SECRET_KEY.search(key):
-                report(f"{_where(args)}: key {key!r} looks like a secret: put it in a Secret, not a ConfigMap.")
+                report(f"{_where(args)}: key {key!r} looks like a secret: put it in a Secret, not a ConfigMap.", None)
 
 
 def _service(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -71,9 +71,9 @@ def _service(args: ResourceValidationArgs, report: ReportViolation) -> None:
     spec = args.props.get("spec") or {}
     if spec.get("type", "ClusterIP") not in ("ClusterIP",):
         report(f"{_where(args)}: type {spec.get('type')} exposes it outside the cluster: use ClusterIP "
-               "(kubectl port-forward, or an Ingress you secure) unless that exposure is intended.")
+               "(kubectl port-forward, or an Ingress you secure) unless that exposure is intended.", None)
     if spec.get("externalIPs"):
-        report(f"{_where(args)}: externalIPs exposes it on node addresses: remove them.")
+        report(f"{_where(args)}: externalIPs exposes it on node addresses: remove them.", None)
 
 
 def _namespace(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -86,7 +86,7 @@ def _namespace(args: ResourceValidationArgs, report: ReportViolation) -> None:
         return  # not a Kubernetes object (e.g. a yaml/helm group)
     ns = (args.props.get("metadata") or {}).get("namespace")
     if not ns or ns == "default":
-        report(f"{_where(args)}: set metadata.namespace to your team's namespace (not default).")
+        report(f"{_where(args)}: set metadata.namespace to your team's namespace (not default).", None)
 
 
 def _default_deny(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -107,7 +107,7 @@ def _default_deny(args: StackValidationArgs, report: ReportViolation) -> None:
     for ns, example in sorted(pods_in.items()):
         if ns not in denied:
             report(f"namespace {ns} runs pods ({example}, ...) without a default-deny NetworkPolicy: add one with "
-                   "podSelector: {}, policyTypes [Ingress, Egress] and no rules, then allow each flow you need.")
+                   "podSelector: {}, policyTypes [Ingress, Egress] and no rules, then allow each flow you need.", None)
 
 
 KUBERNETES_POLICIES = [

@@ -72,18 +72,18 @@ def _pod_security(args: ResourceValidationArgs, report: ReportViolation) -> None
     for where, c in containers(spec):
         ctx = c.get("securityContext") or {}
         if not (ctx.get("runAsNonRoot") is True or (pod_ctx.get("runAsNonRoot") is True and ctx.get("runAsNonRoot") is not False)):
-            report(f"{_where(args, where)}: set securityContext.runAsNonRoot: true (on the pod or the container).")
+            report(f"{_where(args, where)}: set securityContext.runAsNonRoot: true (on the pod or the container).", None)
         if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
-            report(f"{_where(args, where)}: runAsUser is 0 (root): run as a non-zero UID.")
+            report(f"{_where(args, where)}: runAsUser is 0 (root): run as a non-zero UID.", None)
         seccomp = (ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")
         if seccomp not in ("RuntimeDefault", "Localhost"):
-            report(f"{_where(args, where)}: set securityContext.seccompProfile.type: RuntimeDefault (pod or container).")
+            report(f"{_where(args, where)}: set securityContext.seccompProfile.type: RuntimeDefault (pod or container).", None)
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         if spec.get(flag) is True:
-            report(f"{_where(args)}: {flag}: true shares the node's namespaces: remove it.")
+            report(f"{_where(args)}: {flag}: true shares the node's namespaces: remove it.", None)
     for vol in spec.get("volumes") or []:
         if "hostPath" in vol:
-            report(f"{_where(args)}: volume {vol.get('name')!r} is a hostPath: use an emptyDir, a PVC or a projected volume.")
+            report(f"{_where(args)}: volume {vol.get('name')!r} is a hostPath: use an emptyDir, a PVC or a projected volume.", None)
 
 
 def _container_security(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -93,17 +93,17 @@ def _container_security(args: ResourceValidationArgs, report: ReportViolation) -
     for where, c in containers(spec):
         ctx = c.get("securityContext") or {}
         if ctx.get("allowPrivilegeEscalation") is not False:
-            report(f"{_where(args, where)}: set securityContext.allowPrivilegeEscalation: false.")
+            report(f"{_where(args, where)}: set securityContext.allowPrivilegeEscalation: false.", None)
         if ctx.get("privileged") is True:
-            report(f"{_where(args, where)}: privileged: true: remove it.")
+            report(f"{_where(args, where)}: privileged: true: remove it.", None)
         if ctx.get("readOnlyRootFilesystem") is not True:
             report(f"{_where(args, where)}: set securityContext.readOnlyRootFilesystem: true "
-                   "(mount an emptyDir where the process must write, e.g. /tmp).")
+                   "(mount an emptyDir where the process must write, e.g. /tmp).", None)
         caps = ctx.get("capabilities") or {}
         if "ALL" not in (caps.get("drop") or []):
-            report(f"{_where(args, where)}: set securityContext.capabilities.drop: [ALL].")
+            report(f"{_where(args, where)}: set securityContext.capabilities.drop: [ALL].", None)
         if caps.get("add"):
-            report(f"{_where(args, where)}: capabilities.add {list(caps['add'])}: add none.")
+            report(f"{_where(args, where)}: capabilities.add {list(caps['add'])}: add none.", None)
 
 
 def _resources(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -115,7 +115,7 @@ def _resources(args: ResourceValidationArgs, report: ReportViolation) -> None:
         missing = [f"{kind}.{r}" for kind in ("requests", "limits") for r in ("cpu", "memory")
                    if not (res.get(kind) or {}).get(r)]
         if missing:
-            report(f"{_where(args, where)}: set resources {', '.join(missing)}.")
+            report(f"{_where(args, where)}: set resources {', '.join(missing)}.", None)
 
 
 def image_problem(image: Any) -> str | None:
@@ -138,7 +138,7 @@ def _image_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None
     for where, c in containers(spec):
         problem = image_problem(c.get("image"))
         if problem:
-            report(f"{_where(args, where)}: image {problem}.")
+            report(f"{_where(args, where)}: image {problem}.", None)
 
 
 def _secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -153,7 +153,7 @@ def _secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
             source = env.get("valueFrom") or {}
             if "value" in env or "secretKeyRef" not in source:
                 report(f"{_where(args, where)}: env {name} looks like a secret: take it from a Secret with "
-                       "valueFrom.secretKeyRef, never a literal value or a ConfigMap.")
+                       "valueFrom.secretKeyRef, never a literal value or a ConfigMap.", None)
 
 
 def _probes(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -164,7 +164,7 @@ def _probes(args: ResourceValidationArgs, report: ReportViolation) -> None:
         for probe in ("livenessProbe", "readinessProbe"):
             if not c.get(probe):
                 report(f"{_where(args, where)}: add a {probe} (a long-running container without one is never restarted "
-                       "when stuck, or receives traffic before it is ready).")
+                       "when stuck, or receives traffic before it is ready).", None)
 
 
 def _pull_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -173,7 +173,7 @@ def _pull_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
         return
     for where, c in containers(spec):
         if c.get("imagePullPolicy") not in ("Always", "IfNotPresent", "Never"):
-            report(f"{_where(args, where)}: set imagePullPolicy explicitly (IfNotPresent for pinned tags).")
+            report(f"{_where(args, where)}: set imagePullPolicy explicitly (IfNotPresent for pinned tags).", None)
 
 
 def _service_account_token(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -182,7 +182,7 @@ def _service_account_token(args: ResourceValidationArgs, report: ReportViolation
         return
     if spec.get("automountServiceAccountToken") is not False:
         report(f"{_where(args)}: set automountServiceAccountToken: false unless the pod calls the Kubernetes API "
-               "(then say why in an annotation).")
+               "(then say why in an annotation).", None)
 
 
 def _policy(name: str, description: str, validate, level: EnforcementLevel) -> ResourceValidationPolicy:

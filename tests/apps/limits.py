@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import redis
 
+
 #: redis.conf lines of a small Redis that refuses writes when full (as in-cluster and Azure are).
 def full_at(maxmemory: str) -> dict[str, str]:
     return {"maxmemory": maxmemory, "maxmemory-policy": "noeviction"}

@@ -96,7 +96,7 @@ class RedisServer:
 
     @property
     def env(self) -> dict[str, str]:
-        """The DESIGN.md environment contract pointing at this server."""
+        """The environment contract (docs/contract.md) pointing at this server."""
         env = {
             "REDIS_HOST": "127.0.0.1",
             "REDIS_PORT": str(self.port),
@@ -136,7 +136,7 @@ class RedisServer:
         lines += [f"{name} {value}" for name, value in self.settings.items()]
         return lines + self.profile.config_lines(self.password)
 
-    def start(self, timeout: float = 10.0, loaded: bool = True) -> "RedisServer":
+    def start(self, timeout: float = 10.0, loaded: bool = True) -> RedisServer:
         """Start and wait until it answers ``PING``; with ``loaded=False`` also return while
         it is still loading its data (it answers ``LOADING``), for tests of that state."""
         if REDIS_SERVER is None:
@@ -158,12 +158,12 @@ class RedisServer:
                     break
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"redis-server ({self.profile.name}) still loading after {timeout}s")
+                    raise RuntimeError(f"redis-server ({self.profile.name}) still loading after {timeout}s") from None
                 time.sleep(0.05)
             except redis.RedisError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"redis-server ({self.profile.name}) did not start on port {self.port}")
+                    raise RuntimeError(f"redis-server ({self.profile.name}) did not start on port {self.port}") from None
                 time.sleep(0.05)
         if self.audit is not None:  # before any app connects
             self.monitor = Monitor({"unix_socket_path": str(self.unix_socket), "password": self.password},

@@ -10,7 +10,6 @@ from tests.apps.redis_docs import commands_newer_than_oldest, subcommands_newer_
 from tests.apps.redis_profiles import AZURE_BLOCKED
 from tests.apps.redis_server import RedisServer
 
-
 NO_RETRY = Retry(NoBackoff(), 0)  # a refused connection must fail now, not after backoff
 
 

@@ -21,7 +21,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from apps.common.redis_settings import handshake_6_0
-
 from tests.apps.limits import SLOW_LOAD, full_at, populate, replica_of
 from tests.apps.redis_fill import overfill
 from tests.apps.redis_profiles import PROFILE_NAMES

@@ -25,7 +25,8 @@ from pulumi.runtime import settings  # noqa: E402
 
 from components.config import PROJECT  # noqa: E402
 from tests import run_cache  # noqa: E402
-from tools.render import RecordingMocks, RecordingMonitor, RenderResult, render_stack  # noqa: E402
+from tools.render import render_stack  # noqa: E402
+from tools.render_mocks import RecordingMocks, RecordingMonitor, RenderResult  # noqa: E402
 
 # Pulumi starts a process with a default project/stack and no monitor; start every test
 # from the reset state instead.

@@ -242,8 +242,8 @@ def monitor_problems(objects: list[dict]) -> list[str]:
             continue
         spec, where = mon_obj.get("spec") or {}, m.ref(mon_obj)
         ns_sel = spec.get("namespaceSelector") or {}
-        in_ns = (lambda ns: True) if ns_sel.get("any") else (
-            lambda ns: ns in (ns_sel.get("matchNames") or [m.namespace(mon_obj)]))
+        allowed = None if ns_sel.get("any") else set(ns_sel.get("matchNames") or [m.namespace(mon_obj)])
+        in_ns = lambda ns, allowed=allowed: allowed is None or ns in allowed  # noqa: E731
         if kind == "PodMonitor":
             chosen = [pt for pt in pods if in_ns(pt.namespace) and _selects(spec.get("selector"), pt.labels)]
             if not chosen:

@@ -15,13 +15,14 @@ import yaml
 from pulumi.runtime import settings
 
 from components.config import PROJECT, ConfigError, load_config, raw_pulumi_config
-from tools.render import RecordingMocks, RecordingMonitor
+from tools.render_mocks import RecordingMocks, RecordingMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 
 INVALID = [
     # (overrides, key that the message must name, fragment of the message)
     ({"colour": "blue"}, "colour", "unknown config key"),
+    ({"workerMod": "job"}, "workerMod", "unknown config key (did you mean 'workerMode'?)"),
     ({"workerMinReplicas": "5", "workerMaxReplicas": "2"}, "workerMaxReplicas", "less than workerMinReplicas"),
     ({"cacheApiMinReplicas": "4", "cacheApiMaxReplicas": "3"}, "cacheApiMaxReplicas", "less than cacheApiMinReplicas"),
     ({"target": "aks", "cacheApiReadPath": "replica-sidecar"}, "cacheApiReadPath", "in-cluster Redis"),
@@ -62,6 +63,25 @@ def test_invalid_config_names_the_key(overrides, key, fragment):
     assert f"{PROJECT}:{key}:" in msg
     assert fragment in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("redis-keda-platfrom:workerMode", "unknown config namespace 'redis-keda-platfrom' (did you mean 'redis-keda-platform'?)"),
+    ("azure-nativ:location", "unknown config namespace 'azure-nativ' (did you mean 'azure-native'?)"),
+    ("mystack:workerMode", "unknown config namespace 'mystack': this stack reads redis-keda-platform:<key>"),
+])
+def test_a_key_in_a_namespace_nobody_reads_is_refused_not_ignored(key, expected):
+    """A typo in the namespace used to deploy the defaults silently."""
+    with pytest.raises(ConfigError) as err:
+        load_config({key: "job"})
+    assert expected in str(err.value) and key in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_provider_settings_pass():
+    cfg = load_config({"kubernetes:context": "kind-x", "azure-native:location": "westeurope",
+                       "random:x": "1", "pulumi:tags": "{}"})
+    assert cfg.worker_mode == "deployment"
 
 
 def test_several_problems_reported_together():

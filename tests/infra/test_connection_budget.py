@@ -2,7 +2,7 @@
 the in-cluster maxclients reach the rendered pods, the config refuses maxima that do not fit
 the target's documented client limit (naming the keys), and the limits are Azure's figures
 for every size the provider knows. The per-pod figures themselves are measured against real
-processes in tests/test_connection_budget.py."""
+processes in tests/apps/test_connection_budget.py."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_every_pool_bound_reaches_its_pods(rendered, stack):
 
 
 def _need(cfg) -> int:
-    return sum(line.total for line in connections.budget_lines(cfg))
+    return sum(line.total for line in connections.budget_lines(cfg.connection_maxima))
 
 
 def test_the_budget_is_tight_at_the_in_cluster_limit():
@@ -121,7 +121,7 @@ def test_the_docs_table_is_the_default_stacks_budget():
     text = DOCS.read_text()
     section = text[text.index("## Connection budget"):]
     cfg = load_config({})
-    for line in connections.budget_lines(cfg):
+    for line in connections.budget_lines(cfg.connection_maxima):
         row = f"| {line.who} | {line.pods} | {line.per_pod} | {line.total} |"
         assert row in section, f"docs/infra.md has no row {row!r}"
     total = _need(cfg)

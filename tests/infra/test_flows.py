@@ -13,7 +13,7 @@ import pytest
 
 from tests.infra.validation import flows, operator_pods
 from tests.infra.validation import manifests as m
-from tests.infra.validation.render import BY_ID, NETWORK_VARIANT_IDS, rendered
+from tests.infra.validation.render import NETWORK_VARIANT_IDS, rendered
 
 NS = "platform"
 

@@ -16,7 +16,7 @@ from tests.infra.validation import manifests as m
 from tests.infra.validation import monitoring as mon
 from tests.infra.validation.paths import KPS_VERSION, REPO_ROOT
 from tests.infra.validation.prom_schema import is_monitoring, validate_monitoring_object
-from tools.render import MOCK_PASSWORD
+from tools.render_mocks import MOCK_PASSWORD
 
 STACKS = ("local", "aks")
 RELEASE = "kubernetes:helm.sh/v3:Release"

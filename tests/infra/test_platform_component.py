@@ -24,10 +24,9 @@ from components.config import ConfigError, load_config
 from components.package import PLATFORM_TOKEN, PlatformProvider
 from components.platform import Platform, _build
 from components.platform_args import config_from_args
-from tools.render import evaluate, read_stack_config
-
 from tests.infra.validation.manifests import load_json, load_k8s_dir
 from tests.infra.validation.render import BY_ID, VARIANT_IDS, _render_dir
+from tools.render import evaluate, read_stack_config
 
 _PROVIDER = PlatformProvider()
 

@@ -64,7 +64,7 @@ def resource_violations(type_: str, name: str, inputs: dict[str, Any]) -> dict[s
     for policy in RESOURCE_POLICIES:
         messages: list[str] = []
         args = ResourceValidationArgs(type_, _props(inputs), f"urn:test::{name}", name, _opts(), None)
-        policy.validate(args, lambda message, urn=None: messages.append(message))
+        policy.validate(args, lambda message, urn=None, messages=messages: messages.append(message))
         if messages:
             out[policy.name] = messages
     return out
@@ -76,7 +76,8 @@ def stack_violations(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[s
     out: dict[str, list[str]] = {}
     for policy in STACK_POLICIES:
         messages: list[str] = []
-        policy.validate(StackValidationArgs(policy_resources), lambda message, urn=None: messages.append(message))
+        policy.validate(StackValidationArgs(policy_resources),
+                        lambda message, urn=None, messages=messages: messages.append(message))
         if messages:
             out[policy.name] = messages
     return out

@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from components.config import ConfigError
-from tools.render import main, render_stack
-
 from tests.infra.validation.render import shared_helm_templates
+from tools.render import main, render_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +34,7 @@ def test_cli_writes_one_file_per_object(tmp_path, capsys):
     assert files and all(FILE_RE.match(f.name) for f in files)
     objs = [yaml.safe_load(f.read_text()) for f in files]
     assert all({"apiVersion", "kind", "metadata"} <= set(o) for o in objs)
-    for f, o in zip(files, objs):
+    for f, o in zip(files, objs, strict=True):
         ns = o["metadata"].get("namespace") or "cluster"
         assert f.name.endswith(f"-{o['kind'].lower()}-{ns}-{o['metadata']['name']}.yaml")
     assert [o["kind"] for o in objs].count("ScaledJob") == 1
@@ -107,3 +106,16 @@ def test_repeated_renders_are_identical_and_independent():
     assert a.k8s_objects == c.k8s_objects and a.outputs == c.outputs
     assert len(a.resources) == len(c.resources)
     assert b.azure_resources and not c.azure_resources
+
+
+def test_a_render_over_an_earlier_one_leaves_nothing_stale(tmp_path):
+    """Monitoring on, then off, into the same folder: the monitoring release's files and the
+    objects only the first render had are gone."""
+    assert main(["--stack", "local", "--out", str(tmp_path), "--set", "monitoring=true"]) == 0
+    assert (tmp_path / "helm" / "monitoring" / "release.yaml").is_file()
+    first = {p.name for p in (tmp_path / "k8s").glob("*.yaml")}
+    assert main(["--stack", "local", "--out", str(tmp_path), "--set", "monitoring=false"]) == 0
+    assert not (tmp_path / "helm" / "monitoring").exists()
+    assert (tmp_path / "helm" / "keda" / "release.yaml").is_file()
+    second = {p.name for p in (tmp_path / "k8s").glob("*.yaml")}
+    assert second and second < first | second and not any("redis-exporter" in n for n in second)

@@ -78,9 +78,8 @@ def test_vendored_keda_schemas_match_shared():
 
 
 def test_variants_are_validated_against_their_stacks_pin():
-    from tests.infra.validation.k8s_versions import kind_version
-
     from components import versions
+    from tests.infra.validation.k8s_versions import kind_version
 
     for variant_id, variant in BY_ID.items():
         expected = kind_version() if variant.stack == "local" else versions.AKS_KUBERNETES_VERSION

@@ -10,14 +10,14 @@ import json
 import pytest
 import yaml
 
-from tools.render import (
+from tools.redaction import REDACTED_B64
+from tools.render import write_result
+from tools.render_mocks import (
     MOCK_KUBECONFIG,
     MOCK_MANAGED_REDIS_PRIMARY_KEY,
     MOCK_PASSWORD,
     MOCK_REDIS_PRIMARY_KEY,
     MOCK_SECRET_VALUES,
-    REDACTED_B64,
-    write_result,
 )
 
 STACK_SECRET = {"local": MOCK_PASSWORD, "aks": MOCK_MANAGED_REDIS_PRIMARY_KEY}

@@ -20,7 +20,9 @@ from tests.infra.validation.render import (
     keda_namespace,
     rendered,
 )
-from tools.render import MOCK_SECRET_VALUES, REDACTED, render_stack
+from tools.redaction import REDACTED
+from tools.render import render_stack
+from tools.render_mocks import MOCK_SECRET_VALUES
 
 AKS_IDS = [v for v in VARIANT_IDS if BY_ID[v].stack == "aks"]
 LOCAL_IDS = [v for v in VARIANT_IDS if BY_ID[v].stack == "local"]

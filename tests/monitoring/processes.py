@@ -42,7 +42,7 @@ class Process:
     log: Path
     proc: subprocess.Popen | None = None
 
-    def start(self) -> "Process":
+    def start(self) -> Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -82,7 +82,7 @@ class RedisExporterProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
-    def start(self) -> "RedisExporterProcess":
+    def start(self) -> RedisExporterProcess:
         env = {**self.env, "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"127.0.0.1:{self.port}"}
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = Process([self.binary], env, self.workdir / f"redis-exporter-{self.port}.log").start()
@@ -115,7 +115,7 @@ class PrometheusProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "PrometheusProcess":
+    def start(self) -> PrometheusProcess:
         argv = [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h",
                 "--log.level=warn"]

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from apps.cache_api.local_cache import SortField
 from apps.cache_api.deps import CacheDep
 from apps.cache_api.errors import json_error
+from apps.cache_api.local_cache import SortField
 
 router = APIRouter(tags=["github_stats"])
 

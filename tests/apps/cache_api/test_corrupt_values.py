@@ -5,7 +5,6 @@ without a traceback."""
 
 from __future__ import annotations
 
-
 import orjson
 import pytest
 

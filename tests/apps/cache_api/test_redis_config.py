@@ -238,3 +238,16 @@ async def test_a_hung_replica_does_not_make_the_probe_outlast_its_timeout(redis_
         finally:
             os.kill(replica.proc.pid, signal.SIGCONT)
         assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+def test_a_bad_environment_is_one_line_under_uvicorn_not_a_traceback():
+    """The image's command (uvicorn apps.cache_api.main:app): exit 2 with one line naming the
+    variable, never its value (it printed a 44-line traceback)."""
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT), "REDIS_HOST": "localhost",
+           "REDIS_PORT": "notaport", "REDIS_PASSWORD": "s3cret-not-printed"}
+    out = subprocess.run([sys.executable, "-m", "uvicorn", "apps.cache_api.main:app", "--port", "0"],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cache-api: invalid cache API environment: REDIS_PORT"), lines
+    assert "s3cret" not in out.stderr and "Traceback" not in out.stderr

@@ -74,7 +74,7 @@ def test_backoff_is_bounded_and_jittered():
     wait = make_wait(clock, records, on_failure=failures.append, on_state=states.append)
     delays = [wait.failed(redis.OutOfMemoryError("x"), "pop") for _ in range(10)]
     nominal = [0.5, 1, 2, 4, 5, 5, 5, 5, 5, 5]
-    assert all(0.8 * n <= d <= 1.2 * n for d, n in zip(delays, nominal)), delays
+    assert all(0.8 * n <= d <= 1.2 * n for d, n in zip(delays, nominal, strict=True)), delays
     assert failures == ["oom"] * 10 and states == [True]
     assert wait.waiting and wait.status()["reason"] == "oom" and wait.status()["attempts"] == 10
     wait.succeeded()

@@ -110,7 +110,7 @@ def parse(path: Path, context: Path) -> Dockerfile:
     for insn in parser.structure:
         op, value, line = insn["instruction"], insn["value"].strip(), insn["startline"] + 1
 
-        def fail(why: str) -> DockerfileError:
+        def fail(why: str, line=line, op=op, value=value) -> DockerfileError:
             return DockerfileError(f"{path}:{line}: {op} {value!r}: {why}")
 
         if op == "COMMENT":

@@ -115,7 +115,7 @@ class Image:
     # -- processes -----------------------------------------------------------------------------
     def start(self, argv: list[str] | tuple[str, ...], extra_env: dict[str, str] | None = None,
               tmp: Path | None = None, log: Path | None = None, cwd: str | None = None,
-              context: str = "") -> "Proc":
+              context: str = "") -> Proc:
         """Start ``argv`` in the background; ``context`` (e.g. which container) prefixes failures."""
         tmp = tmp or new_tmp(self.runs)
         log = log or tmp.parent / f"{tmp.name}.log"

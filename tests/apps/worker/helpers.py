@@ -71,7 +71,7 @@ class Worker:
         self.app = app
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             # The contract's command; -n only makes worker ids readable in the tests.
@@ -100,7 +100,7 @@ class Worker:
         beat = self.beat()
         return beat is not None and not beat.get("waiting_for_redis")
 
-    def wait_ready(self, timeout: float = 30) -> "Worker":
+    def wait_ready(self, timeout: float = 30) -> Worker:
         """Ready = the main process wrote a heartbeat and is not waiting for Redis (consumer connected)."""
         wait_for(lambda: self.ready() or not self.alive(), timeout, message=f"{self.name} ready")
         if not self.alive():

@@ -25,8 +25,16 @@ import time
 import pytest
 
 from apps.common.redis_wait import JITTER, MAX_DELAY
-from tests.apps.limits import (LOADS_AT_RESTART, PRIMARY, answering, full_at, hold_clients, load_lasting,
-                               populate, replica_of)
+from tests.apps.limits import (
+    LOADS_AT_RESTART,
+    PRIMARY,
+    answering,
+    full_at,
+    hold_clients,
+    load_lasting,
+    populate,
+    replica_of,
+)
 from tests.apps.redis_fill import free, overfill
 from tests.apps.redis_profiles import PROFILE_NAMES
 from tests.apps.redis_server import free_port

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.apps.redis_server import free_port
-from tests.apps.worker.envelopes import (RECORD, Bad, body_of, corpus, encode, real_envelope, variant)
+from tests.apps.worker.envelopes import RECORD, Bad, body_of, corpus, encode, real_envelope, variant
 from tests.apps.worker.helpers import wait_for
 from tests.apps.worker.test_worker import env_for, metric_sum, user_keys
 

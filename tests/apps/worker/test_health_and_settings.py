@@ -203,3 +203,22 @@ def test_producer_and_worker_agree_on_task_name_and_record_shape():
     gen = records(seed=7)
     for _ in range(200):
         parse_record([next(gen)], {})
+
+
+def test_a_metrics_port_in_use_is_one_line_not_a_traceback(redis_server, tmp_path):
+    """As the producer: exit 2 naming the port and its variable (it died in Celery's traceback)."""
+    import socket
+
+    from tests.apps.worker.helpers import CELERY
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(**env_for(redis_server), WORKER_METRICS_PORT=str(port),
+                        WORKER_HEARTBEAT_FILE=str(tmp_path / "hb.json"))
+        out = subprocess.run([CELERY, "-A", "apps.worker.celery_app", "worker"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"worker: cannot serve /metrics on port {port} (WORKER_METRICS_PORT)" in out.stderr
+    assert "Traceback" not in out.stderr

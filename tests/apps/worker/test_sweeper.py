@@ -73,7 +73,7 @@ class ScaledJobSimulator:
                 if self.running() is None and c.llen(self.queue) > 0:
                     self.jobs.append(Worker(self.env, self.workdir, name=f"job{len(self.jobs) + 1}").start())
 
-    def __enter__(self) -> "ScaledJobSimulator":
+    def __enter__(self) -> ScaledJobSimulator:
         self._thread.start()
         return self
 

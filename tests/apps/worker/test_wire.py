@@ -8,10 +8,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.apps.wire import names, problems, relay
 from tests.apps.worker.helpers import CELERY, REPO, clean_env, wait_for
 from tests.apps.worker.test_sweeper import SweeperProcess
 from tests.apps.worker.test_worker import env_for
-from tests.apps.wire import names, problems, relay
 
 
 def test_worker_producer_and_sweeper_send_only_redis_6_0_commands(redis_server, workers, tmp_path):

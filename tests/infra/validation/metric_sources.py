@@ -70,7 +70,7 @@ def scrape_targets(objects: list[dict[str, Any]]) -> list[Target]:
             continue
         ns_sel = spec.get("namespaceSelector") or {}
         namespaces = None if ns_sel.get("any") else set(ns_sel.get("matchNames") or [m.namespace(mon)])
-        in_ns = lambda ns: namespaces is None or ns in namespaces  # noqa: E731
+        in_ns = lambda ns, namespaces=namespaces: namespaces is None or ns in namespaces  # noqa: E731
         job_label = spec.get("jobLabel") or ""
         if kind == "PodMonitor":
             honor = any(ep.get("honorLabels") for ep in spec.get("podMetricsEndpoints") or [])

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from .k8s_versions import kind_version
 from .keda_schema import _object_schema, _registry
-from .manifests import ref
-from .manifests import yaml_load_all
+from .manifests import ref, yaml_load_all
 from .paths import kps_crd_dir
 
 GROUP = "monitoring.coreos.com"
