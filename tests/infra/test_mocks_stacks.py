@@ -308,12 +308,13 @@ def test_contract_commands_ports_probes(rendered):
     (w,) = containers_of(one(r.k8s_objects, "Deployment", "worker"))
     assert w["livenessProbe"]["exec"]["command"] == ["python", "-m", "apps.worker.healthcheck"]
     assert w["readinessProbe"]["exec"]["command"] == ["python", "-m", "apps.worker.healthcheck", "--ready"]
-    (p,) = containers_of(one(r.k8s_objects, "Deployment", "producer"))
+    steady = rendered("local", producerRate="0.5")
+    (p,) = containers_of(one(steady.k8s_objects, "Deployment", "producer"))
     assert p["command"] == ["python", "-m", "apps.producer", "--forever", "--rate", "0.5"]
     assert p["livenessProbe"]["exec"]["command"] == ["python", "-m", "apps.producer.healthcheck"]
     assert p["readinessProbe"]["exec"]["command"] == ["python", "-m", "apps.producer.healthcheck", "--ready"]
-    standby = rendered("local", producerRate="0")
-    (p0,) = containers_of(one(standby.k8s_objects, "Deployment", "producer"))
+    # The local stack's own: standby, so the fleet idles at zero until `make load` (0 -> N -> 0).
+    (p0,) = containers_of(one(r.k8s_objects, "Deployment", "producer"))
     assert p0["command"] == ["python", "-m", "apps.producer", "--standby"]
 
 
