@@ -16,7 +16,7 @@ What it does (bounded: under a minute with the defaults, 2 minutes at most):
    - ``no_hotpath``: the real app with ``HOT_PATH=false``: every read goes through FastAPI
      routing and dependency injection (what the hot path saves);
    - ``httptools``, ``ceiling_httptools``: the real app and the bare app on plain httptools,
-     the server the image ran before issue 31 (no bound on a request's head): what the
+     the server the image ran before (no bound on a request's head): what the
      bounds cost;
    - ``h11``: the real app on uvicorn's h11 with its 16 KiB bound, the alternative;
    - ``tutorial``: the usual tutorial shape: FastAPI, a *sync* redis client inside an
@@ -180,7 +180,7 @@ def image_server_flags() -> list[str]:
     return argv[argv.index("--port") + 2:]
 
 
-HTTPTOOLS = ["--http", "httptools"]  # the image's server before issue 31: no bound on a request's head
+HTTPTOOLS = ["--http", "httptools"]  # the image's former server: no bound on a request's head
 H11 = ["--http", "h11", "--h11-max-incomplete-event-size", "16384"]  # uvicorn's own bound (size only)
 
 

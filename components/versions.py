@@ -24,7 +24,6 @@ REDIS_PORT = 6379
 # --- Azure Cache for Redis (azureRedis: classic; Microsoft.Cache/redis) ---
 AZURE_REDIS_VERSION = "6"
 AZURE_REDIS_TLS_PORT = 6380
-AZURE_REDIS_MIN_TLS = "1.2"
 
 # --- Azure Managed Redis (azureRedis: managed; Microsoft.Cache/redisEnterprise) ---
 # TLS only, on the database's port 10000 (the only port Azure Managed Redis serves).

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# CI gate (issue 5): render every valid stack x worker mode x cache API read path with
+# CI gate: render every valid stack x worker mode x cache API read path with
 # tools/render.py, then run checkov ONCE over all of them. Exit non-zero on any failed
 # check (or if a render fails, or nothing was rendered).
 #
 #   scripts/scan.sh            # renders into a temp dir, removed afterwards
 #   SCAN_OUT=out/scan scripts/scan.sh   # keep the manifests there
 #
-# The variants come from tests/infra/validation/render.py, the same list the tests use.
+# The variants come from tools/variants.py, the same list the tests use.
 # Skips are annotations on the objects (checkov.io/skipN: CKV_K8S_xx=reason), listed in
 # docs/security.md; tests/infra/test_checkov.py checks both.
 set -euo pipefail
@@ -39,7 +39,7 @@ while read -r id stack sets; do
   # tests/infra/test_checkov.py gates them against that list. This scan is ours only.
   rm -rf "$OUT/$id/helm"
   variants=$((variants + 1))
-done < <("$PY" -m tests.infra.validation.render)
+done < <("$PY" -m tools.variants)
 
 files=$(find "$OUT" -path '*/k8s/*.yaml' | wc -l)
 if [ "$variants" -eq 0 ] || [ "$files" -eq 0 ]; then

@@ -1,4 +1,4 @@
-"""The Makefile, scripts and CI workflow a newcomer relies on (issue 6), checked offline."""
+"""The Makefile, scripts and CI workflow a newcomer relies on, checked offline."""
 
 from __future__ import annotations
 

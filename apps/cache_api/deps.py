@@ -13,11 +13,6 @@ from fastapi import Depends, Request
 from apps.cache_api.cache import TagCache
 from apps.cache_api.metrics import Metrics
 from apps.cache_api.redis_clients import RedisClients
-from apps.cache_api.settings import Settings
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_cache(request: Request) -> TagCache:
@@ -32,7 +27,6 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 CacheDep = Annotated[TagCache, Depends(get_cache)]
 RedisDep = Annotated[RedisClients, Depends(get_redis)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -108,10 +108,6 @@ class Settings(BaseSettings):
             return self.dataset_load_timeout_seconds
         return 0.8 * self.lock_timeout_seconds
 
-    @property
-    def has_read_replica(self) -> bool:
-        return self.redis_read_host is not None
-
     def summary(self) -> dict[str, object]:
         """What is safe to log: everything but the password (only whether one is set)."""
         data = self.model_dump(exclude={"redis_password"}, mode="json")

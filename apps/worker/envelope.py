@@ -25,8 +25,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 
 #: A task id becomes the key ``users:<id>``.
 MAX_ID_CHARS = 255
-#: Canvas fields that would make the worker publish other tasks.
-WORKFLOW_FIELDS = ("callbacks", "errbacks", "chain", "chord")
 
 
 class Refused(Exception):

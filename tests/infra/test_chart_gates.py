@@ -1,4 +1,4 @@
-"""Every object the charts create passes the gates ours pass (issue 17).
+"""Every object the charts create passes the gates ours pass.
 
 The KEDA and kube-prometheus-stack releases, as ``helm template`` of the vendored charts
 renders them with the program's own values (tools/helm_render.py, ``OUT/helm/``):

@@ -1,12 +1,12 @@
-"""CI gate (issue 5): checkov over the manifests ``tools/render.py`` writes, every variant.
+"""CI gate: checkov over the manifests ``tools/render.py`` writes, every variant.
 
 checkov runs ONCE over one directory holding every valid stack × worker mode × read
-path (``tests/infra/validation/render.py``, the list ``scripts/scan.sh`` uses too), in
+path (``tools/variants.py``, the list ``scripts/scan.sh`` uses too), in
 its own virtualenv (``.venv-checkov``, pinned by ``requirements-checkov.txt``):
 ``--framework kubernetes --skip-download``. Zero failed checks. A skip is an annotation
 on the object (``checkov.io/skip<N>: CKV_K8S_<id>=<reason>``) with a real reason, used
 by checkov, needed (the same run scans a copy without the skip annotations, where each
-skipped check must fail), not one of the checks that mirror issue 5's own rules, and
+skipped check must fail), not one of the checks that mirror the hardening rules (validation/security.py), and
 listed in ``docs/security.md`` (which the README points to).
 
 Without ``.venv-checkov`` this fails under ``CI=true`` (run ``make setup``) and skips
@@ -39,7 +39,7 @@ README = REPO_ROOT / "README.md"
 SKIP_PREFIXES = ("checkov.io/skip", "bridgecrew.io/skip", "cortex.io/skip")
 SKIP_VALUE = re.compile(r"^(?P<id>CKV2?_K8S_\d+)=(?P<reason>[^=]+)$")
 MIN_REASON_CHARS = 20
-# checkov checks that mirror issue 5's own rules: never skipped (fix the object instead).
+# checkov checks that mirror the hardening rules: never skipped (fix the object instead).
 NEVER_SKIP = {
     "CKV_K8S_8": "liveness probe",
     "CKV_K8S_9": "readiness probe",
@@ -390,7 +390,7 @@ def test_docs_list_every_skip_and_only_those():
 
 
 def test_readme_points_to_the_skip_list():
-    """Issue 5: 'the README lists every skip and why': each skip in use has a README table
+    """Every skip is listed with its reason: each skip in use has a README table
     row with a reason, no stale row, and the README links the full list (docs/security.md)."""
     readme = README.read_text()
     ids = set(_skip_ids())

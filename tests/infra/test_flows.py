@@ -1,4 +1,4 @@
-"""The whole cluster's traffic (issue 17), computed by network-config-analyzer over our
+"""The whole cluster's traffic, computed by network-config-analyzer over our
 NetworkPolicies and every workload of the cluster (tests/infra/validation/flows.py), for
 every variant, monitoring on and off. Each flow the platform needs must be allowed, and
 each listed intrusion denied; a failure names the flow."""

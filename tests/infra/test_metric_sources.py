@@ -1,4 +1,4 @@
-"""Every metric the dashboard and the alerts use comes from a target that exists (issue 17):
+"""Every metric the dashboard and the alerts use comes from a target that exists:
 tests/infra/validation/metric_sources.py over the whole rendered cluster (ours, both charts',
 the pods the Prometheus Operator creates, stand-ins for what the cluster itself runs)."""
 

@@ -1,4 +1,4 @@
-"""The monitoring component (issue 9) on both stacks, under Pulumi mocks: what it renders
+"""The monitoring component on both stacks, under Pulumi mocks: what it renders
 when on and that nothing of it exists when off; ordering; schemas; chart values; who
 Prometheus selects; what each monitor scrapes; NetworkPolicies; secrets."""
 

@@ -1,4 +1,4 @@
-"""README.md lists every stack config key with its type and default (issue 2), and only those."""
+"""README.md lists every stack config key with its type and default, and only those."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Every rendered object validates: built-in kinds against the Kubernetes minor its stack
 pins (strict: kind's node image 1.31, aks' ``kubernetesVersion`` 1.36),
 ``keda.sh`` kinds against KEDA 2.20.2's CRDs tightened so unknown fields fail, and redis
-trigger metadata against the scaler's own parameter list (issue 2, "Tests").
+trigger metadata against the scaler's own parameter list.
 
 Rendered with ``tools/render.py`` for every valid stack × worker mode × read path
 (``tests/infra/validation/render.py``); ``test_validators.py`` proves these checks fail
@@ -60,7 +60,7 @@ def test_redis_trigger_metadata_keys(r):
 
 
 def test_trigger_measures_the_workers_queue(r):
-    """Same Redis endpoint, TLS, db and list as the worker it scales (enableTLS derived, issue 2)."""
+    """Same Redis endpoint, TLS, db and list as the worker it scales (enableTLS derived)."""
     problems = scaler_params.check_trigger_matches_target(r.objects)
     assert not problems, _fmt(problems)
 

@@ -1,4 +1,4 @@
-"""Issue 5's hardening, asserted on what the program renders, for every stack variant.
+"""The hardening rules, asserted on what the program renders, for every stack variant.
 
 A regression fails here, with the object and the rule, before checkov runs. The rules
 live in ``tests/infra/validation/security.py`` (listed in ``docs/security.md``);

@@ -1,5 +1,5 @@
 """Dependabot covers every dependency manifest of the tree and groups each ecosystem's bumps
-(issue 18); the coverage is derived from the tree (tests/lint/dependabot.py), and each way it
+the coverage is derived from the tree (tests/lint/dependabot.py), and each way it
 could go stale fails in a test of the test."""
 
 from __future__ import annotations

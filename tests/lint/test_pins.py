@@ -1,5 +1,5 @@
 """Actions pinned by commit SHA on the versions README lists, least privilege, no persisted token,
-and every image pinned by digest (issue 18); each rule fails on a seeded breach."""
+and every image pinned by digest; each rule fails on a seeded breach."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""zizmor, offline, at its pedantic persona, on the workflows and dependabot.yml (issue 18): clean,
+"""zizmor, offline, at its pedantic persona, on the workflows and dependabot.yml: clean,
 with no finding ignored; and each defect it exists to catch, seeded in a copy, fails naming its
 rule, file and line."""
 

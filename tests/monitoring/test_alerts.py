@@ -1,4 +1,4 @@
-"""The PrometheusRule the stack renders, run through promtool (issue 9).
+"""The PrometheusRule the stack renders, run through promtool.
 
 The rules come from the rendered object itself (monitoring/alerts.yaml filled in by
 components/monitoring.py for the `local` stack), so the test and the cluster see the same

@@ -1,4 +1,4 @@
-"""The monitoring for real (issue 9): redis-server, redis_exporter, the cache API, two
+"""The monitoring for real: redis-server, redis_exporter, the cache API, two
 Celery workers and the producer, scraped every second by a real Prometheus whose targets
 carry the labels the rendered ServiceMonitor/PodMonitors give them in the cluster
 (tests/monitoring/scrape_config.py), with the rendered alert rules loaded.

@@ -1,4 +1,4 @@
-"""One client cannot exhaust the cache API (issue 31, fault 4): a real uvicorn process with the
+"""One client cannot exhaust the cache API: a real uvicorn process with the
 image's server flags, against clients that never finish their request.
 
 Before (plain httptools, the image's old CMD): four connections streaming one endless header

@@ -87,7 +87,7 @@ async def test_full_redis_one_load_per_pod_served_degraded_then_resumed(redis_fa
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_dataset_write_refused_after_the_lock_is_served_not_reloaded(redis_factory, sample_dataset,
                                                                          profile, log_lines):
-    """The case of issue 16: the lock is taken, then the dataset's SETs are refused. Before,
+    """The case that stuck the loader: the lock is taken, then the dataset's SETs are refused. Before,
     each request failed 503 after the load and the next one loaded the dataset again."""
     server = redis_factory(profile=profile, settings=FULL)
     settings = settings_for(server, sample_dataset, local_cache_ttl_seconds=0,

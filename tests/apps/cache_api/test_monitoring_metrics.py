@@ -1,4 +1,4 @@
-"""The cache API metrics the dashboard and alerts read (issue 9): hits by layer including
+"""The cache API metrics the dashboard and alerts read: hits by layer including
 ``fill``, and ``dataset_load_failures_total``."""
 
 from __future__ import annotations

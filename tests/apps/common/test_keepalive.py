@@ -1,4 +1,4 @@
-"""TCP keepalive on the platform's Redis sockets (issue 31, fault 1): set on the real socket,
+"""TCP keepalive on the platform's Redis sockets: set on the real socket,
 for redis-py clients and for the worker's and producer's broker connections."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """kombu's pub/sub read on the worker's event loop never outwaits the socket timeout
-(issue 31, fault 2): redis-py 8 reads a blocking pub/sub reply with no timeout, and kombu
+redis-py 8 reads a blocking pub/sub reply with no timeout, and kombu
 reads that way whenever its poller wakes it, also for a connection it has just dropped as
 stale. The worker's main loop sat there for good after a black hole. On every Redis profile,
 through the worker's own transport and settings."""

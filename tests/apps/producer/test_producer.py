@@ -139,7 +139,7 @@ def test_pacing_follows_the_schedule_even_when_sends_are_slow():
 
 def test_the_lag_behind_the_schedule_is_reported():
     """A send that takes 200 ms (a distant Redis) cannot keep 10 tasks/s: the lag grows by
-    0.1 s a task; at 30 ms a send, it stays 0 (issue 31, fault 5)."""
+    0.1 s a task; at 30 ms a send, it stays 0."""
     for cost, expected_last in ((0.2, 0.1 * 19), (0.03, 0.0)):
         clock, lags = FakeClock(), []
 

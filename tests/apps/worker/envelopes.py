@@ -72,7 +72,7 @@ def encode(envelope: Any) -> bytes:
 
 
 def corpus(envelope: dict) -> list[Bad]:
-    """Every shape issue 12 names, and more, one per stage that must catch it."""
+    """Every malformed shape we know, one per stage that must catch it."""
     args, kwargs, embed = body_of(envelope)
     pickled = copy.deepcopy(envelope)
     pickled["content-type"] = "application/x-python-serialize"
@@ -94,7 +94,7 @@ def corpus(envelope: dict) -> list[Bad]:
         Bad("no delivery tag", encode(no_tag), "delivery_tag", t),
         Bad("headers a list", encode(list_headers), "'headers' must be an object", t),
         Bad("body not base64", encode(variant(envelope, raw_body="!!not base64!!")), "undecodable message", t),
-        # consumer: Celery's protocol parsing would raise (issue 12's shapes first)
+        # consumer: Celery's protocol parsing would raise (the known shapes first)
         Bad("body an object", encode(variant(envelope, body={"a": 1})), "task body must be [args, kwargs, embed]", c),
         Bad("body a string", encode(variant(envelope, body="a string")), "task body must be", c),
         Bad("body a number", encode(variant(envelope, body=42)), "task body must be", c),

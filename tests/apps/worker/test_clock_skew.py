@@ -1,5 +1,5 @@
 """One clock: a worker whose clock is off by 300 s neither runs live tasks again nor lets its
-own run twice (issue 31, fault 3).
+own run twice.
 
 kombu scores its unacked index with the recording process's ``time.time()`` and each sweep
 compared that with its own clock: two processes whose clocks disagree by more than

@@ -52,7 +52,7 @@ def _run(server, send, workers, env: dict, bad: list[bytes], good: int, queue: s
 
 
 def test_corpus_of_malformed_messages(redis_any, send, workers):
-    """Issue 12's shapes (and more) in front of 20 good tasks, on every Redis profile."""
+    """The malformed shapes (envelopes.py) in front of 20 good tasks, on every Redis profile."""
     port = free_port()
     env = env_for(redis_any, WORKER_METRICS_PORT=port)
     cases: list[Bad] = corpus(real_envelope(redis_any, send, env, "celery"))

@@ -1,4 +1,4 @@
-"""A busy worker stays live through a Redis outage (issue 31, fault 2).
+"""A busy worker stays live through a Redis outage.
 
 One worker with a task running; then for 45 s Redis answers nothing at all (the tests' own
 proxy: every connection, open or new, silent: no bytes, no reset), or is gone (every

@@ -1,4 +1,4 @@
-"""Connections that vanish silently (issue 31, fault 1): the fleet finds them in seconds.
+"""Connections that vanish silently: the fleet finds them in seconds.
 
 Two real workers reach Redis through the tests' own proxy (tests/apps/tcp_proxy.py). At
 once, every connection they hold goes silent (no answer, no FIN, no RST: a lost NAT entry,

@@ -85,7 +85,7 @@ class ScaledJobSimulator:
 
 
 def test_job_killed_mid_task_is_redone_with_no_more_traffic(redis_factory, send, tmp_path):
-    """Issue 12's reproduction: a Job killed mid-task, one more task, then no traffic. With
+    """The reproduction: a Job killed mid-task, one more task, then no traffic. With
     the sweeper the killed task is back in the list within about the visibility timeout and
     the next Job runs it (Azure Cache for Redis profile)."""
     server = redis_factory(profile="azure-cache")

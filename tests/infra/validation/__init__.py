@@ -1,4 +1,4 @@
-"""Validators for what ``tools/render.py`` writes (issues 2 and 5).
+"""Validators for what ``tools/render.py`` writes: schemas, the scaler contract, the hardening rules.
 
 Pure functions over plain dicts (Kubernetes objects as loaded from YAML, Azure resources
 as ``{type, name, properties}``). Each check returns a list of problems; an empty list
@@ -10,6 +10,6 @@ variant, and ``tests/infra/test_validators.py`` proves each one can fail.
 - ``keda_schema``: ``keda.sh`` kinds against KEDA 2.20.2's CRD schemas, tightened so
   unknown fields fail.
 - ``scaler_params``: redis trigger metadata keys against the scaler's own parameter list.
-- ``security``: the hardening rules of issue 5 (pods, secrets, network policy, services,
+- ``security``: the hardening rules (pods, secrets, network policy, services,
   Azure).
 """

@@ -1,4 +1,4 @@
-"""Checks of the monitoring component (issue 9), as pure functions over rendered objects
+"""Checks of the monitoring component, as pure functions over rendered objects
 and the kube-prometheus-stack release's values. Each returns a list of problems.
 
 - ``values_key_problems``: every key path we set exists in the vendored chart's values.yaml

@@ -28,6 +28,7 @@ from typing import Any
 
 from tests import run_cache
 from tools.helm_render import load_release_dir
+from tools.variants import BY_ID, NETWORK_VARIANT_IDS, NO_MONITORING, OPEN_API, VARIANT_IDS, VARIANTS, Variant  # noqa: F401 - the tests import them from here
 
 from .k8s_versions import stack_version
 from .manifests import load_json, load_k8s_dir
@@ -36,49 +37,6 @@ from .paths import REPO_ROOT
 RENDER_SCRIPT = REPO_ROOT / "tools" / "render.py"
 
 
-@dataclass(frozen=True)
-class Variant:
-    id: str
-    stack: str
-    settings: tuple[tuple[str, str], ...]
-
-    @property
-    def args(self) -> list[str]:
-        out = ["--stack", self.stack]
-        for key, value in self.settings:
-            out += ["--set", f"{key}={value}"]
-        return out
-
-    def setting(self, key: str) -> str | None:
-        return dict(self.settings).get(key)
-
-
-def _variant(stack: str, mode: str, read_path: str) -> Variant:
-    suffix = "" if read_path == "central" else "-sidecar"
-    return Variant(f"{stack}-{mode}{suffix}", stack, (("workerMode", mode), ("cacheApiReadPath", read_path)))
-
-
-VARIANTS: tuple[Variant, ...] = tuple(
-    _variant(stack, mode, read_path)
-    for stack in ("local", "aks")
-    for read_path in ("central", "replica-sidecar")
-    for mode in ("deployment", "job")
-    if not (stack == "aks" and read_path == "replica-sidecar")
-) + (
-    # aks with Azure Cache for Redis instead of the default Azure Managed Redis.
-    Variant("aks-deployment-classic", "aks", (("workerMode", "deployment"), ("cacheApiReadPath", "central"),
-                                              ("azureRedis", "classic"))),
-)
-VARIANT_IDS = [v.id for v in VARIANTS]
-#: The same variants with monitoring off (the network flow table covers both).
-NO_MONITORING: tuple[Variant, ...] = tuple(
-    Variant(f"{v.id}-nomon", v.stack, v.settings + (("monitoring", "false"),)) for v in VARIANTS)
-#: The cache API open to any pod (cacheApiCallers: cluster), for the network flow table.
-OPEN_API: tuple[Variant, ...] = (
-    Variant("local-deployment-open-api", "local", (("workerMode", "deployment"), ("cacheApiReadPath", "central"),
-                                                   ("cacheApiCallers", "cluster"))),)
-NETWORK_VARIANT_IDS = VARIANT_IDS + [v.id for v in NO_MONITORING] + [v.id for v in OPEN_API]
-BY_ID = {v.id: v for v in VARIANTS + NO_MONITORING + OPEN_API}
 
 
 @dataclass(frozen=True)
@@ -267,8 +225,3 @@ def keda_namespace(r: Rendered, default: str = "keda") -> str:
             if props.get("namespace"):
                 return str(props["namespace"])
     return default
-
-
-if __name__ == "__main__":
-    for v in VARIANTS:
-        print(v.id, v.stack, *(f"{k}={val}" for k, val in v.settings))

@@ -12,7 +12,7 @@ looks for each (``order``):
 - ``authParams``: the key comes from a TriggerAuthentication parameter only, so in
   metadata it is ignored (``tls``, ``cert``, ``key``, ``keyPassword``, ``ca``).
 
-On top of what KEDA accepts, the platform's rule (issue 5): the Redis password never
+On top of what KEDA accepts, the platform's rule: the Redis password never
 appears in trigger metadata, not even as ``passwordFromEnv``; KEDA reads it through a
 TriggerAuthentication's ``secretTargetRef``.
 """
@@ -210,7 +210,7 @@ KOMBU_UNACKED_KEY = "unacked"
 
 
 def check_trigger_matches_target(objects: list[dict[str, Any]]) -> list[str]:
-    """KEDA measures the Redis list the scaled worker consumes (issue 2).
+    """KEDA measures the Redis list the scaled worker consumes.
 
     The trigger's address (or host/port), ``enableTLS``, ``databaseIndex`` and
     ``listName`` must equal the scale target's ``REDIS_HOST:REDIS_PORT``, ``REDIS_TLS``,

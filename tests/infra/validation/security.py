@@ -1,4 +1,4 @@
-"""The hardening rules of issue 5, as pure functions over rendered objects.
+"""The hardening rules, as pure functions over rendered objects.
 
 Every ``check_*`` function returns a list of :class:`Violation` (object, rule, detail);
 an empty list means the rule holds. Rule ids are stable and listed in
@@ -99,7 +99,7 @@ def _writable_dirs(container: dict[str, Any]) -> list[str]:
 
 
 def check_pods(objects: list[dict[str, Any]]) -> list[Violation]:
-    """Every container of every pod template: the locked-down pod rules of issue 5."""
+    """Every container of every pod template: the locked-down pod rules."""
     out: list[Violation] = []
     for pt in m.pod_templates(objects):
         spec = pt.spec
@@ -634,7 +634,7 @@ def check_redaction_markers(objects: list[dict[str, Any]], markers: Iterable[str
 
 
 def check_secret_values(resources: Iterable[Any], secret_values: Iterable[str]) -> list[Violation]:
-    """Every secret value sits at a path the program marked secret (issue 5).
+    """Every secret value sits at a path the program marked secret.
 
     ``resources``: recorded registrations with ``type``, ``name``, ``inputs`` (secrets
     unwrapped) and ``secret_paths``. A known secret value (the mocks' password, access
