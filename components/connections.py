@@ -25,7 +25,7 @@ from typing import Literal
 #: A worker pod's main process: the consumer's pop and its commands, kombu's pidbox
 #: channel with its publish client (4), plus the dead-letter client it opens at the first
 #: message it cannot hand to a task (1). No mingle, gossip or event-heartbeat channels: the
-#: worker runs without them (apps/worker/runtime.py; they took 4 more).
+#: worker runs without them (apps/worker/consumer.py; they took 4 more).
 WORKER_MAIN_PROCESS = 5
 #: Each prefork pool child: its result writes (one redis-py client per process).
 WORKER_PER_CHILD = 1

@@ -16,7 +16,7 @@ kombu's publish retries. kombu lists the socket-level errors only, so a full Red
 ``max number of clients reached`` while Celery's Mingle step opens its own) killed the
 worker. They are added here (apps/common/redis_errors.py says which); every other reply
 error stays a channel error. The worker's consumer waits between those reconnects with a
-bounded backoff (apps/worker/runtime.py). Every connection also
+bounded backoff (apps/worker/consumer.py). Every connection also
 gets one quick retry instead of redis-py's silent backoff of up to 10 s
 (``one_quick_retry``).
 

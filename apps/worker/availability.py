@@ -4,7 +4,7 @@ The transport (a refused pop, bookkeeping or sweep), the consumer (a reconnect o
 bootstep refused) and the sweeper report failures here; a successful pop or sweep ends the
 episode. The heartbeat file carries :func:`status`, so the readiness probe says the process
 is waiting and the liveness probe still passes. The worker's main process wires the
-metrics (apps/worker/runtime.py); the sweeper serves none.
+metrics (apps/worker/metrics.py); the sweeper serves none.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from apps.common.config_errors import format_errors
 from apps.common.redis_settings import tcp_keepalive_options
-from apps.worker import pool_signals, tasks
+from apps.worker import metrics, pool_signals, quiet_logs, tasks
+from apps.worker.runtime import RuntimeStep
 from apps.worker.settings import WorkerSettings
 
 #: kombu transport with a recoverable pop (see broker.py).
@@ -54,7 +55,7 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
         "worker_state_db": None,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "worker_consumer": "apps.worker.runtime:WorkerConsumer",
+        "worker_consumer": "apps.worker.consumer:WorkerConsumer",
         "worker_hijack_root_logger": True,
     }
     if safe:
@@ -91,13 +92,13 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
 
 
 def build_app(settings: WorkerSettings, safe: bool = True, main: str = "worker") -> Celery:
-    app = Celery(main, set_as_current=False, task_cls="apps.worker.runtime:WorkerTask")
+    app = Celery(main, set_as_current=False, task_cls="apps.worker.task_requests:WorkerTask")
     app.conf.update(celery_config(settings, safe=safe))
-    app.worker_settings = settings  # read by apps.worker.runtime
+    app.worker_settings = settings  # settings_of(app)
     tasks.register(app, settings)
     pool_signals.connect()
-    from apps.worker.runtime import RuntimeStep
-
+    metrics.wire()
+    quiet_logs.install()
     app.steps["consumer"].add(RuntimeStep)
     return app
 

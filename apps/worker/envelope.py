@@ -5,7 +5,7 @@ that is not ``[args, kwargs, embed]``, a ``timelimit`` that is not a pair, or a 
 ``id`` raise there (``ValueError`` kills the worker; kombu counts ``KeyError`` as a
 connection error, so the worker reconnects and gets the same message again, forever).
 :func:`problem` checks every field Celery reads, with the same parsers, and says what is
-wrong; the consumer (apps/worker/runtime.py) then dead-letters and acks the message.
+wrong; the consumer (apps/worker/consumer.py) then dead-letters and acks the message.
 
 Accepted: Celery's task message protocol 2 (what ``send_task`` and the producer send),
 JSON, for a task that sends no other task: ``callbacks``, ``errbacks``, ``chain`` and

@@ -92,3 +92,8 @@ class WorkerSettings(RedisSettings, HeartbeatSettings):
         """Seconds between unacked-restore sweeps: a tenth of the visibility timeout,
         between 1 and 10 s, so a dead worker's task is back within ~1.1 x timeout."""
         return min(10.0, max(1.0, self.celery_visibility_timeout / 10))
+
+
+def settings_of(app) -> WorkerSettings:
+    """The settings the app factory gave a Celery app (apps/worker/celery_app.py)."""
+    return app.worker_settings
