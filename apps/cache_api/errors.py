@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from apps.cache_api.cache import FillTimeout
 from apps.cache_api.loader import DatasetUnavailable
 from apps.cache_api.logs import Throttle, get_logger
-from apps.cache_api.redis_clients import describe_redis_error
+from apps.common.redis_errors import describe
 
 log = get_logger("errors")
 
@@ -37,9 +37,9 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
         log.warning("redis unavailable", extra={"path": request.url.path, "error": type(exc).__name__,
                                                 "problem": str(exc), "suppressed_since_last": suppressed})
     # ``reason``: what went wrong (loading, the client limit, refused, timed out...), without
-    # the address or any configured value (describe_redis_error).
+    # the address or any configured value (apps/common/redis_errors.py, describe).
     return json_error(503, "redis_unavailable", "the cache backend is unavailable; retry shortly",
-                      headers={"Retry-After": "1"}, reason=describe_redis_error(exc))
+                      headers={"Retry-After": "1"}, reason=describe(exc))
 
 
 async def _fill_timeout(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +24,12 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
-    AuthenticationError,
-    BusyLoadingError,
-    OutOfMemoryError,
-    ReadOnlyError,
     RedisError,
-    ResponseError,
 )
-from redis.exceptions import TimeoutError as RedisTimeout
 from redis.maint_notifications import MaintNotificationsConfig
 
 from apps.cache_api.settings import Settings
+from apps.common.redis_errors import describe
 
 REPLICA_PING_TIMEOUT_SECONDS = 0.3
 
@@ -69,54 +63,6 @@ def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[st
 
 def make_client(settings: Settings, host: str, port: int, tls: bool) -> Redis:
     return Redis.from_pool(BlockingConnectionPool(**_pool_kwargs(settings, host, port, tls)))
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and its causes (redis-py wraps the socket's error)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def describe_redis_error(exc: BaseException) -> str:
-    """What went wrong, for a probe or a client: no host, port, password or other configured value.
-
-    redis-py's messages name the address (``Error 111 connecting to host:port``); logs keep
-    them, answers get this.
-    """
-    chain = _chain(exc)
-    text = " ".join(str(e) for e in chain).lower()
-    if any(isinstance(e, AuthenticationError) for e in chain) or any(
-            word in text for word in ("wrongpass", "noauth", "invalid password", "invalid username-password")):
-        return "authentication failed (check REDIS_PASSWORD)"
-    if "max number of clients reached" in text:
-        return "Redis refused the connection: max number of clients reached (its client limit)"
-    if any(isinstance(e, BusyLoadingError) for e in chain):
-        return "Redis is loading its dataset (after a restart); retry shortly"
-    if any(isinstance(e, OutOfMemoryError) for e in chain):
-        return "Redis is full (maxmemory reached) and refuses writes"
-    if any(isinstance(e, ReadOnlyError) for e in chain):
-        return "Redis is a read-only replica (a failover in progress) and refuses writes"
-    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "certificate" in text:
-        return "TLS certificate verification failed (check REDIS_CA_FILE and the host name)"
-    if any(isinstance(e, ssl.SSLError) for e in chain):
-        return "TLS handshake failed"
-    if any(isinstance(e, ConnectionResetError) for e in chain):
-        # Over TLS, Redis at maxclients closes the connection before the handshake: it cannot
-        # send its error in clear text, so the client sees a reset (as in a restart or failover).
-        return "connection reset by Redis (its client limit reached, or a restart or failover)"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "error 111 " in text:
-        return "connection refused"
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        return "host name not resolved (check REDIS_HOST)"
-    if any(isinstance(e, (RedisTimeout, TimeoutError)) for e in chain) or "timeout" in text or "timed out" in text:
-        return "timed out"
-    if any(isinstance(e, ResponseError) for e in chain):
-        return "Redis refused a command"
-    return f"connection failed ({type(exc).__name__})"
 
 
 @dataclass
@@ -158,7 +104,7 @@ class RedisClients:
             except TimeoutError:
                 return "timed out"
             except RedisError as exc:
-                return describe_redis_error(exc)
+                return describe(exc)
         return None
 
     async def aclose(self) -> None:

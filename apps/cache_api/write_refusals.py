@@ -28,6 +28,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from apps.cache_api.dataset import Dataset
 from apps.cache_api.logs import Throttle, get_logger
 from apps.cache_api.metrics import Metrics
+from apps.common.redis_errors import reason
 
 log = get_logger("write_refusals")
 
@@ -45,12 +46,10 @@ DEGRADED = "redis_refuses_writes"
 
 
 def refusal(exc: BaseException) -> str | None:
-    """``oom`` or ``readonly`` when Redis refused a write for a reason that passes; else None."""
-    if isinstance(exc, OutOfMemoryError):
-        return OOM
-    if isinstance(exc, ReadOnlyError):
-        return READONLY
-    return None
+    """``oom`` or ``readonly`` when Redis refused a write for a reason that passes; else None
+    (the platform's one table of Redis conditions: apps/common/redis_errors.py)."""
+    label = reason(exc) if isinstance(exc, (OutOfMemoryError, ReadOnlyError)) else None
+    return label if label in REASONS else None
 
 
 class WriteRefusals:

@@ -16,6 +16,9 @@ Nothing else is: a ``WRONGTYPE`` or a syntax error is a bug, and stays an error.
 from __future__ import annotations
 
 import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from kombu.exceptions import OperationalError
@@ -29,32 +32,108 @@ REFUSED = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
 UNAVAILABLE = (*REFUSED, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                socket.timeout, OSError, OperationalError)
 
-#: Label values of the ``*_redis_unavailable_total{reason}`` metrics, in checking order.
+#: Label values of the ``*_redis_unavailable_total{reason}`` metrics.
 REASONS = ("oom", "readonly", "loading", "masterdown", "max_clients", "timeout", "connection")
 
 
-def reason(exc: BaseException) -> str | None:
-    """The label for ``exc``, or ``None`` when it is not a condition that passes.
+@dataclass(frozen=True)
+class Condition:
+    """One way Redis can fail a client: its metric label (``None``: not a condition that
+    passes, e.g. a command Redis refuses as wrong), and what a probe or an API answer says
+    (never a host, port, password or other configured value)."""
 
-    kombu's ``OperationalError`` carries only the text of the error it wraps; the text
-    of a server reply (``max number of clients reached``, ``OOM ...``) is what tells them apart.
-    """
+    name: str
+    label: str | None
+    says: str
+    matches: Callable[[list[BaseException], str], bool]
+
+
+def _any(*types: type[BaseException]) -> Callable[[list[BaseException], str], bool]:
+    return lambda chain, text: any(isinstance(e, types) for e in chain)
+
+
+def _words(*words: str) -> Callable[[list[BaseException], str], bool]:
+    return lambda chain, text: any(w in text for w in words)
+
+
+def _either(*tests: Callable[[list[BaseException], str], bool]) -> Callable[[list[BaseException], str], bool]:
+    return lambda chain, text: any(t(chain, text) for t in tests)
+
+
+#: Every condition, in checking order: the first that matches is the one. The apps' metrics
+#: label a failure with ``label`` (:func:`reason`), the cache API's probes and answers say
+#: ``says`` (:func:`describe`), and its write refusals are the ``oom``/``readonly`` ones.
+CONDITIONS: tuple[Condition, ...] = (
+    Condition("auth", "connection", "authentication failed (check REDIS_PASSWORD)", _either(
+        _any(redis.exceptions.AuthenticationError),
+        _words("wrongpass", "noauth", "invalid password", "invalid username-password"))),
+    Condition("oom", "oom", "Redis is full (maxmemory reached) and refuses writes", _either(
+        _any(redis.exceptions.OutOfMemoryError), _words("used memory > 'maxmemory'"))),
+    Condition("readonly", "readonly", "Redis is a read-only replica (a failover in progress) and refuses writes",
+              _either(_any(redis.exceptions.ReadOnlyError), _words("read only replica"))),
+    Condition("loading", "loading", "Redis is loading its dataset (after a restart); retry shortly", _either(
+        _any(redis.exceptions.BusyLoadingError), _words("loading the dataset"))),
+    Condition("masterdown", "masterdown", "Redis is a replica that lost its primary; retry shortly", _either(
+        _any(redis.exceptions.MasterDownError), _words("link with master is down"))),
+    Condition("max_clients", "max_clients",
+              "Redis refused the connection: max number of clients reached (its client limit)",
+              _words("max number of clients reached")),
+    Condition("tls_certificate", "connection", "TLS certificate verification failed (check REDIS_CA_FILE and "
+              "the host name)", _either(_any(ssl.SSLCertVerificationError), _words("certificate"))),
+    Condition("tls", "connection", "TLS handshake failed", _any(ssl.SSLError)),
+    # Over TLS, Redis at maxclients closes the connection before the handshake: it cannot send
+    # its error in clear text, so the client sees a reset (as in a restart or failover).
+    Condition("reset", "connection", "connection reset by Redis (its client limit reached, or a restart or failover)",
+              _any(ConnectionResetError)),
+    Condition("refused", "connection", "connection refused", _either(_any(ConnectionRefusedError),
+                                                                    _words("error 111 "))),
+    Condition("dns", "connection", "host name not resolved (check REDIS_HOST)", _any(socket.gaierror)),
+    Condition("timeout", "timeout", "timed out", _either(
+        _any(redis.exceptions.TimeoutError, socket.timeout, TimeoutError), _words("timeout", "timed out"))),
+    Condition("command", None, "Redis refused a command", _any(redis.exceptions.ResponseError)),
+)
+
+
+def _full_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes (redis-py wraps the socket's error)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _wrapped(exc: BaseException) -> BaseException:
+    """kombu's ``OperationalError`` carries only the text of the error it wraps: the error
+    itself, when kombu kept it as the cause."""
     cause = exc
     while isinstance(cause, OperationalError) and cause.__cause__ is not None:
         cause = cause.__cause__
-    text = str(cause).lower()
-    if isinstance(cause, redis.exceptions.OutOfMemoryError) or "used memory > 'maxmemory'" in text:
-        return "oom"
-    if isinstance(cause, redis.exceptions.ReadOnlyError) or "read only replica" in text:
-        return "readonly"
-    if isinstance(cause, redis.exceptions.BusyLoadingError) or "loading the dataset" in text:
-        return "loading"
-    if isinstance(cause, redis.exceptions.MasterDownError) or "link with master is down" in text:
-        return "masterdown"
-    if "max number of clients reached" in text:
-        return "max_clients"
-    if isinstance(cause, (redis.exceptions.TimeoutError, socket.timeout)) or "timed out" in text:
-        return "timeout"
-    if isinstance(cause, UNAVAILABLE):
-        return "connection"
-    return None
+    return cause
+
+
+def condition(exc: BaseException, chain: list[BaseException] | None = None) -> Condition | None:
+    """The first condition of :data:`CONDITIONS` that ``exc`` (or ``chain``) matches."""
+    chain = chain if chain is not None else [exc]
+    text = " ".join(str(e) for e in chain).lower()
+    return next((c for c in CONDITIONS if c.matches(chain, text)), None)
+
+
+def reason(exc: BaseException) -> str | None:
+    """The metric label for ``exc``, or ``None`` when it is not a condition that passes.
+
+    Only the error itself is read (through kombu's wrapper): a command refused as wrong
+    while some earlier timeout was being handled is still a bug, not a timeout.
+    """
+    cause = _wrapped(exc)
+    found = condition(cause)
+    if found is not None and found.label is not None:
+        return found.label
+    return "connection" if isinstance(cause, UNAVAILABLE) else None
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, for a probe or a client, read from the whole chain of causes."""
+    found = condition(exc, _full_chain(exc))
+    return found.says if found is not None else f"connection failed ({type(exc).__name__})"

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from apps.cache_api.deps import CacheDep, MetricsDep, RedisDep
 from apps.cache_api.errors import json_error
-from apps.cache_api.redis_clients import describe_redis_error
+from apps.common.redis_errors import describe
 
 router = APIRouter(tags=["ops"])
 
@@ -37,7 +37,7 @@ async def readyz(redis: RedisDep, cache: CacheDep) -> Response:
     try:
         replica_problem = await redis.ping()
     except RedisError as exc:
-        return json_error(503, "redis_unavailable", describe_redis_error(exc), status="unready")
+        return json_error(503, "redis_unavailable", describe(exc), status="unready")
     problem = cache.dataset_problem()
     if problem is not None:
         cache.retry_soon()
