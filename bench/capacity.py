@@ -46,7 +46,7 @@ from pathlib import Path
 
 from bench.worker_bench import REPO, Server
 from components.connections import azure_managed_limit
-from components.redis import redis_maxmemory_bytes
+from components.limits import redis_maxmemory_bytes
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 PERCENT = 80  # apps/producer/settings.py: PUBLISH_MAX_MEMORY_PERCENT default

@@ -24,8 +24,8 @@ from pulumi import Alias, Output, ResourceOptions
 
 from components import versions
 from components.azure_network import PrivateLinkPlacement
+from components.endpoint import RedisEndpoint
 from components.private_link import RedisPrivateLink, RedisPrivateLinkArgs
-from components.redis import RedisEndpoint
 
 _ACCESS = ("Enabled", "Disabled")
 _MANAGED_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")

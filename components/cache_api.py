@@ -21,7 +21,8 @@ from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
-from components.redis import RedisEndpoint, replica_memory_limit_mi
+from components.endpoint import RedisEndpoint
+from components.limits import replica_memory_limit_mi
 
 READ_PATHS = ("central", "replica-sidecar")
 SIDECAR_PORT = 6379

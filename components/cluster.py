@@ -13,13 +13,15 @@ import pulumi_random as random
 import yaml
 from pulumi import Output, ResourceOptions
 
-from components.azure_network import (
+from components.address_plan import (
     AKS_DNS_SERVICE_IP,
     AKS_POD_CIDR,
     AKS_SERVICE_CIDR,
     DEFAULT_ENDPOINT_SUBNET,
     DEFAULT_NODE_SUBNET,
     DEFAULT_VNET,
+)
+from components.azure_network import (
     AzureNetwork,
     AzureNetworkArgs,
 )

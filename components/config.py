@@ -17,9 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components import azure_network, connections, versions
-from components.redis import redis_maxmemory_bytes
-from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES, WORKER_HARD_LIMIT_MARGIN, hard_time_limit
+from components import address_plan, connections, versions
+from components.limits import (
+    DEAD_LETTER_MAX_ENTRY_BYTES,
+    WORKER_HARD_LIMIT_MARGIN,
+    hard_time_limit,
+    redis_maxmemory_bytes,
+)
 
 PROJECT = "redis-keda-platform"
 #: A full dead-letter list may take at most this share of the in-cluster Redis' maxmemory.
@@ -80,9 +84,9 @@ class PlatformConfig(BaseModel):
     redis_sku: Literal["Basic", "Standard", "Premium"] = Field("Standard", description="aks, azureRedis=classic: Azure Cache for Redis SKU (Standard = replicated, SLA).")
     redis_capacity: int = Field(1, ge=0, le=6, description="aks, azureRedis=classic: Azure Cache for Redis size within the SKU family (C0..C6 / P1..P5).")
     redis_public_network_access: Literal["Enabled", "Disabled"] = Field("Disabled", description="aks: public network access of the Azure Redis. `Disabled`: reachable only through its private endpoint in the cluster's VNet. `Enabled` (escape hatch) also exposes its public endpoint to the whole internet, guarded by TLS and the access key only.")
-    vnet_address_space: str = Field(azure_network.DEFAULT_VNET, description="aks: address space of the VNet the stack creates (must not overlap the AKS service CIDR 10.0.0.0/16 or pod CIDR 10.244.0.0/16).")
-    node_subnet_cidr: str = Field(azure_network.DEFAULT_NODE_SUBNET, description="aks: the AKS node subnet, inside vnetAddressSpace (Azure CNI overlay: pods do not take VNet addresses).")
-    endpoint_subnet_cidr: str = Field(azure_network.DEFAULT_ENDPOINT_SUBNET, description="aks: the private endpoint subnet, inside vnetAddressSpace; also the only egress the NetworkPolicies allow to Redis. With nodeSubnetId/endpointSubnetId: the real CIDR of endpointSubnetId (required).")
+    vnet_address_space: str = Field(address_plan.DEFAULT_VNET, description="aks: address space of the VNet the stack creates (must not overlap the AKS service CIDR 10.0.0.0/16 or pod CIDR 10.244.0.0/16).")
+    node_subnet_cidr: str = Field(address_plan.DEFAULT_NODE_SUBNET, description="aks: the AKS node subnet, inside vnetAddressSpace (Azure CNI overlay: pods do not take VNet addresses).")
+    endpoint_subnet_cidr: str = Field(address_plan.DEFAULT_ENDPOINT_SUBNET, description="aks: the private endpoint subnet, inside vnetAddressSpace; also the only egress the NetworkPolicies allow to Redis. With nodeSubnetId/endpointSubnetId: the real CIDR of endpointSubnetId (required).")
     node_subnet_id: str = Field("", description="aks, bring-your-own network: resource ID of an existing subnet for the nodes (with endpointSubnetId; no VNet is created).")
     endpoint_subnet_id: str = Field("", description="aks, bring-your-own network: resource ID of an existing subnet, in the node subnet's VNet, for the Redis private endpoint.")
     redis_storage_size: str = Field("1Gi", description="kind: size of the in-cluster Redis PersistentVolumeClaim.")
@@ -229,12 +233,12 @@ class PlatformConfig(BaseModel):
         return self
 
     def _network_problems(self) -> list[tuple[str, str]]:
-        """The aks address plan, checked with ``ipaddress`` (components/azure_network.py).
+        """The aks address plan, checked with ``ipaddress`` (components/address_plan.py).
         Bring-your-own subnets: only what was given is checked, and endpointSubnetCidr must
         be given (the NetworkPolicy needs it; an ID says nothing offline)."""
         byo = bool(self.node_subnet_id or self.endpoint_subnet_id)
         given = self.model_fields_set
-        problems = azure_network.network_problems(
+        problems = address_plan.network_problems(
             vnet_address_space=self.vnet_address_space if not byo or "vnet_address_space" in given else None,
             node_subnet_cidr=self.node_subnet_cidr if not byo or "node_subnet_cidr" in given else None,
             endpoint_subnet_cidr=self.endpoint_subnet_cidr,

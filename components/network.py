@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components import k8s as kx
-from components.redis import RedisEndpoint
+from components.endpoint import RedisEndpoint
 
 NAME_LABEL = "app.kubernetes.io/name"
 NS_LABEL = "kubernetes.io/metadata.name"

@@ -23,13 +23,14 @@ from components.azure_redis import AzureCacheRedis, AzureCacheRedisArgs, AzureMa
 from components.cache_api import CacheApi, CacheApiArgs
 from components.cluster import AksCluster, AksClusterArgs, KindCluster, KindClusterArgs
 from components.config import PlatformConfig
+from components.endpoint import RedisEndpoint
 from components.keda import Keda, KedaArgs
 from components.monitoring import GRAFANA_SERVICE, PROMETHEUS_SERVICE, Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs, RedisAuth, RedisAuthArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.platform_args import PlatformArgs, config_from_args
 from components.producer import Producer, ProducerArgs
-from components.redis import InClusterRedis, InClusterRedisArgs, RedisEndpoint
+from components.redis import InClusterRedis, InClusterRedisArgs
 from components.redis_exporter import RedisExporter, RedisExporterArgs, queue_keys
 from components.worker import KOMBU_UNACKED_KEY, CeleryWorker, CeleryWorkerArgs
 

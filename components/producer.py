@@ -10,7 +10,7 @@ from pulumi import ResourceOptions
 
 from components import k8s as kx
 from components import versions
-from components.redis import RedisEndpoint
+from components.endpoint import RedisEndpoint
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,6 @@ Every Redis implementation (``InClusterRedis`` here, ``AzureManagedRedis`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -16,57 +15,8 @@ from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
-
-MI = 1024 * 1024
-#: MiB of a Redis container's limit kept outside the dataset: the process itself, client
-#: input/output buffers, the 1 MiB replication backlog, Lua and module overhead.
-REDIS_RESERVED_MI = 32
-
-
-def redis_maxmemory_bytes(memory_limit_mi: int) -> int:
-    """maxmemory of a Redis primary whose container may use ``memory_limit_mi`` MiB.
-
-    ``(limit - 32 MiB) / 2``: an AOF rewrite (and any BGSAVE) forks, and while the child
-    writes, every page the parent changes is copied (copy-on-write). With a busy queue that
-    can approach the whole dataset, so the dataset gets at most half of what is left after
-    the fixed reserve. With ``noeviction`` a full Redis then refuses writes (the producer
-    and worker see an OOM error) instead of the kernel killing the pod.
-    """
-    if memory_limit_mi <= 2 * REDIS_RESERVED_MI:
-        raise ValueError(f"a Redis memory limit of {memory_limit_mi} MiB leaves no room for data")
-    return (memory_limit_mi - REDIS_RESERVED_MI) // 2 * MI
-
-
-def replica_memory_limit_mi(primary_maxmemory_bytes: int) -> int:
-    """Memory limit (MiB) of a replica that must hold the primary's whole dataset.
-
-    A replica never forks here (no RDB, no AOF), but it holds everything the primary holds,
-    up to the primary's maxmemory, plus allocator fragmentation (a quarter on top) and the
-    same fixed reserve as the primary.
-    """
-    dataset_mi = -(-primary_maxmemory_bytes // MI)  # ceil
-    return dataset_mi + -(-dataset_mi // 4) + REDIS_RESERVED_MI
-
-
-@dataclass(frozen=True)
-class RedisEndpoint:
-    """Where clients (pods and KEDA) reach Redis. ``password`` is a secret Output."""
-
-    host: Output[str]
-    port: int
-    tls: bool
-    password: Output[str]
-    pod_labels: Mapping[str, str] | None = None
-    """Labels of the Redis pods when Redis runs in the app namespace (NetworkPolicy
-    selects them); None when Redis is outside the cluster."""
-    namespace: Output[str] | None = None
-    """Namespace of the in-cluster Redis pods (None outside the cluster)."""
-    egress_cidrs: tuple[str, ...] | None = None
-    """Where clients' egress to an out-of-cluster Redis may go (the private endpoint's
-    subnet); None for the in-cluster Redis (selected by ``pod_labels``)."""
-    maxmemory_bytes: int | None = None
-    """The primary's maxmemory when this stack sets it (in-cluster); a replica of it must
-    fit that much. None for a managed service (its SKU decides)."""
+from components.endpoint import RedisEndpoint
+from components.limits import REDIS_RESERVED_MI, redis_maxmemory_bytes
 
 
 # ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
-from components.redis import RedisEndpoint
+from components.endpoint import RedisEndpoint
 
 #: checkov checks that do not apply to the exporter (docs/security.md lists them).
 EXPORTER_SKIPS = {

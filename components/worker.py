@@ -20,22 +20,11 @@ from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
-from components.redis import RedisEndpoint
+from components.endpoint import RedisEndpoint
+from components.limits import WORKER_HARD_LIMIT_MARGIN, hard_time_limit
 
 KEDA_API = "keda.sh/v1alpha1"
 GRACE_MARGIN_SECONDS = 30
-#: The worker's hard task time limit is ceil(WORK_SECONDS_MAX) + this (apps/worker/settings.py
-#: HARD_LIMIT_MARGIN; infra and apps share no code: tests/test_contract.py keeps them equal).
-WORKER_HARD_LIMIT_MARGIN = 5
-
-
-def hard_time_limit(work_seconds_max: float) -> int:
-    """The worker's hard task time limit: ceil(WORK_SECONDS_MAX) + WORKER_HARD_LIMIT_MARGIN."""
-    return int(math.ceil(work_seconds_max)) + WORKER_HARD_LIMIT_MARGIN
-#: The worker truncates each dead-letter entry's payload/reason to this many bytes
-#: (apps/worker/settings.py DEAD_LETTER_MAX_ENTRY_BYTES default; tests/test_contract.py
-#: keeps them equal). Infra sizes Redis with it; it does not set the variable.
-DEAD_LETTER_MAX_ENTRY_BYTES = 16384
 #: kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH
 #: (``Channel.unacked_key``; the worker's transport keeps it: tests/test_contract.py).
 KOMBU_UNACKED_KEY = "unacked"

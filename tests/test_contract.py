@@ -85,7 +85,7 @@ def test_commands_and_probes_name_modules_that_exist(variant_id):
 
 
 def test_visibility_rule_matches_the_worker():
-    from components.worker import WORKER_HARD_LIMIT_MARGIN
+    from components.limits import WORKER_HARD_LIMIT_MARGIN
 
     assert WORKER_HARD_LIMIT_MARGIN == worker_settings.HARD_LIMIT_MARGIN
     cfg = infra_config.load_config({"workSecondsMax": "9.5", "visibilityTimeoutSeconds": "16"})
@@ -135,7 +135,7 @@ def test_keda_recovery_trigger_watches_the_workers_unacked_hash():
 def test_dead_letter_entry_bound_matches_the_worker():
     """Infra sizes the in-cluster Redis for DEAD_LETTER_MAX_LENGTH entries of the worker's
     largest dead-letter entry (components/worker.py); the worker's default must be that size."""
-    from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES
+    from components.limits import DEAD_LETTER_MAX_ENTRY_BYTES
 
     field = WorkerSettings.model_fields.get("dead_letter_max_entry_bytes")
     assert field is not None, "WorkerSettings does not read DEAD_LETTER_MAX_ENTRY_BYTES"

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components.cache_api import CacheApi, CacheApiArgs
-from components.redis import RedisEndpoint
+from components.endpoint import RedisEndpoint
 from components.worker import GRACE_MARGIN_SECONDS, CeleryWorker, CeleryWorkerArgs
 
 STACKS = ("local", "aks")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.azure_network import AKS_DNS_SERVICE_IP, AKS_POD_CIDR, AKS_SERVICE_CIDR
+from components.address_plan import AKS_DNS_SERVICE_IP, AKS_POD_CIDR, AKS_SERVICE_CIDR
 from components.config import PROJECT, ConfigError, load_config
 from tests.infra.test_config_validation import _run_main
 from tests.infra.validation.netpol import Cluster, Endpoint

@@ -9,8 +9,12 @@ import re
 import pytest
 
 from components.config import DEAD_LETTER_MAX_SHARE, PROJECT, ConfigError, load_config
-from components.redis import REDIS_RESERVED_MI, redis_maxmemory_bytes, replica_memory_limit_mi
-from components.worker import DEAD_LETTER_MAX_ENTRY_BYTES
+from components.limits import (
+    DEAD_LETTER_MAX_ENTRY_BYTES,
+    REDIS_RESERVED_MI,
+    redis_maxmemory_bytes,
+    replica_memory_limit_mi,
+)
 
 MI = 1024 * 1024
 
