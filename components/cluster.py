@@ -94,7 +94,7 @@ class AksClusterArgs:
     """principalType of the identity running ``pulumi up`` (User | ServicePrincipal | Group):
     Azure rejects a role assignment whose type does not match (``UnmatchedPrincipalType``)."""
     vnet_address_space: str = DEFAULT_VNET
-    """The VNet created for the cluster (components/azure_network.py: the address plan)."""
+    """The VNet created for the cluster (components/address_plan.py: the address plan)."""
     node_subnet_cidr: str = DEFAULT_NODE_SUBNET
     """The nodes' subnet."""
     endpoint_subnet_cidr: str = DEFAULT_ENDPOINT_SUBNET

@@ -286,7 +286,7 @@ class PlatformConfig(BaseModel):
 
     @property
     def redis_maxmemory_bytes(self) -> int:
-        """The in-cluster Redis' maxmemory (components/redis.py: the formula)."""
+        """The in-cluster Redis' maxmemory (components/limits.py: the formula)."""
         return redis_maxmemory_bytes(self.redis_memory_limit_mi)
 
     @property

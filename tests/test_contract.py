@@ -134,7 +134,7 @@ def test_keda_recovery_trigger_watches_the_workers_unacked_hash():
 
 def test_dead_letter_entry_bound_matches_the_worker():
     """Infra sizes the in-cluster Redis for DEAD_LETTER_MAX_LENGTH entries of the worker's
-    largest dead-letter entry (components/worker.py); the worker's default must be that size."""
+    largest dead-letter entry (components/limits.py); the worker's default must be that size."""
     from components.limits import DEAD_LETTER_MAX_ENTRY_BYTES
 
     field = WorkerSettings.model_fields.get("dead_letter_max_entry_bytes")
