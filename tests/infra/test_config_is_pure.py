@@ -18,3 +18,10 @@ def test_importing_the_config_model_loads_no_sdk():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", f"components.config loads SDK modules: {out.stdout.strip()[:500]}"
+
+
+def test_every_public_component_is_importable_from_the_package():
+    import components
+
+    for name in components.__all__:
+        assert getattr(components, name).__name__ == name
