@@ -1,6 +1,8 @@
 """The docs are true for someone who has only the repository: every file path, test name, make
-target and ``python -m`` module that README.md, docs/, the Makefile, Pulumi.yaml and the stack
-files cite exists, and nothing points outside the repository (``../shared``)."""
+target and ``python -m`` module that README.md, CONTRIBUTING.md, docs/, the Makefile, Pulumi.yaml
+and the stack files cite exists, and nothing points outside the repository (``../shared``). The
+README stays the user's path in: at most ``README_MAX_LINES`` lines (the rest lives in docs/ and
+CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
 # Files whose comments cite paths too.
 CITING = DOCS + [REPO / "Makefile", REPO / "Pulumi.yaml", *sorted((REPO / "stacks").glob("*.yaml")),
                  *sorted((REPO / "scripts").glob("*.sh")), REPO / ".ci" / "run"]
@@ -32,6 +34,9 @@ TEST_NAME = re.compile(r"(?<![\w.])(test_\w+)(?![\w.])")
 MAKE_TARGET = re.compile(r"(?:`|^\s*)make ([a-z][a-z0-9-]*)", re.M)
 MODULE = re.compile(r"python -m ((?:apps|tools|bench|tests)(?:\.\w+)+)")
 K8S_REF = re.compile(r"\b(Deployment|StatefulSet|DaemonSet|Job|Service|RoleBinding|ServiceMonitor|PodMonitor) $")
+#: The README is the way in: what it is, set-up, a quickstart per target, the make targets, a map
+#: of the docs. Anything longer belongs in docs/ (or CONTRIBUTING.md).
+README_MAX_LINES = 300
 #: Paths a command creates (rendered output, the e2e stack file, caches): cited, not committed.
 GENERATED = ("out/", "stacks/Pulumi.e2e.yaml", "policy/venv", "provider/venv")
 
@@ -147,3 +152,10 @@ def test_every_cited_module_exists():
 @pytest.mark.parametrize("doc", CITING, ids=lambda p: p.relative_to(REPO).as_posix())
 def test_nothing_points_outside_the_repository(doc):
     assert "../shared" not in doc.read_text(), f"{doc.relative_to(REPO)} points at ../shared"
+
+
+def test_the_readme_stays_short():
+    lines = len((REPO / "README.md").read_text().splitlines())
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines, more than {README_MAX_LINES}: move the detail to docs/ "
+        "(a line in the README's map of the docs) or CONTRIBUTING.md")

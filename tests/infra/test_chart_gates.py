@@ -316,7 +316,8 @@ def test_services_the_outputs_and_scripts_name_exist_with_their_ports(r):
     scripts = {p.name: p.read_text() for p in (REPO_ROOT / "scripts").glob("*.sh")}
     assert re.search(r'port-forward "svc/\$SVC" "\$PORT:80"', scripts["grafana.sh"])
     assert re.search(r'port-forward "svc/\$SVC" "\$LOCAL_PORT:9090"', scripts["report.sh"])
-    for doc in ("README.md", "docs/monitoring.md"):
+    docs = ["README.md", "CONTRIBUTING.md", *sorted(f"docs/{p.name}" for p in (REPO_ROOT / "docs").glob("*.md"))]
+    for doc in docs:
         for name, port in re.findall(r"svc/(monitoring-[a-z-]+) (\d+)", (REPO_ROOT / doc).read_text()):
             assert int(port) in services.get(("monitoring", name), set()), f"{doc}: svc/{name} {port}"
 

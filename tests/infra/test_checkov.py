@@ -7,7 +7,7 @@ its own virtualenv (``.venv-checkov``, pinned by ``requirements-checkov.txt``):
 on the object (``checkov.io/skip<N>: CKV_K8S_<id>=<reason>``) with a real reason, used
 by checkov, needed (the same run scans a copy without the skip annotations, where each
 skipped check must fail), not one of the checks that mirror the hardening rules (validation/security.py), and
-listed in ``docs/security.md`` (which the README points to).
+listed in ``docs/security.md`` (which the README's map of the docs points to).
 
 Without ``.venv-checkov`` this fails under ``CI=true`` (run ``make setup``) and skips
 locally with the same message.
@@ -364,13 +364,17 @@ def test_every_skip_is_needed(report):
     assert not unneeded, "\n".join(unneeded)
 
 
+def _skip_section() -> str:
+    """The body of docs/security.md's section 'Checkov skips'."""
+    section = re.search(r"^## Checkov skips\n(?P<body>.*?)(?=^## |\Z)", SECURITY_DOC.read_text(), re.S | re.M)
+    assert section, f"{SECURITY_DOC.name} has no '## Checkov skips' section"
+    return section.group("body")
+
+
 def _documented_skips() -> dict[str, str]:
     """``CKV id -> row`` of the skip table in docs/security.md (section 'Checkov skips')."""
-    text = SECURITY_DOC.read_text()
-    section = re.search(r"^## Checkov skips\n(?P<body>.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert section, f"{SECURITY_DOC.name} has no '## Checkov skips' section"
     rows = {}
-    for line in section.group("body").splitlines():
+    for line in _skip_section().splitlines():
         match = re.match(r"^\|\s*`?(CKV2?_K8S_\d+)`?\s*\|(.*)\|\s*$", line)
         if match:
             rows[match.group(1)] = match.group(2)
@@ -390,13 +394,14 @@ def test_docs_list_every_skip_and_only_those():
 
 
 def test_readme_points_to_the_skip_list():
-    """Every skip is listed with its reason: each skip in use has a README table
-    row with a reason, no stale row, and the README links the full list (docs/security.md)."""
-    readme = README.read_text()
+    """Every skip is listed with its reason, in one place: each skip in use has a row with a
+    reason in docs/security.md's skip table (the last cell: why it does not apply), no stale
+    row, and the README links that page."""
     ids = set(_skip_ids())
-    rows = dict(re.findall(r"^\| `(CKV_[A-Z0-9_]+)`[^|]*\|[^|]*\| *([^|]*?) *\|$", readme, re.M))
+    rows = dict(re.findall(r"^\| `(CKV_[A-Z0-9_]+)`[^|]*\|[^|]*\|[^|]*\| *([^|]*?) *\|$",
+                           _skip_section(), re.M))
     assert ids, "no checkov skip found in the rendered manifests"
-    assert set(rows) == ids, f"README skip table: missing {sorted(ids - set(rows))}, stale {sorted(set(rows) - ids)}"
+    assert set(rows) == ids, f"docs/security.md skip table: missing {sorted(ids - set(rows))}, stale {sorted(set(rows) - ids)}"
     for check_id, reason in rows.items():
-        assert len(reason) >= MIN_REASON_CHARS, f"README: {check_id} has no reason"
-    assert "docs/security.md" in readme
+        assert len(reason) >= MIN_REASON_CHARS, f"docs/security.md: {check_id} has no reason"
+    assert "docs/security.md" in README.read_text()

@@ -1,7 +1,7 @@
 """The repository's own pinning rules for CI and images, beyond what zizmor and hadolint check.
 
 - every action is pinned by a full commit SHA with its exact version in a comment
-  (``uses: owner/repo@<40 hex> # v1.2.3``), and README's "CI" table lists that same version and
+  (``uses: owner/repo@<40 hex> # v1.2.3``), and CONTRIBUTING.md's "CI" table lists that same version and
   commit (the table says how each was verified);
 - checkout never keeps the token (``persist-credentials: false``); the workflow grants nothing by
   default and each job declares what it gets, never ``write``;
@@ -24,7 +24,7 @@ USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?:\s+#\s*(?P<comment>.*))?
 PINNED_ACTION = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+)(?:/[\w./-]+)?@(?P<sha>[0-9a-f]{40})$")
 VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 PINNED_IMAGE = re.compile(r"^(?P<name>[\w.\-/:]+?):(?P<tag>[\w.\-]+)@sha256:[0-9a-f]{64}$")
-README_ACTION_ROW = re.compile(r"^\| `(?P<action>[\w.-]+/[\w.-]+)` \| `(?P<version>v[\d.]+)` \| `(?P<sha>[0-9a-f]{40})` \|",
+LISTED_ACTION_ROW = re.compile(r"^\| `(?P<action>[\w.-]+/[\w.-]+)` \| `(?P<version>v[\d.]+)` \| `(?P<sha>[0-9a-f]{40})` \|",
                                re.M)
 
 
@@ -49,8 +49,9 @@ def action_pins(name: str, text: str) -> tuple[list[tuple[str, str, str]], list[
     return pins, problems
 
 
-def readme_action_pins(readme: str) -> set[tuple[str, str, str]]:
-    return {(m["action"], m["version"], m["sha"]) for m in README_ACTION_ROW.finditer(readme)}
+def listed_action_pins(doc: str) -> set[tuple[str, str, str]]:
+    """The ``(action, version, sha)`` rows of a doc's table of pinned actions."""
+    return {(m["action"], m["version"], m["sha"]) for m in LISTED_ACTION_ROW.finditer(doc)}
 
 
 def permission_problems(name: str, doc: dict) -> list[str]:

@@ -1,4 +1,4 @@
-"""Actions pinned by commit SHA on the versions README lists, least privilege, no persisted token,
+"""Actions pinned by commit SHA on the versions CONTRIBUTING.md lists, least privilege, no persisted token,
 and every image pinned by digest; each rule fails on a seeded breach."""
 
 from __future__ import annotations
@@ -12,24 +12,24 @@ from tests.lint import inventory, pins
 
 REPO = inventory.REPO
 WORKFLOW = ".github/workflows/ci.yml"
-README = (REPO / "README.md").read_text()
+CONTRIBUTING = (REPO / "CONTRIBUTING.md").read_text()
 
 
 def smoke_redis_image() -> str:
     return re.search(r"^REDIS_IMAGE=(\S+)$", (REPO / "scripts" / "images_smoke.sh").read_text(), re.M)[1]
 
 
-def test_every_action_is_pinned_by_commit_sha_to_the_version_readme_lists():
-    listed = pins.readme_action_pins(README)
-    assert listed, 'README "CI" has no table of pinned actions'
+def test_every_action_is_pinned_by_commit_sha_to_the_version_contributing_lists():
+    listed = pins.listed_action_pins(CONTRIBUTING)
+    assert listed, 'CONTRIBUTING.md "CI" has no table of pinned actions'
     used = set()
     for name in inventory.workflows():
         found, problems = pins.action_pins(name, (REPO / name).read_text())
         assert not problems, "\n".join(problems)
         used |= set(found)
     assert used, "no action found: is the workflow still there?"
-    assert used <= listed, f'pinned in the workflows but not listed in README "CI": {sorted(used - listed)}'
-    assert listed <= used, f'listed in README "CI" but used by no workflow: {sorted(listed - used)}'
+    assert used <= listed, f'pinned in the workflows but not listed in CONTRIBUTING.md "CI": {sorted(used - listed)}'
+    assert listed <= used, f'listed in CONTRIBUTING.md "CI" but used by no workflow: {sorted(listed - used)}'
 
 
 def test_every_job_gets_only_read_access_and_no_checkout_keeps_the_token():
@@ -82,13 +82,13 @@ def test_an_unpinned_action_is_named(line, says):
     assert not pinned and len(problems) == 1 and problems[0].startswith("wf.yml:4: ") and says in problems[0]
 
 
-def test_a_pin_readme_does_not_list_is_found():
+def test_a_pin_contributing_does_not_list_is_found():
     text = (REPO / WORKFLOW).read_text().replace(
         "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1",
         "actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 # v5.0.0", 1)
     used, problems = pins.action_pins(WORKFLOW, text)
     assert not problems
-    assert set(used) - pins.readme_action_pins(README) == {
+    assert set(used) - pins.listed_action_pins(CONTRIBUTING) == {
         ("actions/checkout", "v5.0.0", "08c6903cd8c0fde910a37f88322edcfb5dd907a8")}
 
 
