@@ -7,8 +7,8 @@ Every panel of monitoring/dashboard.json at its own place in the 24-column grid
 substitution ``make report`` uses), one line per series with Grafana's legend
 (``{{label}}`` filled from the series' labels), the panel's unit on the axis. It is not a
 Grafana screenshot: it shows what the dashboard's queries return, drawn with matplotlib,
-so a machine without Grafana can still see the dashboard. README's picture comes from the
-live monitoring test (tests/monitoring/test_live.py).
+so a machine without Grafana can still see the dashboard. The picture in docs/monitoring.md
+comes from the live monitoring test (tests/monitoring/test_live.py).
 
 The PNG's ``Description`` text chunk holds, per panel, the number of series drawn (JSON).
 """

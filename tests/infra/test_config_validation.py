@@ -183,7 +183,7 @@ def test_main_builds_the_stack_with_valid_config(target):
 
 
 # ---- one decision point, documented keys -------------------------------------------------------
-# (README.md lists every key with its default: tests/infra/test_readme_config.py)
+# (docs/configuration.md lists every key with its default: tests/infra/test_config_doc.py)
 
 
 TARGET_LOOK = r"\.target\b|[=!]=\s*['\"](aks|kind)['\"]|['\"]aks['\"]|is_aks|is_kind"

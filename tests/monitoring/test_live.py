@@ -278,7 +278,7 @@ def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, samp
         assert summary["queue length"]["max"] >= 1 and summary["tasks/s succeeded"]["max"] > 0
         assert summary["worker replicas"]["max"] == 2, summary
 
-        # -- and the whole dashboard, panel by panel (README's picture) -----------------------
+        # -- and the whole dashboard, panel by panel (docs/monitoring.md's picture) -----------
         picture = Path(os.environ.get("DASHBOARD_PNG", tmp_path / "dashboard.png"))
         run = subprocess.run([sys.executable, "-m", "tools.dashboard_png", "--prometheus", prom.url,
                               "--start", f"{started:.0f}", "--end", f"{end:.0f}", "--step", "1s",

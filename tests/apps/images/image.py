@@ -32,7 +32,7 @@ from tests.apps.images.dockerfile import AddUser, CompileAll, Copy, Dockerfile, 
 
 BASE_IMAGE = "python:3.11-slim"
 #: ``FROM`` may name BASE_IMAGE by tag alone or, as the Dockerfiles do, pinned to one build of
-#: it by digest (README "Images"); any other image, tag or digest form is refused.
+#: it by digest (docs/images.md); any other image, tag or digest form is refused.
 _BASE_REF = re.compile(rf"^{re.escape(BASE_IMAGE)}(?:@sha256:[0-9a-f]{{64}})?$")
 #: python:3.11-slim's own ENV that matters to a process (PATH is rebuilt around the venv).
 BASE_ENV = {"LANG": "C.UTF-8"}
