@@ -27,8 +27,9 @@ belongs to a connection kombu has just dropped as stale (after a path that answe
 nothing), redis-py reconnects and waits for a message nobody sends: the worker's main loop
 stopped for good, its tasks' results untaken (docs/worker.md, "In an outage").
 ``BoundedPubSub`` reads only what is there, and waits at most ``socket_timeout`` for the rest
-of a reply. The worker's transport (apps/worker/broker.py) builds on this one;
-the producer uses it as it is.
+of a reply. The worker's transport (apps/worker/broker.py) builds on this one; the
+producer's (``PublishTransport``) is this one without the connection-level retry, so kombu
+pipelines its publish batches.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ from redis.client import PubSub
 
 from apps.common.redis_errors import REFUSED
 from apps.common.redis_settings import handshake_6_0, one_quick_retry
-
-#: The transport for ``broker_transport`` (``module:Class``).
-TRANSPORT = "apps.common.redis_transport:Transport"
 
 
 class BoundedPubSub(PubSub):
@@ -78,3 +76,24 @@ class Channel(kredis.Channel):
 class Transport(kredis.Transport):
     Channel = Channel
     connection_errors = (*kredis.Transport.connection_errors, *REFUSED, OperationalError)
+
+
+class PublishChannel(Channel):
+    """The producer's: no connection-level retry. kombu sends a publish batch (one pipeline)
+    only over connections that never retry on their own, since a pipeline retried after a
+    lost reply is an ambiguous replay; the producer's publisher retries whole batches itself,
+    with the same task ids (apps/producer/publisher.py)."""
+
+    def _connparams(self, asynchronous=False):
+        params = super()._connparams(asynchronous=asynchronous)
+        params.pop("retry", None)
+        return params
+
+
+class PublishTransport(Transport):
+    Channel = PublishChannel
+
+
+#: The producer's transport (``module:Class``).
+PUBLISH_TRANSPORT = "apps.common.redis_transport:PublishTransport"
+

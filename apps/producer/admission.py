@@ -83,8 +83,8 @@ class Admission:
         self._since_read = 0
         return self.last
 
-    def room(self) -> bool:
-        """True: publish one task now. False: Redis is at the threshold; wait, then ask
+    def room(self, tasks: int = 1) -> bool:
+        """True: publish ``tasks`` tasks now. False: Redis is at the threshold; wait, then ask
         again (each call after a False reads INFO again). Raises what ``read_info`` raises
         (Redis unavailable)."""
         if self.last is None or self._waiting or self.clock() - self._read_at >= self.refresh_seconds:
@@ -92,18 +92,18 @@ class Admission:
         if self.threshold is None:
             self._waiting = False
             return True
-        if not self._fits() and self._since_read:
+        if not self._fits(tasks) and self._since_read:
             self.refresh()  # the count since the reading is an upper bound: look again
-        self._waiting = not self._fits()
+        self._waiting = not self._fits(tasks)
         return not self._waiting
 
-    def _fits(self) -> bool:
+    def _fits(self, tasks: int = 1) -> bool:
         assert self.last is not None and self.threshold is not None  # room() reads before it asks
-        return self.last.used + (self._since_read + 1) * self.task_bytes <= self.threshold
+        return self.last.used + (self._since_read + tasks) * self.task_bytes <= self.threshold
 
-    def sent(self) -> None:
-        """One task was published (counted until the next reading)."""
-        self._since_read += 1
+    def sent(self, tasks: int = 1) -> None:
+        """Tasks were published (counted until the next reading)."""
+        self._since_read += tasks
 
     def describe(self) -> str:
         """The numbers, for log lines and errors."""

@@ -1,10 +1,16 @@
-"""Publish one task, waiting for room (backpressure) and for Redis; never half-send.
+"""Publish tasks, waiting for room (backpressure) and for Redis; never half-send.
 
 A task is one ``LPUSH`` of one message (kombu's Redis transport): Redis has it, or not.
 The task id is chosen before the first attempt and kept for every retry, so a publish
 whose reply was lost (a connection reset after Redis took the ``LPUSH``) and is sent again
 is the same task twice, which the worker runs idempotently (it rewrites
 ``users:<task id>``), never a different one, and never nothing.
+
+Several due tasks go in one round trip (:meth:`Publisher.batch`): kombu's publish batch
+(``Producer.batch``) sends their ``LPUSH``es in one pipeline, in order. A pipeline that
+fails leaves its outcome uncertain (kombu's ``BatchPublishError``): the whole batch is sent
+again with the same ids, so at worst some tasks go twice, as above. Near the memory
+threshold a batch shrinks to one task, so the threshold is still overshot by at most one.
 
 Before each attempt :class:`~apps.producer.admission.Admission` says whether Redis has room
 (``PUBLISH_MAX_MEMORY_PERCENT`` of ``maxmemory``); when it has not, the producer holds
@@ -22,6 +28,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+
+from kombu.exceptions import BatchPublishError
 
 from apps.common.redis_errors import UNAVAILABLE, reason
 from apps.common.redis_wait import RedisWait
@@ -58,8 +66,15 @@ def hold_wait() -> RedisWait:
                      on_state=lambda held: metrics.HOLDING.set(int(held)))
 
 
+def _unavailable(exc: BaseException) -> BaseException | None:
+    """The condition behind a failure that passes (a batch's is its cause), else None."""
+    if isinstance(exc, BatchPublishError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc if isinstance(exc, UNAVAILABLE) else None
+
+
 class Publisher:
-    def __init__(self, publish: Callable[[dict, str], None], admission: Admission, *,
+    def __init__(self, publish: Callable[[list[tuple[dict, str]]], None], admission: Admission, *,
                  max_wait: float | None, stopped: Callable[[], bool] = lambda: False,
                  tick: Callable[[], None] = lambda: None, unavailable: RedisWait | None = None,
                  hold: RedisWait | None = None, clock: Callable[[], float] = time.monotonic):
@@ -82,27 +97,38 @@ class Publisher:
 
     def __call__(self, record: dict) -> str | None:
         """Publish ``record`` as one task; its id, or None if stopped before it was sent."""
-        task_id = str(uuid.uuid4())
+        ids = self.batch([record])
+        return ids[0] if ids else None
+
+    def batch(self, records: list[dict]) -> list[str]:
+        """Publish ``records`` as tasks, in order, in one round trip; the ids of those sent:
+        all of them, only the first (near the memory threshold), or none (stopped first)."""
+        items = [(record, str(uuid.uuid4())) for record in records]
         started = None
         while not self.stopped():
             attempt = self.clock()
             try:
+                if len(items) > 1 and not self.admission.room(len(items)):
+                    items = items[:1]  # near the threshold: one task, then look again
                 if self.admission.room():
-                    self.publish(record, task_id)
-                    self.admission.sent()
-                    metrics.SENT.inc()
+                    self.publish(items)
+                    self.admission.sent(len(items))
+                    metrics.SENT.inc(len(items))
                     self.unavailable.succeeded()
                     self.hold.succeeded()
-                    return task_id
+                    return [task_id for _, task_id in items]
                 self.unavailable.succeeded()  # INFO answered
                 reason_, delay = "memory", self.hold.failed("memory", "publish", detail=self.admission.describe())
                 detail = self.admission.describe()
-            except UNAVAILABLE as exc:
-                reason_, delay = reason(exc) or "connection", self.unavailable.failed(exc, "publish")
-                detail = f"{type(exc).__name__}: {exc}"
+            except (*UNAVAILABLE, BatchPublishError) as exc:
+                cause = _unavailable(exc)
+                if cause is None:
+                    raise
+                reason_, delay = reason(cause) or "connection", self.unavailable.failed(cause, "publish")
+                detail = f"{type(cause).__name__}: {cause}"
             started = attempt if started is None else started
             waited = self.clock() - started
             if self.max_wait is not None and waited + delay > self.max_wait:
                 raise NotPublished(reason_, waited, detail)
             self.unavailable.sleep(delay, stop=self.stopped, tick=self.tick)
-        return None
+        return []

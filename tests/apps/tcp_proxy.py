@@ -37,6 +37,9 @@ class TcpProxy:
     _refuse: bool = False
     _resume: list[_Pair] = field(default_factory=list)
     _thread: threading.Thread | None = None
+    #: Reads from clients forwarded upstream: a request/reply client makes at least one per
+    #: round trip, a pipeline one for all its commands.
+    client_chunks: int = 0
 
     def start(self) -> TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -123,6 +126,8 @@ class TcpProxy:
                 if not data:
                     self._close(sel, pair)
                     continue
+                if src is pair.client:
+                    self.client_chunks += 1
                 try:
                     dst.sendall(data)
                 except OSError:
