@@ -21,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from kombu.exceptions import OperationalError
+
+try:
+    from kombu.exceptions import OperationalError
+except ImportError:  # the cache API's image has no kombu, and nothing there raises it
+    class OperationalError(Exception):  # type: ignore[no-redef]
+        """Stands for kombu's, which only the worker and producer images have."""
 
 #: Replies that mean "not now": the server is up and will accept the command later.
 REFUSED = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
