@@ -26,10 +26,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     RedisError,
 )
-from redis.maint_notifications import MaintNotificationsConfig
 
 from apps.cache_api.settings import Settings
 from apps.common.redis_errors import describe
+from apps.common.redis_settings import handshake_6_0, tcp_keepalive_options
 
 REPLICA_PING_TIMEOUT_SECONDS = 0.3
 
@@ -46,8 +46,11 @@ def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[st
         "max_connections": settings.redis_max_connections,
         "timeout": settings.redis_socket_timeout_seconds,
         "client_name": "cache-api",
-        "driver_info": None,  # no CLIENT SETINFO
-        "maint_notifications_config": MaintNotificationsConfig(enabled=False),  # no CLIENT MAINT_NOTIFICATIONS
+        # The platform's Redis socket settings (apps/common/redis_settings.py): the Redis 6.0
+        # handshake and TCP keepalive, as every other client.
+        **handshake_6_0(),
+        "socket_keepalive": True,
+        "socket_keepalive_options": tcp_keepalive_options(),
         "connection_class": Connection,
     }
     if tls:

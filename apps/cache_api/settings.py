@@ -9,28 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from apps.common.redis_settings import RedisSettings
 
 SAMPLE_DATASET_DIR = Path(__file__).resolve().parent / "dataset"
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
-class Settings(BaseSettings):
-    """One field per environment variable (the name upper-cased): ``redis_host`` is ``REDIS_HOST``."""
+class Settings(RedisSettings):
+    """One field per environment variable (the name upper-cased): ``redis_host`` is ``REDIS_HOST``.
+    The Redis endpoint (``REDIS_HOST``, ``_PORT``, ``_PASSWORD``, ``_TLS``, ``_DB``, ``_CA_FILE``)
+    is the one every app reads (apps/common/redis_settings.py, docs/contract.md)."""
 
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True,
                                       hide_input_in_errors=True)
-
-    # Redis endpoint (docs/contract.md).
-    redis_host: str = "localhost"
-    redis_port: int = Field(6379, ge=1, le=65535)
-    redis_password: SecretStr | None = None
-    redis_tls: bool = False
-    redis_db: int = Field(0, ge=0)
-    redis_ca_file: Path | None = None
-    """PEM CA bundle used to verify the server certificate; unset = the system trust store."""
 
     # Optional read path (replica sidecar): cache reads go there; writes and the lock go to the primary.
     redis_read_host: str | None = None
@@ -73,13 +68,6 @@ class Settings(BaseSettings):
     dataset it serves from memory again (write_refusals.py)."""
 
     log_level: str = "INFO"
-
-    @field_validator("redis_ca_file")
-    @classmethod
-    def _ca_file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("REDIS_CA_FILE is not a readable file")
-        return value
 
     @field_validator("log_level")
     @classmethod

@@ -45,3 +45,31 @@ def test_the_worker_broker_connection_asks_for_short_timeouts_and_keepalive(redi
     assert options["socket_keepalive"] is True
     assert options["socket_keepalive_options"] == tcp_keepalive_options()
     assert options["health_check_interval"] <= 5
+
+
+def test_the_cache_api_client_keeps_its_socket_alive_too(redis_any, tmp_path):
+    """The cache API's async pool uses the same socket settings as every other client."""
+    import asyncio
+
+    from apps.cache_api.redis_clients import make_client
+    from tests.apps.cache_api.conftest import settings_for
+
+    settings = settings_for(redis_any, tmp_path)
+
+    async def check() -> None:
+        client = make_client(settings, settings.redis_host, settings.redis_port, settings.redis_tls)
+        try:
+            assert await client.ping()
+            conn = await client.connection_pool.get_connection()
+            try:
+                sock = conn._writer.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                for name, value in TCP_KEEPALIVE.items():
+                    if hasattr(socket, name):
+                        assert _opt(sock, name) == value, name
+            finally:
+                await client.connection_pool.release(conn)
+        finally:
+            await client.aclose()
+
+    asyncio.run(check())
