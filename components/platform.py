@@ -147,7 +147,7 @@ TARGETS: dict[str, tuple[ClusterFactory, RedisFactory]] = {
 #: on an existing stack reparents instead of replacing (docs/infra.md, "URNs").
 WAS_AT_STACK_ROOT = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)
 
-#: Stack outputs that are secrets (the schema marks them too: components/package.py).
+#: Stack outputs that are secrets (the schema marks them too: provider/package.py).
 SECRET_OUTPUTS = ("kubeconfig", "grafanaAdminPassword")
 
 

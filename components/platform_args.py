@@ -18,7 +18,7 @@ Why it looks like this: the limits of Pulumi's Python component provider
 - every type lands in the ``index`` module, so enum names must be unique package-wide:
   each is the key in PascalCase (``workerMode`` -> ``WorkerMode``);
 - the analyzer reads property descriptions only from docstrings in source code and its
-  schema has no ``default`` and no ``secret``: components/package.py adds those three
+  schema has no ``default`` and no ``secret``: provider/package.py adds those three
   from the model to the schema it serves.
 
 Inputs are *plain* (not ``pulumi.Input``): they decide which resources exist (target,

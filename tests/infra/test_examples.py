@@ -17,8 +17,8 @@ import tree_sitter_typescript
 import yaml
 from tree_sitter import Language, Node, Parser
 
-from components.package import PLATFORM_TOKEN, PlatformProvider, package_schema
 from components.platform_args import config_from_args
+from provider.package import PLATFORM_TOKEN, PlatformProvider, package_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 TS_EXAMPLE = ROOT / "examples" / "typescript" / "index.ts"

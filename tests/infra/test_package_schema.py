@@ -1,7 +1,7 @@
 """The multi-language package's schema, from the SDK's own analyzer, against the config model.
 
 ``pulumi package add`` generates every language's SDK from the schema the provider serves
-(components/package.py: the SDK's ComponentProvider, whose analyzer reads Platform's
+(provider/package.py: the SDK's ComponentProvider, whose analyzer reads Platform's
 annotations). These tests build that schema here and compare each input with
 PlatformConfig, key by key: name, type, default, required, secret (and description).
 """
@@ -17,9 +17,9 @@ from pulumi.provider.experimental.analyzer import Analyzer
 from pydantic import Field, SecretStr
 
 from components.config import PROJECT, PlatformConfig
-from components.package import PLATFORM_TOKEN, PlatformProvider, complete_schema, package_schema
 from components.platform import SECRET_OUTPUTS, Platform
 from components.platform_args import ArgsSpec, UnsupportedInputError
+from provider.package import PLATFORM_TOKEN, PlatformProvider, complete_schema, package_schema
 
 SIMPLE = {str: "string", int: "integer", float: "number", bool: "boolean", SecretStr: "string"}
 
@@ -81,7 +81,7 @@ def test_schema_inputs_equal_the_config_model_key_by_key(schema):
 
 
 def test_the_sdk_analyzer_alone_gives_the_names_types_and_required_keys():
-    """Before components/package.py adds descriptions/defaults/secret: the analyzer's own view."""
+    """Before provider/package.py adds descriptions/defaults/secret: the analyzer's own view."""
     result = Analyzer(PROJECT).analyze([Platform])
     platform = result["component_definitions"]["Platform"]
     assert set(platform.inputs) == {info.alias for info in PlatformConfig.model_fields.values()}

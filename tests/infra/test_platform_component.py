@@ -21,9 +21,9 @@ import pulumi
 import pytest
 
 from components.config import ConfigError, load_config
-from components.package import PLATFORM_TOKEN, PlatformProvider
 from components.platform import Platform, _build
 from components.platform_args import config_from_args
+from provider.package import PLATFORM_TOKEN, PlatformProvider
 from tests.infra.validation.manifests import load_json, load_k8s_dir
 from tests.infra.validation.render import BY_ID, VARIANT_IDS, _render_dir
 from tools.render import evaluate, read_stack_config
