@@ -43,9 +43,12 @@ PROMETHEUS_PORT = 9090
 GRAFANA_SERVICE = f"{RELEASE_NAME}-grafana"
 GRAFANA_PORT = 80
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+#: Grafana's sidecars read ConfigMaps in the monitoring namespace only, through this Role
+#: (the chart's own Role or ClusterRole adds Secrets, which the sidecars do not need).
+GRAFANA_SIDECAR_ROLE = "grafana-sidecar-configmaps"
 GRAFANA_ADMIN_USER = "admin"
 #: Grafana's dashboard sidecar loads ConfigMaps with this label (chart values
-#: grafana.sidecar.dashboards.label / labelValue) from every namespace.
+#: grafana.sidecar.dashboards.label / labelValue) from its own namespace, where the dashboard ConfigMap is.
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 #: The datasource uid the chart provisions (grafana.sidecar.datasources.uid); the dashboard uses it.
 DATASOURCE_UID = "prometheus"
@@ -192,10 +195,14 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
         "grafana": {
             "defaultDashboardsEnabled": False,
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+            # Grafana reads ConfigMaps in its own namespace only (the dashboard ConfigMap lives
+            # there): a Role of ours, no ClusterRole, no Secret (docs/security.md).
+            "rbac": {"namespaced": True, "useExistingRole": GRAFANA_SIDECAR_ROLE},
             "sidecar": {
+                # kube-prometheus-stack's default searches ALL namespaces: its own one only.
                 "dashboards": {"enabled": True, "label": DASHBOARD_LABEL[0], "labelValue": DASHBOARD_LABEL[1],
-                               "searchNamespace": "ALL"},
-                "datasources": {"uid": DATASOURCE_UID},
+                               "resource": "configmap", "searchNamespace": args.namespace},
+                "datasources": {"uid": DATASOURCE_UID, "resource": "configmap"},
                 # grafana sub-chart values (the dashboard and datasource sidecar containers)
                 "resources": _res("10m", "64Mi", "100m", "128Mi"),
                 "securityContext": _restricted_container(),
@@ -207,8 +214,10 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
             "resources": _res("50m", "128Mi", "500m", "512Mi"),
             "testFramework": {"enabled": False},
         },
-        # kube-state-metrics sub-chart value (its pod defaults are already restricted)
-        "kube-state-metrics": {"resources": _res("10m", "64Mi", "200m", "256Mi")},
+        # kube-state-metrics sub-chart values (its pod defaults are already restricted): no
+        # Secret collector, so no cluster-wide right to list Secrets (nothing here reads
+        # kube_secret_* metrics).
+        "kube-state-metrics": {"resources": _res("10m", "64Mi", "200m", "256Mi"), "collectorsExclude": ["secrets"]},
     }
 
 
@@ -230,6 +239,12 @@ class Monitoring(pulumi.ComponentResource):
         ns = kx.restricted_namespace(f"{name}-ns", args.namespace, self)
         self.namespace = ns.metadata.name
         admin = self._create_grafana_admin(name)
+        sidecar_role = k8s.rbac.v1.Role(
+            f"{name}-grafana-sidecar-role",
+            metadata={"name": GRAFANA_SIDECAR_ROLE, "namespace": self.namespace, "labels": kx.labels("grafana")},
+            rules=[{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch", "list"]}],
+            opts=ResourceOptions(parent=self),
+        )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,
@@ -242,7 +257,7 @@ class Monitoring(pulumi.ComponentResource):
             cleanup_on_fail=True,
             timeout=900,
             values=chart_values(args),
-            opts=ResourceOptions(parent=self, depends_on=[admin]),
+            opts=ResourceOptions(parent=self, depends_on=[admin, sidecar_role]),
         )
         self._create_monitors(args)
         self._create_rules_and_dashboard(name, args)

@@ -176,7 +176,9 @@ def test_dashboard_reaches_grafanas_sidecar_and_its_datasource(rendered, stack):
     merged = mon.merged_values(chart_values_for(r))
     sidecar = mon.get(merged, "grafana.sidecar.dashboards")
     cm = m.find(r.k8s_objects, "ConfigMap", "monitoring", "redis-keda-platform-dashboard")
-    assert sidecar["enabled"] is True and sidecar["searchNamespace"] == "ALL"
+    # Its own namespace only (the chart's default is ALL), ConfigMaps only, through our Role.
+    assert sidecar["enabled"] is True and sidecar["searchNamespace"] == cm["metadata"]["namespace"]
+    assert sidecar["resource"] == "configmap" == mon.get(merged, "grafana.sidecar.datasources.resource")
     assert cm["metadata"]["labels"][sidecar["label"]] == sidecar["labelValue"] == DASHBOARD_LABEL[1]
     assert mon.get(merged, "grafana.sidecar.datasources.uid") == DATASOURCE_UID
     (body,) = cm["data"].values()

@@ -25,6 +25,17 @@ from .paths import kps_chart_dir
 #: Values that are Kubernetes objects copied verbatim into the pod spec (any field of their
 #: type is valid, whatever the chart's default lists; the rendered object is validated strict).
 KUBERNETES_TYPED = {"securityContext", "podSecurityContext", "containerSecurityContext", "resources"}
+#: Values a sub-chart's templates read that its values.yaml documents only in a comment:
+#: key path -> (sub-chart, template that reads it). Accepted only while the template does.
+TEMPLATE_ONLY = {"grafana.rbac.useExistingRole": ("grafana", "templates/rolebinding.yaml")}
+
+
+def _read_by_template(path: str) -> bool:
+    if path not in TEMPLATE_ONLY:
+        return False
+    sub_chart, template = TEMPLATE_ONLY[path]
+    text = (kps_chart_dir() / "charts" / sub_chart / template).read_text()
+    return ".Values." + path.split(".", 1)[1] in text
 MONITOR_KINDS = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor", "PrometheusRule": "rule"}
 
 
@@ -89,6 +100,8 @@ def values_key_problems(values: dict[str, Any], defaults: dict[str, Any] | None 
             if set(path) & KUBERNETES_TYPED:
                 continue  # a Kubernetes object the chart copies in: the strict schema of the render checks it
             if not isinstance(theirs, dict) or key not in theirs:
+                if chart == "kube-prometheus-stack" and _read_by_template(".".join(here)):
+                    continue
                 problems.append(f"{'.'.join(here)}: not a value of {chart} (typo?)")
                 continue
             default = theirs[key]
