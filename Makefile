@@ -24,13 +24,16 @@ TEST_WORKERS ?= 4
 # make test: more pytest arguments, e.g. PYTEST_ARGS="--durations=30 -k worker"
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lock render scan bench images smoke push kind-up up load watch grafana report down toolchain sim-up sim-down e2e
+.PHONY: help setup setup-deploy test lock render scan bench images smoke push kind-up up load watch grafana report down toolchain sim-up sim-down e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 setup: ## virtualenv + pinned dependencies (+ checkov's own venv); checks redis-server
 	bash scripts/setup.sh
+
+setup-deploy: ## only what pulumi up needs: .venv with the program's pinned dependencies (no test servers, no helm)
+	bash scripts/setup.sh deploy
 
 test: $(PY) ## the whole suite: infra under Pulumi mocks, schemas, checkov, apps on a real redis-server (TEST_WORKERS=4 processes, PYTEST_ARGS=...)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)

@@ -24,6 +24,16 @@ if [ "$py_version" != "3.11" ]; then
   exit 1
 fi
 
+# `make setup-deploy` (scripts/setup.sh deploy): only what `pulumi up` runs, the program's pinned
+# dependencies in .venv (Pulumi.yaml: virtualenv .venv); no test servers, no scanners, no helm.
+if [ "${1:-}" = "deploy" ]; then
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.txt
+  echo "setup: done for deploying ($(.venv/bin/python --version); pulumi up runs the program in .venv)"
+  exit 0
+fi
+
 have() { command -v "$1" >/dev/null 2>&1; }
 missing=()
 have redis-server || missing+=(redis-server)

@@ -151,3 +151,25 @@ def test_setup_refuses_another_python_naming_the_fix(python, message):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and message in out.stderr, out.stderr
     assert not (REPO / ".venv" / "bin" / "python").resolve().as_posix().startswith(python)
+
+
+@pytest.mark.slow
+def test_setup_deploy_needs_only_python(tmp_path):
+    """Someone who only deploys needs no test servers, scanners or helm (make setup stopped
+    them on macOS or arm64 until they installed redis-server, prometheus and npm)."""
+    for name in ("Makefile", "requirements.txt", "scripts/setup.sh"):
+        (tmp_path / "repo" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, tmp_path / "repo" / name)
+    path = _bare_path(tmp_path)  # bash, make and basics: no redis-server, prometheus, npm, helm
+    import sys
+
+    python = str(Path(sys.base_prefix) / "bin" / "python3.11")  # the real interpreter, not a shim
+    out = subprocess.run(["make", "--no-print-directory", "setup-deploy"], cwd=tmp_path / "repo",
+                         env={"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), "PYTHON": python},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    venv_python = tmp_path / "repo" / ".venv" / "bin" / "python"
+    check = subprocess.run([str(venv_python), "-c", "import pulumi, pulumi_kubernetes, pulumi_azure_native, pulumi_random"],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr
+    assert not (tmp_path / "repo" / ".venv-checkov").exists()
