@@ -3,6 +3,7 @@ Dockerfiles install, and a stale or tampered lock is caught."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,9 @@ def repo_copy(tmp_path) -> Path:
 def test_edited_requirements_make_the_lock_stale(repo_copy):
     app = repo_copy / "apps" / "worker"
     req = app / "requirements.txt"
-    req.write_text(req.read_text().replace("redis==8.1.0", "redis==8.0.0"))
+    text, n = re.subn(r"^redis==\S+$", "redis==8.0.0", req.read_text(), flags=re.M)
+    assert n == 1, "the worker's requirements pin redis no more: update the test's edit"
+    req.write_text(text)
     found = lock.problems(app, repo_copy)
     assert any("is stale: apps/worker/requirements.txt changed" in p for p in found), found
     assert any("redis==8.0.0 from the requirements file is not in the lock" in p for p in found), found
