@@ -64,9 +64,10 @@ render: $(PY) ## write the manifests STACK would create to out/STACK (Pulumi moc
 scan: ## checkov over the rendered manifests of every stack and worker mode
 	bash scripts/scan.sh
 
-bench: $(PY) ## run the benchmarks (cache API vs its ceiling, worker safe vs default settings)
+bench: $(PY) ## run the benchmarks (cache API vs its ceiling, worker safe vs default settings, what a task costs Redis)
 	$(PY) -m bench.cache_api_bench --plot docs/img/cache_api_bench.png
 	$(PY) -m bench.worker_bench --tasks 2000 --rounds 5 --plot docs/img/worker_bench.png
+	$(PY) -m bench.per_task --tasks 2000 --rounds 3
 
 images: ## build the three app images (REGISTRY=..., IMAGE_TAG=...)
 	@scripts/require.sh docker

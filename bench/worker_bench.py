@@ -104,12 +104,40 @@ class Server:
         self.proc.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class RedisCounters:
+    """What Redis itself counts: commands, their CPU (``INFO commandstats``), read events
+    (``total_reads_processed``: one per request a client sends, a pipeline being one) and memory."""
+
+    calls: int
+    usec: int
+    reads: int
+    used_memory: int
+
+    @classmethod
+    def of(cls, client: redis.Redis) -> RedisCounters:
+        stats = client.info("commandstats")
+        return cls(calls=sum(int(v["calls"]) for v in stats.values()),
+                   usec=sum(int(v["usec"]) for v in stats.values()),
+                   reads=int(client.info("stats")["total_reads_processed"]),
+                   used_memory=int(client.info("memory")["used_memory"]))
+
+    def __sub__(self, other: RedisCounters) -> RedisCounters:
+        return RedisCounters(self.calls - other.calls, self.usec - other.usec, self.reads - other.reads,
+                             self.used_memory - other.used_memory)
+
+
 @dataclass
 class Round:
     profile: str
     tasks: int
     seconds: float
     cpu_seconds: float
+    producer: RedisCounters | None = None
+    """What Redis counted while the producer queued the tasks (used_memory: what they take)."""
+    worker: RedisCounters | None = None
+    """What Redis counted while the worker drained them (the bench's own polling included:
+    a few commands every half second)."""
 
     @property
     def cpu_ms_per_task(self) -> float:
@@ -135,7 +163,9 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
     env.update(server.env, PYTHONPATH=str(REPO), WORK_SECONDS_MIN="0", WORK_SECONDS_MAX="0",
                CELERY_VISIBILITY_TIMEOUT="60", WORKER_METRICS_PORT="0",
                WORKER_CONCURRENCY=str(concurrency), WORKER_HEARTBEAT_FILE=str(workdir / f"{profile}.hb"))
+    before = RedisCounters.of(c)
     queue_tasks(env, n)
+    queued = RedisCounters.of(c)
     assert c.llen("celery") == n, "tasks not all queued in the CELERY_QUEUE list"
     c.rename("celery", "bench:staging")  # hidden until the worker is up
     hb = workdir / f"{profile}.hb"
@@ -160,6 +190,7 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
                 keys = list(c.scan_iter("users:*", count=5000))
                 if len(keys) >= n:
                     cpu = tree_cpu_seconds(proc.pid) - cpu0
+                    drained = RedisCounters.of(c)
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"{profile}: worker died or timed out; see {workdir / (profile + '.log')}")
@@ -180,7 +211,8 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
     for key in keys:
         pipe.hget(key, "processed_at")
     stamps = sorted(float(s) for s in pipe.execute())
-    return Round(profile, len(stamps), stamps[-1] - stamps[0], cpu)
+    return Round(profile, len(stamps), stamps[-1] - stamps[0], cpu, producer=queued - before,
+                 worker=drained - queued)
 
 
 def tree_cpu_seconds(pid: int) -> float:
