@@ -13,6 +13,7 @@ import pulumi_random as random
 import yaml
 from pulumi import Output, ResourceOptions
 
+from components import versions
 from components.address_plan import (
     AKS_DNS_SERVICE_IP,
     AKS_POD_CIDR,
@@ -143,7 +144,7 @@ class AksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: AksClusterArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:AksCluster", name, None, opts)
         self.resource_group = azure_native.resources.ResourceGroup(
-            f"{name}-rg", location=args.location, opts=ResourceOptions(parent=self)
+            f"{name}-rg", location=args.location, tags=dict(versions.AZURE_TAGS), opts=ResourceOptions(parent=self)
         )
         # Azure RBAC: whoever runs `pulumi up` gets cluster-admin *through Entra ID* (no local
         # account); the Kubernetes provider authenticates via kubelogin. Granted on the
@@ -166,6 +167,7 @@ class AksCluster(pulumi.ComponentResource):
             endpoint_subnet_cidr=args.endpoint_subnet_cidr,
             node_subnet_id=args.node_subnet_id,
             endpoint_subnet_id=args.endpoint_subnet_id,
+            tags=versions.AZURE_TAGS,
         ), ResourceOptions(parent=self))
         self.cluster = self._create_cluster(name, args)
         # The cluster's own identity manages load balancers and IPs in its node subnet (what
@@ -228,6 +230,7 @@ class AksCluster(pulumi.ComponentResource):
             location=args.location,
             dns_prefix=f"{name}-aks",
             kubernetes_version=args.kubernetes_version,
+            tags=dict(versions.AZURE_TAGS),
             identity=cs.ManagedClusterIdentityArgs(type=cs.ResourceIdentityType.SYSTEM_ASSIGNED),
             agent_pool_profiles=[system_pool, user_pool],
             enable_rbac=True,
@@ -282,6 +285,7 @@ class AksCluster(pulumi.ComponentResource):
             location=args.location,
             sku=azure_native.containerregistry.SkuArgs(name="Standard"),
             admin_user_enabled=False,
+            tags=dict(versions.AZURE_TAGS),
             opts=ResourceOptions(parent=self),
         )
         kubelet_object_id = self.cluster.identity_profile.apply(

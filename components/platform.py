@@ -89,7 +89,7 @@ def args_from(args_cls: type[ArgsT], cfg: PlatformConfig, **wiring: Any) -> Args
 
 
 # -- target implementations ---------------------------------------------------------------
-TAGS = {"project": "redis-keda-platform"}
+TAGS = versions.AZURE_TAGS
 
 
 # ``opts`` of the cluster and an Azure Redis: parent Platform; of Kubernetes objects: also the

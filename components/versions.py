@@ -67,3 +67,6 @@ REDIS_EXPORTER_PORT = 9121
 
 # --- the multi-language package (provider/; schema "version", SDKs generated from it) ---
 PACKAGE_VERSION = "0.1.0"
+
+#: Tags on every Azure resource that takes them (tests/infra/test_azure_tags.py).
+AZURE_TAGS = {"project": "redis-keda-platform"}
