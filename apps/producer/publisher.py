@@ -108,9 +108,11 @@ class Publisher:
         while not self.stopped():
             attempt = self.clock()
             try:
-                if len(items) > 1 and not self.admission.room(len(items)):
+                fits = self.admission.room(len(items))
+                if not fits and len(items) > 1:
                     items = items[:1]  # near the threshold: one task, then look again
-                if self.admission.room():
+                    fits = self.admission.room()
+                if fits:
                     self.publish(items)
                     self.admission.sent(len(items))
                     metrics.SENT.inc(len(items))
