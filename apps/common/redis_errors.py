@@ -10,6 +10,12 @@ again. Together with real connection problems (reset, refused, timeout, and
 are what every long-running process of the worker and producer waits out instead of
 dying on (docs/worker.md, "At Redis's limits").
 
+A credential Redis refuses (``WRONGPASS``, ``NOAUTH``, redis-py's ``AuthenticationError``,
+which is a ``ConnectionError``) is waited out too, and labelled ``auth``, never
+``connection``: an access key replaced under a running fleet, or a token that expired, is
+fixed by the new credential, which every process reads again on its next connection
+(apps/common/redis_settings.py, ``RedisCredentials``), not by a restart.
+
 Nothing else is: a ``WRONGTYPE`` or a syntax error is a bug, and stays an error.
 """
 
@@ -37,8 +43,13 @@ REFUSED = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
 UNAVAILABLE = (*REFUSED, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                socket.timeout, OSError, OperationalError)
 
+#: What a probe, an API answer and the log say when Redis refuses the credential: the
+#: problem and the fix, never the credential itself.
+AUTH_SAYS = ("authentication failed: Redis refused the credential (check REDIS_PASSWORD, or the file "
+             "REDIS_PASSWORD_FILE names: the redis-auth Secret; docs/redis-targets.md#rotating-the-access-key)")
+
 #: Label values of the ``*_redis_unavailable_total{reason}`` metrics.
-REASONS = ("oom", "readonly", "loading", "masterdown", "max_clients", "timeout", "connection")
+REASONS = ("auth", "oom", "readonly", "loading", "masterdown", "max_clients", "timeout", "connection")
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ def _either(*tests: Callable[[list[BaseException], str], bool]) -> Callable[[lis
 #: label a failure with ``label`` (:func:`reason`), the cache API's probes and answers say
 #: ``says`` (:func:`describe`), and its write refusals are the ``oom``/``readonly`` ones.
 CONDITIONS: tuple[Condition, ...] = (
-    Condition("auth", "connection", "authentication failed (check REDIS_PASSWORD)", _either(
+    Condition("auth", "auth", AUTH_SAYS, _either(
         _any(redis.exceptions.AuthenticationError),
         _words("wrongpass", "noauth", "invalid password", "invalid username-password"))),
     Condition("oom", "oom", "Redis is full (maxmemory reached) and refuses writes", _either(

@@ -27,7 +27,12 @@ def _wrapped(inner: BaseException, outer: BaseException) -> BaseException:
 
 E = redis.exceptions
 CASES = [
-    (E.AuthenticationError("invalid username-password pair"), "connection", "authentication failed (check REDIS_PASSWORD)"),
+    (E.AuthenticationError("invalid username-password pair"), "auth", "authentication failed"),
+    (E.AuthenticationError("WRONGPASS invalid username-password pair or user is disabled."), "auth",
+     "check REDIS_PASSWORD, or the file REDIS_PASSWORD_FILE names"),
+    (E.AuthenticationError("Authentication required."), "auth", "Redis refused the credential"),
+    (E.ResponseError("NOAUTH Authentication required."), "auth", "authentication failed"),
+    (OperationalError("invalid username-password pair or user is disabled."), "auth", "authentication failed"),
     (E.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), "oom", "Redis is full"),
     (E.ReadOnlyError("You can't write against a read only replica."), "readonly", "read-only replica"),
     (E.BusyLoadingError("Redis is loading the dataset in memory"), "loading", "loading its dataset"),
@@ -52,6 +57,16 @@ def test_each_condition_has_one_label_and_one_message(exc, label, says):
     assert reason(exc) == label
     assert says in describe(exc)
     assert "h:1" not in describe(exc)  # never the address
+
+
+def test_a_refused_credential_is_auth_not_connection():
+    """redis-py's AuthenticationError is a ConnectionError: it must still say ``auth``, raw, wrapped
+    by kombu (with or without its cause), and never echo the credential it was given."""
+    for exc in (E.AuthenticationError("invalid username-password pair or user is disabled."),
+                _wrapped(E.AuthenticationError("invalid password"), OperationalError("invalid password"))):
+        assert reason(exc) == "auth" and "auth" in REASONS
+        assert describe(exc).startswith("authentication failed")
+    assert "s3cret" not in describe(E.AuthenticationError("invalid password"))
 
 
 def test_kombus_wrapper_is_read_through():

@@ -41,6 +41,9 @@ def wrapped(exc: BaseException) -> OperationalError:
     (redis.TimeoutError("Timeout reading from socket"), "timeout"),
     (redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."), "connection"),
     (ConnectionResetError(104, "Connection reset by peer"), "connection"),
+    (redis.AuthenticationError("invalid username-password pair or user is disabled."), "auth"),
+    (wrapped(redis.AuthenticationError("invalid username-password pair or user is disabled.")), "auth"),
+    (redis.exceptions.AuthenticationError("Authentication required."), "auth"),  # NOAUTH
     (wrapped(redis.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")), "oom"),
 ])
 def test_conditions_that_pass_are_named(exc, expected):
