@@ -39,7 +39,8 @@ def _pool_kwargs(settings: Settings, host: str, port: int, tls: bool) -> dict[st
         "host": host,
         "port": port,
         "db": settings.redis_db,
-        "password": settings.redis_password.get_secret_value() if settings.redis_password else None,
+        # Read again on every new connection: a rotated key or token is taken without a restart.
+        "credential_provider": settings.credentials(),
         "socket_connect_timeout": settings.redis_connect_timeout_seconds,
         "socket_timeout": settings.redis_socket_timeout_seconds,
         "retry": Retry(NoBackoff(), retries=1),

@@ -63,6 +63,15 @@ class Channel(kredis.Channel):
     def _connparams(self, asynchronous=False):
         params = super()._connparams(asynchronous=asynchronous)
         params.update(handshake_6_0(), retry=one_quick_retry())
+        # The credential: the provider of the settings (apps/common/redis_settings.py,
+        # ``broker_transport_options``), asked on every new connection, so a key or token that
+        # changed is read again on the reconnect. kombu 5.7 takes a provider only as a
+        # ``Connection`` argument or a URL query, neither of which Celery passes.
+        provider = self.connection.client.transport_options.get("credential_provider")
+        if provider is not None:
+            params["credential_provider"] = provider
+            params.pop("username", None)
+            params.pop("password", None)
         return params
 
     @cached_property

@@ -34,7 +34,9 @@ def build_app(settings: ProducerSettings) -> Celery:
         # TCP keepalive as every Redis socket of the platform (apps/common/redis_settings.py).
         broker_transport_options={"priority_steps": [0], "socket_timeout": 10,
                                   "socket_connect_timeout": 5, "socket_keepalive": True,
-                                  "socket_keepalive_options": tcp_keepalive_options()},
+                                  "socket_keepalive_options": tcp_keepalive_options(),
+                                  # the credential, read on every new connection
+                                  **settings.broker_transport_options()},
         broker_connection_timeout=5,
         broker_connection_retry_on_startup=False,
         broker_connection_max_retries=2,

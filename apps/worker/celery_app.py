@@ -36,6 +36,8 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
         "health_check_interval": 5,
         "socket_keepalive": True,
         "socket_keepalive_options": tcp_keepalive_options(),
+        # The credential, read again on every new connection (apps/common/redis_settings.py).
+        **settings.broker_transport_options(),
     }
     conf: dict = {
         "broker_url": settings.redis_url,

@@ -14,6 +14,7 @@ import pytest
 
 from apps.cache_api.redis_clients import RedisClients
 from apps.cache_api.settings import Settings, SettingsError, load_settings
+from apps.common.redis_errors import AUTH_SAYS
 from tests.apps.cache_api.conftest import REPO_ROOT, loads, serve, settings_for
 
 
@@ -115,7 +116,8 @@ async def test_wrong_password_is_503_and_the_probe_says_why_without_echo(redis_s
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json() == {"error": "redis_unavailable", "status": "unready",
-                                "detail": "authentication failed (check REDIS_PASSWORD)"}
+                                "detail": AUTH_SAYS}
+        assert "s3cret" not in ready.text
 
 
 async def test_probe_detail_names_no_host_or_port(redis_factory, sample_dataset):
