@@ -61,7 +61,7 @@ PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 KEDA_OPERATOR_METRICS_PORT = 8080
 
 # --- redis_exporter (scratch image, non-root uid 59000, CA bundle included) ---
-REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
+REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.91.1"
 REDIS_EXPORTER_UID = 59000
 REDIS_EXPORTER_PORT = 9121
 
