@@ -3,14 +3,14 @@
 ``Platform`` (components/platform.py) is the whole stack: what ``__main__.py`` and the
 multi-language package (provider/) construct. The others are its parts, usable on their own:
 
-- clusters: ``KindCluster``, ``AksCluster`` (with ``AzureNetwork``);
+- clusters: ``KindCluster``, ``AksCluster`` (with ``AzureNetwork`` and ``AuditLog``);
 - Redis: ``InClusterRedis``, ``AzureManagedRedis``, ``AzureCacheRedis`` (with
-  ``RedisPrivateLink``), each giving a ``RedisEndpoint`` (components/endpoint.py);
+  ``PrivateLink``, which a private ACR uses too), each giving a ``RedisEndpoint`` (components/endpoint.py);
 - workloads: ``Keda``, ``CeleryWorker``, ``Producer``, ``CacheApi``, ``NetworkPolicies``,
   ``Monitoring``, ``RedisExporter``, ``AppNamespace``, ``RedisAuth``.
 
 The rules the stack config is checked with import no SDK: components/config.py,
-limits.py, address_plan.py, connections.py, versions.py. So ``from components import
+limits.py, address_plan.py, aks_baseline.py, connections.py, versions.py. So ``from components import
 Platform`` loads each component's module only when it is asked for.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 _PUBLIC = {
     "Platform": "platform", "PlatformArgs": "platform_args",
-    "KindCluster": "cluster", "AksCluster": "cluster", "AzureNetwork": "azure_network",
+    "KindCluster": "cluster", "AksCluster": "cluster", "AzureNetwork": "azure_network", "AuditLog": "audit",
     "InClusterRedis": "redis", "AzureManagedRedis": "azure_redis", "AzureCacheRedis": "azure_redis",
-    "RedisPrivateLink": "private_link", "RedisEndpoint": "endpoint",
+    "PrivateLink": "private_link", "RedisEndpoint": "endpoint",
     "Keda": "keda", "CeleryWorker": "worker", "Producer": "producer", "CacheApi": "cache_api",
     "NetworkPolicies": "network", "Monitoring": "monitoring", "RedisExporter": "redis_exporter",
     "AppNamespace": "namespace", "RedisAuth": "namespace",

@@ -23,9 +23,10 @@ import pulumi_azure_native as azure_native
 from pulumi import Alias, Output, ResourceOptions
 
 from components import versions
+from components.audit import diagnostic_setting
 from components.azure_network import PrivateLinkPlacement
 from components.endpoint import RedisEndpoint
-from components.private_link import RedisPrivateLink, RedisPrivateLinkArgs
+from components.private_link import PrivateLink, PrivateLinkArgs
 
 _ACCESS = ("Enabled", "Disabled")
 _MANAGED_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")
@@ -37,26 +38,26 @@ ANY_ADDRESS = ("0.0.0.0/0",)
 
 
 class _AzureRedisComponent(pulumi.ComponentResource):
-    """What both Azure Redis components declare: their private link group and DNS zone."""
+    """What both Azure Redis components declare: their private link group."""
 
     PRIVATE_LINK_GROUP: str
-    PRIVATE_DNS_ZONE: str
 
 
 def _private_access(component: _AzureRedisComponent, name: str, resource_id: pulumi.Input[str],
                     resource_group_name: pulumi.Input[str], location: pulumi.Input[str],
-                    placement: PrivateLinkPlacement | None, tags: Mapping[str, str]) -> tuple[str, ...]:
+                    placement: PrivateLinkPlacement | None, tags: Mapping[str, str],
+                    log_workspace_id: pulumi.Input[str] | None) -> tuple[str, ...]:
     """The component's private endpoint (when placed) and the CIDRs clients may reach it on."""
     if placement is None:
         return ANY_ADDRESS
-    RedisPrivateLink(f"{name}-private", RedisPrivateLinkArgs(
+    PrivateLink(f"{name}-private", PrivateLinkArgs(
         resource_group_name=resource_group_name,
         location=location,
         target_resource_id=resource_id,
         group_id=component.PRIVATE_LINK_GROUP,
-        dns_zone=component.PRIVATE_DNS_ZONE,
         placement=placement,
         tags=tags,
+        log_workspace_id=log_workspace_id,
     ), ResourceOptions(parent=component))
     return (placement.subnet_cidr,)
 
@@ -66,7 +67,7 @@ def _azure_endpoint(component: _AzureRedisComponent, name: str, args: Any, resou
     """An Azure Redis service's endpoint: TLS, the access key wrapped secret (list-keys results
     are not secret by themselves), egress to its private endpoint when it has one."""
     egress = _private_access(component, name, resource_id, args.resource_group_name, args.location,
-                             args.private_link, args.tags)
+                             args.private_link, args.tags, args.log_workspace_id)
     return RedisEndpoint(host=Output.from_input(host), port=port, tls=True, password=Output.secret(primary_key),
                          egress_cidrs=egress)
 
@@ -87,6 +88,8 @@ class AzureManagedRedisArgs:
     """Where to put a private endpoint (+ private DNS); None: public endpoint only."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Azure tags."""
+    log_workspace_id: pulumi.Input[str] | None = None
+    """Log Analytics workspace for its diagnostic settings (components/audit.py); None: none."""
 
     def __post_init__(self) -> None:
         if not _MANAGED_SKU.match(self.sku):
@@ -115,7 +118,6 @@ class AzureManagedRedis(_AzureRedisComponent):
     """What serves Redis (the ``redisKind`` stack output)."""
     #: Private Link: the endpoint's group id and the private DNS zone of its host names.
     PRIVATE_LINK_GROUP = "redisEnterprise"
-    PRIVATE_DNS_ZONE = "privatelink.redis.azure.net"
 
     def __init__(self, name: str, args: AzureManagedRedisArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:AzureManagedRedis", name, None, opts)
@@ -149,6 +151,9 @@ class AzureManagedRedis(_AzureRedisComponent):
             database_name=self.database.name,
         )
         self.resource_id = self.cluster.id
+        if args.log_workspace_id is not None:
+            diagnostic_setting(f"{name}-cluster", "managed-redis", self.cluster.id, args.log_workspace_id, self)
+            diagnostic_setting(f"{name}-db", "managed-redis-database", self.database.id, args.log_workspace_id, self)
         self.endpoint = _azure_endpoint(self, name, args, self.cluster.id, self.cluster.host_name,
                                         versions.AZURE_MANAGED_REDIS_PORT, keys.primary_key)
         self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})
@@ -173,6 +178,8 @@ class AzureCacheRedisArgs:
     """Where to put a private endpoint (+ private DNS); None: public endpoint only."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Azure tags."""
+    log_workspace_id: pulumi.Input[str] | None = None
+    """Log Analytics workspace for its diagnostic settings (components/audit.py); None: none."""
 
     def __post_init__(self) -> None:
         if self.sku not in ("Basic", "Standard", "Premium"):
@@ -191,7 +198,6 @@ class AzureCacheRedis(_AzureRedisComponent):
     kind = "azure-cache-for-redis"
     """What serves Redis (the ``redisKind`` stack output)."""
     PRIVATE_LINK_GROUP = "redisCache"
-    PRIVATE_DNS_ZONE = "privatelink.redis.cache.windows.net"
 
     def __init__(self, name: str, args: AzureCacheRedisArgs, opts: ResourceOptions | None = None):
         # The component was called AzureRedis before Azure Managed Redis existed here: the
@@ -216,6 +222,8 @@ class AzureCacheRedis(_AzureRedisComponent):
         )
         keys = r.list_redis_keys_output(name=self.cache.name, resource_group_name=args.resource_group_name)
         self.resource_id = self.cache.id
+        if args.log_workspace_id is not None:
+            diagnostic_setting(f"{name}-cache", "classic-redis", self.cache.id, args.log_workspace_id, self)
         self.endpoint = _azure_endpoint(self, name, args, self.cache.id, self.cache.host_name,
                                         versions.AZURE_REDIS_TLS_PORT, keys.primary_key)
         self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})

@@ -13,7 +13,7 @@ import pulumi_random as random
 import yaml
 from pulumi import Output, ResourceOptions
 
-from components import versions
+from components import aks_baseline, versions
 from components.address_plan import (
     AKS_DNS_SERVICE_IP,
     AKS_POD_CIDR,
@@ -22,10 +22,12 @@ from components.address_plan import (
     DEFAULT_NODE_SUBNET,
     DEFAULT_VNET,
 )
+from components.audit import AuditLog, AuditLogArgs, diagnostic_setting
 from components.azure_network import (
     AzureNetwork,
     AzureNetworkArgs,
 )
+from components.private_link import PrivateLink, PrivateLinkArgs
 
 PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 # Built-in roles.
@@ -104,14 +106,59 @@ class AksClusterArgs:
     """Bring-your-own network: an existing node subnet (with ``endpoint_subnet_id``)."""
     endpoint_subnet_id: str = ""
     """Bring-your-own network: an existing private endpoint subnet in the same VNet."""
+    api_server_access: str = "authorized"
+    """authorized (public endpoint, ``api_server_authorized_ip_ranges`` only) | private (private cluster)."""
+    api_server_authorized_ip_ranges: str = ""
+    """Comma-separated IPv4 CIDRs allowed to reach the API server (required when authorized)."""
+    cluster_tier: str = "Standard"
+    """AKS pricing tier: Free | Standard | Premium."""
+    availability_zones: str = ""
+    """Comma-separated zones of both node pools ("" = none)."""
+    maintenance_day: str = "Sunday"
+    """Weekday of the planned maintenance windows."""
+    maintenance_start_hour: int = 2
+    """UTC hour the cluster-upgrade window starts (node-OS upgrades: 4 hours later)."""
+    log_retention_days: int = 30
+    """Retention of the Log Analytics workspace."""
+    defender_for_containers: bool = False
+    """Defender for Containers: the cluster's sensor and the subscription's Containers plan."""
+    acr_public_network_access: str = "Enabled"
+    """Enabled | Disabled (Premium registry behind a private endpoint)."""
 
     def __post_init__(self) -> None:
+        problems = aks_baseline.api_access_problems(self.api_server_access, self.api_server_authorized_ip_ranges,
+                                                    "api_server_authorized_ip_ranges")
+        problems += aks_baseline.zone_problems(self.availability_zones, "availability_zones")
+        if problems:
+            raise ValueError("AksClusterArgs: " + "; ".join(f"{k}: {m}" for k, m in problems))
+        if self.api_server_access not in ("authorized", "private"):
+            raise ValueError("AksClusterArgs.api_server_access must be authorized or private")
+        if self.maintenance_day not in aks_baseline.WEEKDAYS:
+            raise ValueError(f"AksClusterArgs.maintenance_day must be one of {aks_baseline.WEEKDAYS}")
+        if not 0 <= self.maintenance_start_hour <= 23:
+            raise ValueError("AksClusterArgs.maintenance_start_hour must be 0..23")
+        if self.acr_public_network_access not in ("Enabled", "Disabled"):
+            raise ValueError("AksClusterArgs.acr_public_network_access must be Enabled or Disabled")
         if self.deployer_principal_type not in PRINCIPAL_TYPES:
             raise ValueError(f"AksClusterArgs.deployer_principal_type must be one of {PRINCIPAL_TYPES}")
         if self.system_node_count < 1:
             raise ValueError("AksClusterArgs.system_node_count must be >= 1")
         if self.user_node_max_count < self.user_node_min_count:
             raise ValueError("AksClusterArgs.user_node_max_count must be >= user_node_min_count")
+
+
+def _api_server_access(args: AksClusterArgs) -> azure_native.containerservice.ManagedClusterAPIServerAccessProfileArgs:
+    """Who reaches the API server: the authorized ranges only, or the VNet only (private
+    cluster, its DNS zone managed by AKS, no public FQDN). Run command (``az aks command
+    invoke``, a way in that bypasses both) is off."""
+    cs = azure_native.containerservice
+    if args.api_server_access == "private":
+        return cs.ManagedClusterAPIServerAccessProfileArgs(
+            enable_private_cluster=True, enable_private_cluster_public_fqdn=False, private_dns_zone="system",
+            disable_run_command=True)
+    return cs.ManagedClusterAPIServerAccessProfileArgs(
+        authorized_ip_ranges=aks_baseline.authorized_ranges(args.api_server_authorized_ip_ranges),
+        disable_run_command=True)
 
 
 def use_azure_cli_login(kubeconfig: str) -> str:
@@ -132,7 +179,8 @@ def use_azure_cli_login(kubeconfig: str) -> str:
 
 class AksCluster(pulumi.ComponentResource):
     """Resource group + AKS (managed identity, Azure RBAC for Kubernetes authorization with
-    local accounts disabled, Cilium network policy) + optional ACR with AcrPull."""
+    local accounts disabled, Cilium network policy, a closed API server, the audit log in a
+    Log Analytics workspace, Azure Policy, planned maintenance) + optional ACR with AcrPull."""
 
     resource_group: azure_native.resources.ResourceGroup
     cluster: azure_native.containerservice.ManagedCluster
@@ -140,6 +188,8 @@ class AksCluster(pulumi.ComponentResource):
     kubeconfig: Output[str]
     acr_login_server: Output[str]
     """ACR login server, "" without createAcr."""
+    log_workspace_id: Output[str]
+    """The Log Analytics workspace every Azure resource of the stack sends its diagnostics to."""
 
     def __init__(self, name: str, args: AksClusterArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:AksCluster", name, None, opts)
@@ -169,7 +219,15 @@ class AksCluster(pulumi.ComponentResource):
             endpoint_subnet_id=args.endpoint_subnet_id,
             tags=versions.AZURE_TAGS,
         ), ResourceOptions(parent=self))
+        self.audit = AuditLog(f"{name}-audit", AuditLogArgs(
+            resource_group_name=self.resource_group.name, location=args.location,
+            retention_days=args.log_retention_days, tags=versions.AZURE_TAGS), ResourceOptions(parent=self))
+        self.log_workspace_id = self.audit.workspace_id
         self.cluster = self._create_cluster(name, args)
+        diagnostic_setting(f"{name}-aks", "cluster", self.cluster.id, self.log_workspace_id, self)
+        self._maintenance_windows(name, args)
+        if args.defender_for_containers:
+            self._defender_plan(name)
         # The cluster's own identity manages load balancers and IPs in its node subnet (what
         # `az aks create --vnet-subnet-id` grants; ARM and Pulumi must do it themselves).
         azure_native.authorization.RoleAssignment(
@@ -197,6 +255,7 @@ class AksCluster(pulumi.ComponentResource):
 
     def _create_cluster(self, name: str, args: AksClusterArgs) -> azure_native.containerservice.ManagedCluster:
         cs = azure_native.containerservice
+        zones = aks_baseline.split_list(args.availability_zones) or None
         system_pool = cs.ManagedClusterAgentPoolProfileArgs(
             name="system",
             mode=cs.AgentPoolMode.SYSTEM,
@@ -209,6 +268,7 @@ class AksCluster(pulumi.ComponentResource):
             vnet_subnet_id=self.network.node_subnet_id,
             node_taints=["CriticalAddonsOnly=true:NoSchedule"],
             enable_auto_scaling=False,
+            availability_zones=zones,
         )
         user_pool = cs.ManagedClusterAgentPoolProfileArgs(
             name="user",
@@ -223,6 +283,16 @@ class AksCluster(pulumi.ComponentResource):
             type=cs.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             orchestrator_version=args.kubernetes_version,
             vnet_subnet_id=self.network.node_subnet_id,
+            availability_zones=zones,
+        )
+        security = cs.ManagedClusterSecurityProfileArgs(
+            workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+            # Unused images off the nodes weekly (fewer stale, vulnerable layers on disk).
+            image_cleaner=cs.ManagedClusterSecurityProfileImageCleanerArgs(enabled=True, interval_hours=168),
+            defender=cs.ManagedClusterSecurityProfileDefenderArgs(
+                log_analytics_workspace_resource_id=self.log_workspace_id,
+                security_monitoring=cs.ManagedClusterSecurityProfileDefenderSecurityMonitoringArgs(enabled=True),
+            ) if args.defender_for_containers else None,
         )
         return cs.ManagedCluster(
             f"{name}-aks",
@@ -238,6 +308,16 @@ class AksCluster(pulumi.ComponentResource):
             # local admin account (its kubeconfig would be a long-lived cluster-admin credential).
             aad_profile=cs.ManagedClusterAADProfileArgs(managed=True, enable_azure_rbac=True),
             disable_local_accounts=True,
+            api_server_access_profile=_api_server_access(args),
+            sku=cs.ManagedClusterSKUArgs(name=cs.ManagedClusterSKUName.BASE, tier=args.cluster_tier),
+            addon_profiles={
+                # Container logs and inventory into the workspace; the agent signs in with Entra
+                # (the workspace takes no shared-key ingestion).
+                "omsagent": cs.ManagedClusterAddonProfileArgs(enabled=True, config={
+                    "logAnalyticsWorkspaceResourceID": self.log_workspace_id, "useAADAuth": "true"}),
+                # Azure Policy for Kubernetes (Gatekeeper): guards what is applied outside Pulumi.
+                "azurepolicy": cs.ManagedClusterAddonProfileArgs(enabled=True),
+            },
             network_profile=cs.ContainerServiceNetworkProfileArgs(
                 network_plugin=cs.NetworkPlugin.AZURE,
                 network_plugin_mode=cs.NetworkPluginMode.OVERLAY,
@@ -253,13 +333,45 @@ class AksCluster(pulumi.ComponentResource):
                 node_os_upgrade_channel=cs.NodeOSUpgradeChannel.NODE_IMAGE,
             ),
             oidc_issuer_profile=cs.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
-            security_profile=cs.ManagedClusterSecurityProfileArgs(
-                workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
-            ),
+            security_profile=security,
             # The cluster autoscaler owns the user pool's node count. The deployer's role
             # first: AKS takes minutes to create, time for the assignment to propagate.
             opts=ResourceOptions(parent=self, depends_on=[self.deployer_admin],
                                  ignore_changes=["agentPoolProfiles[1].count"]),
+        )
+
+    def _maintenance_windows(self, name: str, args: AksClusterArgs) -> None:
+        """Cluster upgrades (the patch channel) and node-OS image upgrades only in a weekly
+        window each, one after the other: nothing restarts nodes in the working week."""
+        cs = azure_native.containerservice
+        hours = aks_baseline.MAINTENANCE_HOURS
+        for config_name, start in (("aksManagedAutoUpgradeSchedule", args.maintenance_start_hour),
+                                   ("aksManagedNodeOSUpgradeSchedule", (args.maintenance_start_hour + hours) % 24)):
+            cs.MaintenanceConfiguration(
+                f"{name}-{config_name}",
+                config_name=config_name,
+                resource_group_name=self.resource_group.name,
+                resource_name_=self.cluster.name,
+                maintenance_window=cs.MaintenanceWindowArgs(
+                    schedule=cs.ScheduleArgs(weekly=cs.WeeklyScheduleArgs(day_of_week=args.maintenance_day,
+                                                                          interval_weeks=1)),
+                    duration_hours=hours,
+                    start_time=f"{start:02d}:00",
+                    utc_offset="+00:00",
+                ),
+                opts=ResourceOptions(parent=self),
+            )
+
+    def _defender_plan(self, name: str) -> None:
+        """The subscription's Defender for Containers plan. Subscription-wide: it bills every
+        cluster there, and ``pulumi destroy`` must not switch it off for the others."""
+        sub = azure_native.authorization.get_client_config_output().subscription_id
+        azure_native.security.Pricing(
+            f"{name}-defender-containers",
+            pricing_name="Containers",
+            pricing_tier=azure_native.security.PricingTier.STANDARD,
+            scope_id=Output.concat("subscriptions/", sub),
+            opts=ResourceOptions(parent=self, retain_on_delete=True),
         )
 
     def _user_kubeconfig(self) -> Output[str]:
@@ -274,6 +386,7 @@ class AksCluster(pulumi.ComponentResource):
         )
 
     def _create_acr(self, name: str, args: AksClusterArgs) -> tuple[Output[str], azure_native.authorization.RoleAssignment]:
+        private = args.acr_public_network_access == "Disabled"
         # Registry names are global and alphanumeric only (no autonaming with dashes).
         suffix = random.RandomString(
             f"{name}-acr-suffix", length=10, special=False, upper=False, opts=ResourceOptions(parent=self)
@@ -283,11 +396,19 @@ class AksCluster(pulumi.ComponentResource):
             registry_name=Output.concat("rkpacr", suffix.result),
             resource_group_name=self.resource_group.name,
             location=args.location,
-            sku=azure_native.containerregistry.SkuArgs(name="Standard"),
+            # A private registry needs Premium (private endpoints are a Premium feature).
+            sku=azure_native.containerregistry.SkuArgs(name="Premium" if private else "Standard"),
             admin_user_enabled=False,
+            public_network_access=args.acr_public_network_access,
             tags=dict(versions.AZURE_TAGS),
             opts=ResourceOptions(parent=self),
         )
+        diagnostic_setting(f"{name}-acr", "acr", acr.id, self.log_workspace_id, self)
+        if private:
+            PrivateLink(f"{name}-acr-private", PrivateLinkArgs(
+                resource_group_name=self.resource_group.name, location=args.location, target_resource_id=acr.id,
+                group_id="registry", placement=self.network.private_link, tags=versions.AZURE_TAGS,
+                log_workspace_id=self.log_workspace_id), ResourceOptions(parent=self))
         kubelet_object_id = self.cluster.identity_profile.apply(
             lambda p: p["kubeletidentity"].object_id
         )

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components import address_plan, connections, versions
+from components import address_plan, aks_baseline, connections, versions
 from components.limits import (
     DEAD_LETTER_MAX_ENTRY_BYTES,
     WORKER_HARD_LIMIT_MARGIN,
@@ -89,6 +89,15 @@ class PlatformConfig(BaseModel):
     endpoint_subnet_cidr: str = Field(address_plan.DEFAULT_ENDPOINT_SUBNET, description="aks: the private endpoint subnet, inside vnetAddressSpace; also the only egress the NetworkPolicies allow to Redis. With nodeSubnetId/endpointSubnetId: the real CIDR of endpointSubnetId (required).")
     node_subnet_id: str = Field("", description="aks, bring-your-own network: resource ID of an existing subnet for the nodes (with endpointSubnetId; no VNet is created).")
     endpoint_subnet_id: str = Field("", description="aks, bring-your-own network: resource ID of an existing subnet, in the node subnet's VNet, for the Redis private endpoint.")
+    api_server_access: Literal["authorized", "private"] = Field("authorized", description="aks: who reaches the Kubernetes API server. `authorized`: its public endpoint, from `apiServerAuthorizedIpRanges` only; `private`: a private cluster, reachable from the cluster's VNet (and networks peered or linked to it) only, so `pulumi up` must run there too (docs/security.md#api-server-access). Run command is disabled either way.")
+    api_server_authorized_ip_ranges: str = Field("", description="aks, apiServerAccess=authorized (required): comma-separated IPv4 CIDRs allowed to reach the API server: the public egress of whoever runs `pulumi up` and kubectl, and CI's (at most 200; the cluster's own outbound IP is added by AKS).")
+    cluster_tier: Literal["Free", "Standard", "Premium"] = Field("Standard", description="aks: AKS pricing tier. `Standard`: the financially backed API server SLA and a control plane that scales with the cluster (the baseline's); `Free`: no SLA, for trials.")
+    availability_zones: str = Field("", description="aks: comma-separated availability zones of both node pools, e.g. `1,2,3` (the region must have zones); empty = no zones. Changing it replaces the node pools.")
+    maintenance_day: Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"] = Field("Sunday", description="aks: the weekly day of the planned maintenance windows: cluster upgrades (autoUpgrade patch channel) and node-OS image upgrades run only then.")
+    maintenance_start_hour: int = Field(2, ge=0, le=23, description="aks: the hour (UTC) the maintenance windows start; each lasts 4 hours, node-OS upgrades start 4 hours after cluster upgrades.")
+    log_retention_days: int = Field(30, ge=30, le=730, description="aks: retention of the Log Analytics workspace that receives the cluster's audit log (kube-audit-admin, guard), the container logs and the Redis, ACR and private endpoint diagnostics.")
+    defender_for_containers: bool = Field(False, description="aks: enable Microsoft Defender for Containers: the cluster's Defender sensor and the subscription's Containers plan (Standard). The plan is subscription-wide and billed per vCore of every cluster in the subscription; `pulumi destroy` leaves it on.")
+    acr_public_network_access: Literal["Enabled", "Disabled"] = Field("Enabled", description="aks, createAcr: `Disabled` makes the registry Premium with a private endpoint in the endpoint subnet (pods pull through it; push from inside the VNet: docs/images.md#a-private-registry); `Enabled` keeps it reachable from the internet with Entra sign-in only (admin user off).")
     redis_storage_size: str = Field("1Gi", description="kind: size of the in-cluster Redis PersistentVolumeClaim.")
     redis_storage_class: str = Field("", description="kind: StorageClass of the Redis PVC; empty = the cluster default.")
     redis_memory_limit_mi: int = Field(512, ge=128, le=65536, description="kind: memory limit (MiB) of the in-cluster Redis; its maxmemory is (limit - 32) / 2 (room for the fork of an AOF rewrite), and the replica sidecar's limit follows from that maxmemory.")
@@ -226,6 +235,9 @@ class PlatformConfig(BaseModel):
                              f"could fill more than {DEAD_LETTER_MAX_SHARE:.0%} of the in-cluster Redis' maxmemory "
                              f"({self.redis_maxmemory_bytes} B, from redisMemoryLimitMi {self.redis_memory_limit_mi}): "
                              "lower it or raise redisMemoryLimitMi"))
+        if self.target == "aks":
+            problems += aks_baseline.api_access_problems(self.api_server_access, self.api_server_authorized_ip_ranges)
+        problems += aks_baseline.zone_problems(self.availability_zones)
         problems += self._network_problems()
         problems += self._connection_problems()
         if problems:

@@ -111,13 +111,13 @@ def _in_cluster_redis(cfg: PlatformConfig, cluster: Any, namespace: Output[str],
 def _azure_managed_redis(cfg: PlatformConfig, cluster: Any, opts: ResourceOptions) -> Redis:
     return AzureManagedRedis("redis", args_from(
         AzureManagedRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
-        private_link=cluster.network.private_link, tags=TAGS), opts)
+        private_link=cluster.network.private_link, tags=TAGS, log_workspace_id=cluster.log_workspace_id), opts)
 
 
 def _azure_cache_redis(cfg: PlatformConfig, cluster: Any, opts: ResourceOptions) -> Redis:
     return AzureCacheRedis("redis", args_from(
         AzureCacheRedisArgs, cfg, resource_group_name=cluster.resource_group.name,
-        private_link=cluster.network.private_link, tags=TAGS), opts)
+        private_link=cluster.network.private_link, tags=TAGS, log_workspace_id=cluster.log_workspace_id), opts)
 
 
 #: aks: which Azure Redis service (the ``azureRedis`` key).

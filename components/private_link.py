@@ -1,9 +1,10 @@
-"""Azure Redis off the internet: a private endpoint in the endpoint subnet, the private DNS
-zone of the service's private-link domain linked to the cluster's VNet, and a DNS zone
-group on the endpoint so the zone's A record follows the endpoint's address.
+"""Azure Redis (and a private ACR) off the internet: a private endpoint in the endpoint subnet,
+the private DNS zone of the service's private-link domain linked to the cluster's VNet, and
+a DNS zone group on the endpoint so the zone's A records follow the endpoint's addresses.
 
-Clients keep the service's normal host name (``<name>.<region>.redis.azure.net`` or
-``<name>.redis.cache.windows.net``), so TLS host-name verification stays on: Azure's
+Clients keep the service's normal host name (``<name>.<region>.redis.azure.net``,
+``<name>.redis.cache.windows.net`` or ``<name>.azurecr.io``), so TLS host-name verification
+stays on: Azure's
 public DNS answers it with a CNAME into ``privatelink.…``, which inside the VNet resolves
 through the linked private zone to the endpoint's private address. Pods and KEDA's operator
 use the cluster DNS, which forwards to Azure DNS in the VNet, so both get the private
@@ -19,38 +20,54 @@ import pulumi
 import pulumi_azure_native as azure_native
 from pulumi import ResourceOptions
 
+from components.audit import diagnostic_setting
 from components.azure_network import PrivateLinkPlacement
+
+#: Private Link sub-resource -> the private DNS zone of its service.
+GROUP_ZONES = {
+    "redisCache": "privatelink.redis.cache.windows.net",
+    "redisEnterprise": "privatelink.redis.azure.net",
+    "registry": "privatelink.azurecr.io",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisPrivateLinkArgs:
+class PrivateLinkArgs:
     resource_group_name: pulumi.Input[str]
     """Resource group of the endpoint and the zone."""
     location: pulumi.Input[str]
     """Region of the endpoint (the zone is global)."""
     target_resource_id: pulumi.Input[str]
-    """The Redis resource (cache or redisEnterprise cluster)."""
+    """The resource (Redis cache, redisEnterprise cluster or container registry)."""
     group_id: str
-    """Private Link sub-resource: ``redisCache`` or ``redisEnterprise``."""
-    dns_zone: str
-    """Private DNS zone of the service: ``privatelink.redis.cache.windows.net`` or ``privatelink.redis.azure.net``."""
+    """Private Link sub-resource: ``redisCache``, ``redisEnterprise`` or ``registry``."""
     placement: PrivateLinkPlacement
     """Endpoint subnet and VNet."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Azure tags."""
+    log_workspace_id: pulumi.Input[str] | None = None
+    """Log Analytics workspace for the endpoint's metrics (components/audit.py); None: none."""
 
     def __post_init__(self) -> None:
-        if self.group_id not in ("redisCache", "redisEnterprise"):
-            raise ValueError(f"RedisPrivateLinkArgs.group_id: {self.group_id!r} is not a Redis Private Link group")
-        if not self.dns_zone.startswith("privatelink."):
-            raise ValueError(f"RedisPrivateLinkArgs.dns_zone: {self.dns_zone!r} is not a private-link zone")
+        if self.group_id not in GROUP_ZONES:
+            raise ValueError(f"PrivateLinkArgs.group_id: {self.group_id!r} is not one of {', '.join(GROUP_ZONES)}")
+
+    @property
+    def dns_zone(self) -> str:
+        """The private DNS zone of the service."""
+        return GROUP_ZONES[self.group_id]
 
 
-class RedisPrivateLink(pulumi.ComponentResource):
+class PrivateLink(pulumi.ComponentResource):
     """PrivateEndpoint + PrivateZone + VirtualNetworkLink + PrivateDnsZoneGroup."""
 
-    def __init__(self, name: str, args: RedisPrivateLinkArgs, opts: ResourceOptions | None = None):
-        super().__init__("redis-keda-platform:index:RedisPrivateLink", name, None, opts)
+    endpoint: azure_native.network.PrivateEndpoint
+
+    def __init__(self, name: str, args: PrivateLinkArgs, opts: ResourceOptions | None = None):
+        # It was RedisPrivateLink when only Redis had one: the alias keeps existing stacks' URNs.
+        opts = ResourceOptions.merge(opts, ResourceOptions(
+            aliases=[pulumi.Alias(type_="redis-keda-platform:index:RedisPrivateLink")]))
+        super().__init__("redis-keda-platform:index:PrivateLink", name, None, opts)
         net, dns = azure_native.network, azure_native.privatedns
         child = ResourceOptions(parent=self)
         self.endpoint = net.PrivateEndpoint(
@@ -96,4 +113,6 @@ class RedisPrivateLink(pulumi.ComponentResource):
             )],
             opts=child,
         )
+        if args.log_workspace_id is not None:
+            diagnostic_setting(f"{name}-endpoint", "private-endpoint", self.endpoint.id, args.log_workspace_id, self)
         self.register_outputs({"privateEndpointId": self.endpoint.id, "privateDnsZone": self.zone.name})

@@ -46,6 +46,7 @@ from tools.render_mocks import (  # noqa: E402
     RenderResult,
     normalize,
 )
+from tools.variants import RENDER_PLACEHOLDERS  # noqa: E402
 
 STACKS_DIR = ROOT / "stacks"
 # Order the API server should see them in (also the file numbering).
@@ -110,14 +111,32 @@ def _kind_rank(obj: dict[str, Any]) -> tuple:
     return (rank, meta.get("namespace") or "", meta.get("name") or "")
 
 
+def render_placeholders(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The placeholders (tools/variants.py) for the deployer's keys an aks stack has not set."""
+    def get(key: str) -> str:
+        return str(raw.get(f"{PROJECT}:{key}", raw.get(key, "")))
+
+    if get("target") != "aks" or get("apiServerAccess") == "private":
+        return {}
+    return {f"{PROJECT}:{key}": value for key, value in RENDER_PLACEHOLDERS.items()
+            if f"{PROJECT}:{key}" not in raw and key not in raw}
+
+
+def offline_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The raw config an offline render evaluates: the stack file, the overrides, then the
+    placeholders for the deployer's keys still unset."""
+    raw = {**read_stack_config(stack), **dict(overrides or {})}
+    raw.update(render_placeholders(raw))
+    return raw
+
+
 def render_stack(stack: str, overrides: Mapping[str, str] | None = None) -> RenderResult:
     """Evaluate ``stack`` (stacks/Pulumi.<stack>.yaml + overrides) under mocks.
 
     Raises ConfigError (before any resource is registered) on bad config. Safe to call
     repeatedly in one process: fresh event loop, fresh mocks, runtime settings reset.
     """
-    raw = read_stack_config(stack)
-    raw.update(dict(overrides or {}))
+    raw = offline_config(stack, overrides)
     config = load_config(raw)
     return evaluate(config, stack=stack, raw_config=raw)
 
@@ -244,7 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="override a config key (repeatable), e.g. --set workerMode=job")
     ns = parser.parse_args(argv)
     try:
-        result = render_stack(ns.stack, parse_overrides(ns.sets))
+        overrides = parse_overrides(ns.sets)
+        for key, value in render_placeholders({**read_stack_config(ns.stack), **overrides}).items():
+            print(f"render: {key} is not set: rendering with {value} (a documentation range); "
+                  "pulumi up requires your own", file=sys.stderr)
+        result = render_stack(ns.stack, overrides)
     except ConfigError as exc:
         print(f"render: invalid config for stack {ns.stack!r}: {exc}", file=sys.stderr)
         return 2

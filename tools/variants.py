@@ -44,6 +44,10 @@ VARIANTS: tuple[Variant, ...] = tuple(
                                               ("azureRedis", "classic"))),
 )
 VARIANT_IDS = [v.id for v in VARIANTS]
+#: Keys a committed stack file leaves for the deployer to set (``pulumi up`` refuses to run
+#: without them), and the value an offline render uses in their place: a documentation
+#: range (RFC 5737 TEST-NET-3), reachable by nobody.
+RENDER_PLACEHOLDERS: dict[str, str] = {"apiServerAuthorizedIpRanges": "203.0.113.0/24"}
 #: The same variants with monitoring off (the network flow table covers both).
 NO_MONITORING: tuple[Variant, ...] = tuple(
     Variant(f"{v.id}-nomon", v.stack, v.settings + (("monitoring", "false"),)) for v in VARIANTS)

@@ -19,9 +19,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as rkp from "@pulumi/redis-keda-platform";
 
+// The API server answers only the CIDRs you give (yours and CI's public egress):
+//   pulumi config set apiServerAuthorizedIpRanges "$(curl -s https://ifconfig.me)/32"
+const config = new pulumi.Config();
+
 const platform = new rkp.Platform("platform", {
     target: rkp.Target.Aks,
     location: "westeurope",
+    apiServerAuthorizedIpRanges: config.require("apiServerAuthorizedIpRanges"),
+    availabilityZones: "1,2,3",
     azureRedis: rkp.AzureRedis.Managed,
     redisManagedSku: "Balanced_B0",
     redisPublicNetworkAccess: rkp.RedisPublicNetworkAccess.Disabled,

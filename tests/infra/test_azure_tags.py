@@ -11,6 +11,8 @@ from components.versions import AZURE_TAGS
 UNTAGGABLE = {
     "azure-native:authorization:RoleAssignment", "azure-native:network:Subnet",
     "azure-native:redisenterprise:Database", "azure-native:network:PrivateDnsZoneGroup",
+    "azure-native:monitor:DiagnosticSetting", "azure-native:containerservice:MaintenanceConfiguration",
+    "azure-native:security:Pricing",
 }
 
 

@@ -15,7 +15,9 @@ import yaml
 from pulumi.runtime import settings
 
 from components.config import PROJECT, ConfigError, load_config, raw_pulumi_config
+from tools.render import offline_config
 from tools.render_mocks import RecordingMocks, RecordingMonitor
+from tools.variants import RENDER_PLACEHOLDERS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,7 +120,22 @@ def test_string_values_from_the_engine_are_coerced():
 def test_stack_files_are_valid(stack, target):
     doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     assert all(k.startswith(f"{PROJECT}:") for k in doc["config"])
-    assert load_config(doc["config"]).target == target
+    assert load_config(offline_config(stack)).target == target
+
+
+def test_the_aks_stack_file_leaves_the_api_server_ranges_to_the_deployer():
+    """pulumi up on the committed aks stack stops, before any resource, until the deployer
+    says who may reach the API server; with their ranges it passes."""
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.aks.yaml").read_text())
+    with pytest.raises(ConfigError) as err:
+        load_config(doc["config"])
+    [(key, message)] = err.value.problems
+    assert key == "apiServerAuthorizedIpRanges" and "pulumi config set apiServerAuthorizedIpRanges" in message
+    ranges = "198.51.100.7/32, 203.0.113.0/24"
+    cfg = load_config({**doc["config"], f"{PROJECT}:apiServerAuthorizedIpRanges": ranges})
+    assert cfg.api_server_authorized_ip_ranges == ranges
+    private = load_config({**doc["config"], f"{PROJECT}:apiServerAccess": "private"})
+    assert private.api_server_access == "private"
 
 
 def test_raw_pulumi_config_enumerates_engine_config(monkeypatch):
@@ -171,7 +188,7 @@ def test_main_fails_before_any_resource(overrides, key):
 
 @pytest.mark.parametrize("target", ["kind", "aks"])
 def test_main_builds_the_stack_with_valid_config(target):
-    monitor, error = _run_main({"target": target, "workerMode": "job"})
+    monitor, error = _run_main({"target": target, "workerMode": "job", **RENDER_PLACEHOLDERS})
     assert error is None
     types = {r.type for r in monitor.recorded}
     assert "kubernetes:keda.sh/v1alpha1:ScaledJob" in types

@@ -18,6 +18,11 @@ from tests.infra.validation.manifests import container_env
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "infra.md"
 
+from tools.variants import RENDER_PLACEHOLDERS  # noqa: E402
+
+#: An aks stack as a deployer gives it (the API server ranges are theirs to set).
+AKS = {"target": "aks", **RENDER_PLACEHOLDERS}
+
 
 def _container(r, kind: str, name: str, container: str) -> dict:
     (obj,) = [o for o in r.k8s_objects if o["kind"] == kind and o["metadata"]["name"] == name]
@@ -68,9 +73,9 @@ def test_the_budget_is_tight_at_the_in_cluster_limit():
 
 
 @pytest.mark.parametrize(("raw", "key"), [
-    ({"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0",
+    ({**AKS, "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0",
       "workerMaxReplicas": "20"}, "redisSku"),
-    ({"target": "aks", "workerConcurrency": "32", "workerMaxReplicas": "1000"}, "redisManagedSku"),
+    ({**AKS, "workerConcurrency": "32", "workerMaxReplicas": "1000"}, "redisManagedSku"),
     ({"workerMode": "job", "workerMaxReplicas": "120"}, "redisMaxClients"),
     ({"cacheApiReadPath": "replica-sidecar", "cacheApiMaxReplicas": "55"}, "redisMaxClients"),
 ])
@@ -82,17 +87,17 @@ def test_combinations_over_the_targets_limit_fail_naming_the_key(raw, key):
 
 def test_every_stack_file_fits_its_redis():
     for stack in ("local", "aks"):
-        from tools.render import read_stack_config
+        from tools.render import offline_config
 
-        cfg = load_config(read_stack_config(stack))
+        cfg = load_config(offline_config(stack))
         assert _need(cfg) + connections.headroom(cfg.redis_limit.clients) <= cfg.redis_limit.clients, stack
 
 
 def test_azure_sizes_without_a_documented_limit_are_refused():
     with pytest.raises(ConfigError, match=r"redisCapacity: Azure Cache for Redis Premium has no size 0"):
-        load_config({"target": "aks", "azureRedis": "classic", "redisSku": "Premium", "redisCapacity": "0"})
+        load_config({**AKS, "azureRedis": "classic", "redisSku": "Premium", "redisCapacity": "0"})
     with pytest.raises(ConfigError, match=r"redisManagedSku: 'Balanced_B2' is not a size"):
-        load_config({"target": "aks", "redisManagedSku": "Balanced_B2"})
+        load_config({**AKS, "redisManagedSku": "Balanced_B2"})
 
 
 def test_limits_are_azures_documented_figures():
@@ -145,11 +150,11 @@ def _largest_fleet(raw: dict[str, str]) -> int:
 @pytest.mark.parametrize(("row", "raw"), [
     ("| in-cluster, `redisMaxClients` 1000 |", {}),
     ("| Azure Cache for Redis Standard C1 (1,000) |",
-     {"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "1"}),
+     {**AKS, "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "1"}),
     ("| Azure Cache for Redis C0 (256), `cacheApiMaxReplicas` 2 |",
-     {"target": "aks", "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0",
+     {**AKS, "azureRedis": "classic", "redisSku": "Standard", "redisCapacity": "0",
       "cacheApiMaxReplicas": "2"}),
-    ("| Azure Managed Redis Balanced B0 (15,000) |", {"target": "aks", "redisManagedSku": "Balanced_B0"}),
+    ("| Azure Managed Redis Balanced B0 (15,000) |", {**AKS, "redisManagedSku": "Balanced_B0"}),
 ])
 def test_the_docs_what_the_default_sizes_hold_is_what_the_config_accepts(row, raw):
     """docs/infra.md's "what the default sizes hold": each row's fleets are the largest the config accepts."""

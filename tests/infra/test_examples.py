@@ -19,6 +19,7 @@ from tree_sitter import Language, Node, Parser
 
 from components.platform_args import config_from_args
 from provider.package import PLATFORM_TOKEN, PlatformProvider, package_schema
+from tools.variants import RENDER_PLACEHOLDERS
 
 ROOT = Path(__file__).resolve().parents[2]
 TS_EXAMPLE = ROOT / "examples" / "typescript" / "index.ts"
@@ -78,6 +79,10 @@ def _ts_value(node: Node, namespaces: set[str]) -> tuple[str, Any]:
         return ("integer", int(text)) if re.fullmatch(r"\d+", text) else ("number", float(text))
     if node.type in ("true", "false"):
         return "boolean", node.type == "true"
+    # A key the deployer must give (pulumi config set): checked with the render's placeholder.
+    required = re.fullmatch(r'\w+\.require\("(\w+)"\)', text)
+    if node.type == "call_expression" and required and required.group(1) in RENDER_PLACEHOLDERS:
+        return "string", RENDER_PLACEHOLDERS[required.group(1)]
     parts = text.split(".")
     if node.type == "member_expression" and len(parts) == 3 and parts[0] in namespaces:
         return "enum", (parts[1], parts[2])

@@ -26,7 +26,7 @@ from components.platform_args import config_from_args
 from provider.package import PLATFORM_TOKEN, PlatformProvider
 from tests.infra.validation.manifests import load_json, load_k8s_dir
 from tests.infra.validation.render import BY_ID, VARIANT_IDS, _render_dir
-from tools.render import evaluate, read_stack_config
+from tools.render import evaluate, offline_config
 
 _PROVIDER = PlatformProvider()
 
@@ -34,7 +34,7 @@ _PROVIDER = PlatformProvider()
 def sdk_inputs(stack: str, settings: dict[str, str]) -> dict[str, Any]:
     """What a TypeScript/YAML program equal to the stack sends: the keys the stack sets,
     camelCase, typed as the schema says (enums as strings), numbers as wire floats."""
-    raw = read_stack_config(stack)
+    raw = offline_config(stack)
     raw.update(settings)
     cfg = load_config(raw)
     values = cfg.model_dump(mode="json", by_alias=True, include=cfg.model_fields_set)
@@ -43,7 +43,7 @@ def sdk_inputs(stack: str, settings: dict[str, str]) -> dict[str, Any]:
 
 def render_through_provider(stack: str, settings: dict[str, str]):
     inputs = sdk_inputs(stack, settings)
-    cfg = load_config({**read_stack_config(stack), **settings})
+    cfg = load_config(offline_config(stack, settings))
 
     def construct() -> Any:
         result = _PROVIDER.construct("platform", PLATFORM_TOKEN, inputs, pulumi.ResourceOptions())
@@ -88,7 +88,7 @@ def test_parity_fails_when_the_provider_path_drifts():
 # -- URNs of existing stacks --------------------------------------------------------------
 def _root_tree(stack: str, settings: dict[str, str]):
     """The program before Platform: the same components, parented by the stack."""
-    cfg = load_config({**read_stack_config(stack), **settings})
+    cfg = load_config(offline_config(stack, settings))
     return evaluate(cfg, stack=stack, raw_config={},
                     construct=lambda: types.SimpleNamespace(outputs=_build(cfg, None)))
 

@@ -181,7 +181,7 @@ def test_bad_address_plan_registers_no_resource(overrides, key, _fragment):
 def test_component_args_refuse_bad_plans_too():
     """The Args check the same rules (a component used without the config model)."""
     from components.azure_network import AzureNetworkArgs, PrivateLinkPlacement
-    from components.private_link import RedisPrivateLinkArgs
+    from components.private_link import PrivateLinkArgs
 
     AzureNetworkArgs(resource_group_name="rg", location="westeurope")
     with pytest.raises(ValueError, match="endpoint_subnet_cidr: 10.42.0.0/24 overlaps node_subnet_cidr"):
@@ -189,9 +189,8 @@ def test_component_args_refuse_bad_plans_too():
     with pytest.raises(ValueError, match="needs both subnet IDs"):
         AzureNetworkArgs(resource_group_name="rg", location="westeurope", node_subnet_id=f"{SUB}/subnets/a")
     placement = PrivateLinkPlacement(subnet_id="s", vnet_id="v", subnet_cidr="10.42.16.0/24")
-    with pytest.raises(ValueError, match="group_id"):
-        RedisPrivateLinkArgs(resource_group_name="rg", location="l", target_resource_id="r", group_id="redis",
-                             dns_zone="privatelink.redis.azure.net", placement=placement)
-    with pytest.raises(ValueError, match="dns_zone"):
-        RedisPrivateLinkArgs(resource_group_name="rg", location="l", target_resource_id="r", group_id="redisCache",
-                             dns_zone="redis.cache.windows.net", placement=placement)
+    with pytest.raises(ValueError, match="group_id: 'redis' is not one of redisCache, redisEnterprise, registry"):
+        PrivateLinkArgs(resource_group_name="rg", location="l", target_resource_id="r", group_id="redis",
+                        placement=placement)
+    assert PrivateLinkArgs(resource_group_name="rg", location="l", target_resource_id="r", group_id="registry",
+                           placement=placement).dns_zone == "privatelink.azurecr.io"

@@ -15,6 +15,7 @@ from components.limits import (
     redis_maxmemory_bytes,
     replica_memory_limit_mi,
 )
+from tools.variants import RENDER_PLACEHOLDERS
 
 MI = 1024 * 1024
 
@@ -104,7 +105,7 @@ def test_bounds_are_validated(overrides, key, fragment):
 def test_dead_letter_bound_scales_with_the_memory_limit_and_ignores_azure():
     assert load_config({"deadLetterMaxLength": "2000", "redisMemoryLimitMi": "1024"}).dead_letter_max_length == 2000
     # on aks the SKU sizes Redis; the in-cluster formula does not apply
-    assert load_config({"target": "aks", "deadLetterMaxLength": "100000"}).dead_letter_max_length == 100000
+    assert load_config({"target": "aks", **RENDER_PLACEHOLDERS, "deadLetterMaxLength": "100000"}).dead_letter_max_length == 100000
 
 
 def test_formula_rejects_a_limit_without_room():
@@ -139,7 +140,7 @@ def test_producer_gets_the_azure_sizes_memory_the_alert_uses_too(rendered, overr
     r = rendered("aks", **overrides)
     env = _env(_container(r, "Deployment", "producer", "producer"))
     assert int(env["REDIS_MAXMEMORY_BYTES"]) == expected
-    cfg = load_config({"target": "aks", **overrides})
+    cfg = load_config({"target": "aks", **RENDER_PLACEHOLDERS, **overrides})
     assert cfg.redis_limit.memory_bytes == expected  # one limit: the memory alert's (components/connections.py)
 
 

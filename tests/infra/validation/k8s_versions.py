@@ -32,9 +32,9 @@ def kind_version() -> str:
 def stack_version(stack: str, overrides: Mapping[str, str] | None = None) -> str:
     """The Kubernetes minor a stack deploys to (see module docstring)."""
     from components.config import load_config
-    from tools.render import read_stack_config
+    from tools.render import offline_config
 
-    raw = read_stack_config(stack)
+    raw = offline_config(stack)
     raw.update(dict(overrides or {}))
     cfg = load_config(raw)
     if cfg.target == "kind":
