@@ -125,7 +125,8 @@ def render_placeholders(raw: Mapping[str, Any]) -> dict[str, str]:
 def offline_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The raw config an offline render evaluates: the stack file, the overrides, then the
     placeholders for the deployer's keys still unset."""
-    raw = {**read_stack_config(stack), **dict(overrides or {})}
+    raw = {**read_stack_config(stack),
+           **{(k if ":" in k else f"{PROJECT}:{k}"): v for k, v in (overrides or {}).items()}}
     raw.update(render_placeholders(raw))
     return raw
 

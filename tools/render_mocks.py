@@ -92,6 +92,9 @@ class RecordedResource:
     provider: str
     custom: bool
     order: int
+    id: str = ""
+    """The resource's ID (for an Azure resource, the ARM-shaped mock ID its dependants see)."""
+    retain_on_delete: bool = False
     aliases: list[dict[str, Any]] = field(default_factory=list)
     """Alias specs as registered: {name, type, stack, project, parentUrn | noParent} (or {urn})."""
 
@@ -275,6 +278,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 custom=bool(request.custom),
                 order=len(self.recorded),
+                id=response.id,
+                retain_on_delete=bool(request.retainOnDelete),
                 aliases=[_alias(a) for a in request.aliases] + [{"urn": u} for u in request.aliasURNs],
             ))
         return response
