@@ -77,15 +77,17 @@ def redis_factory(tmp_path: Path, tls_files: TlsFiles):
     """Start private servers a test may stop and restart (chaos tests):
     ``redis_factory()`` plain, ``redis_factory(tls=tls_files)``, ``redis_factory(profile="azure-cache")``,
     ``redis_factory(settings={"maxmemory": "8mb", "maxmemory-policy": "noeviction"})`` (redis.conf
-    directives given at start, on every profile: the azure ones refuse CONFIG SET)."""
+    directives given at start, on every profile: the azure ones refuse CONFIG SET);
+    ``admin_alias="x-"`` keeps the profile's refused admin commands for the harness
+    (``server.admin("ACL", ...)``: credential rotation)."""
     servers: list[RedisServer] = []
 
     def make(tls: TlsFiles | None = None, profile: str = "local",
-             settings: dict[str, str] | None = None) -> RedisServer:
+             settings: dict[str, str] | None = None, admin_alias: str | None = None) -> RedisServer:
         chosen = PROFILES[profile]
         server = RedisServer(workdir=tmp_path / f"redis-{len(servers)}",
                              tls=tls or (tls_files if chosen.tls else None), profile=chosen,
-                             settings=dict(settings or {})).start()
+                             settings=dict(settings or {}), admin_alias=admin_alias).start()
         servers.append(server)
         return server
 

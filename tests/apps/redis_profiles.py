@@ -44,9 +44,13 @@ class Profile:
         """``container|sub`` the default user may not run (ACL; rename-command cannot reach them)."""
         return subcommands_newer_than_oldest() if self.only_redis_6_0 else []
 
-    def config_lines(self, password: str) -> list[str]:
-        """redis.conf lines that give the server this profile's command surface and auth."""
-        lines = [f'rename-command {name} ""' for name in self.disabled_commands()]
+    def config_lines(self, password: str, admin_alias: str | None = None) -> list[str]:
+        """redis.conf lines that give the server this profile's command surface and auth.
+        ``admin_alias``: the disabled commands stay reachable to the harness under that
+        prefix (``<alias>CONFIG``), to change a credential as Azure's control plane does;
+        to the apps they are unknown all the same."""
+        target = (lambda name: f'"{admin_alias}{name}"') if admin_alias else (lambda name: '""')
+        lines = [f"rename-command {name} {target(name)}" for name in self.disabled_commands()]
         denied = " ".join(f"-{sub}" for sub in self.denied_subcommands())
         if denied:
             # The password through the ACL default user, so the same line can deny subcommands.

@@ -96,6 +96,9 @@ class RedisServer:
     #: More redis.conf directives, e.g. ``{"maxmemory": "8mb", "maxclients": "40"}``: the
     #: azure profiles refuse CONFIG, so a limit is set when the server starts, as Azure sets it.
     settings: dict[str, str] = field(default_factory=dict)
+    #: The profile's disabled admin commands, kept for the harness under this prefix
+    #: (tests/apps/redis_profiles.py): ``admin("CONFIG", "SET", ...)``.
+    admin_alias: str | None = None
 
     def __post_init__(self) -> None:
         if self.profile.tls and self.tls is None:
@@ -132,6 +135,15 @@ class RedisServer:
         """The test harness's client, over the Unix socket: not audited."""
         return redis.Redis(unix_socket_path=str(self.unix_socket), password=self.password, **kwargs)
 
+    def admin(self, command: str, *args, password: str | None = None):
+        """An admin command the profile may refuse the apps (``CONFIG``, ``ACL``), over the
+        harness's socket, through the alias when the server has one; ``password`` when the
+        harness's own has just been replaced."""
+        name = f"{self.admin_alias}{command}" if self.admin_alias and command.upper() in \
+            self.profile.disabled_commands() else command
+        with redis.Redis(unix_socket_path=str(self.unix_socket), password=password or self.password) as c:
+            return c.execute_command(name, *args)
+
     def config_lines(self) -> list[str]:
         lines = ["bind 127.0.0.1", f"unixsocket {self.unix_socket}", "unixsocketperm 700", 'save ""',
                  "appendonly no", f"dir {self.workdir}", "protected-mode yes"]
@@ -141,7 +153,7 @@ class RedisServer:
         else:
             lines.append(f"port {self.port}")
         lines += [f"{name} {value}" for name, value in self.settings.items()]
-        return lines + self.profile.config_lines(self.password)
+        return lines + self.profile.config_lines(self.password, self.admin_alias)
 
     def start(self, timeout: float = 10.0, loaded: bool = True) -> RedisServer:
         """Start and wait until it answers ``PING``; with ``loaded=False`` also return while
