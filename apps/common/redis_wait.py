@@ -9,7 +9,8 @@ over only after ``log_every`` seconds without a failure, so a Redis that lets a 
 and then refuses it again (a client limit reached by other pods) does not get a reconnect
 storm. The first failure is logged at once (WARNING, with the reason); then at most one
 failure line per ``log_every`` seconds (30 s), saying for how long and how many attempts
-failed; the end of a logged episode is logged once (INFO). Never a line per attempt.
+failed; the end of a logged episode is logged once (INFO). Never a line per attempt. A
+credential Redis refuses (``auth``) is logged at ERROR, saying what to fix.
 
 :meth:`status` is what the process writes into its heartbeat file, so its readiness probe
 can say "waiting for Redis (oom) for 42 s" while its liveness probe passes: restarting a
@@ -28,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from apps.common.redis_errors import AUTH_SAYS
 from apps.common.redis_errors import reason as reason_of
 
 INITIAL_DELAY = 0.5
@@ -102,7 +104,14 @@ class RedisWait:
         self.on_failure(reason)
         if started:
             self.on_state(True)
-        if log_now:
+        if log_now and reason == "auth":
+            # Not the network: an operator's (or the token issuer's) fix, named as such, at
+            # ERROR. The process stays live, reads the credential again on every attempt and
+            # carries on by itself once it is right (docs/redis-targets.md#rotating-the-access-key).
+            self.logger.error("%s: %s; retrying with backoff up to %gs, the credential read again on each "
+                              "attempt (%s%s, %.0fs, %d attempts)", self.what, AUTH_SAYS, self.max_delay,
+                              detail or reason, f", {doing}" if doing else "", elapsed, attempts)
+        elif log_now:
             where = f" ({doing})" if doing else ""
             if started:
                 self.logger.warning("%s: %s (%s)%s: %s; retrying with backoff up to %gs, logging once per %gs",

@@ -206,3 +206,43 @@ def test_a_credential_that_changes_under_a_busy_fleet(redis_factory, tmp_path, p
         for worker in (busy, stopped):
             worker.kill()
             worker.close()
+
+
+def test_a_wrong_password_at_start_says_auth_and_how_to_fix_it(redis_any, tmp_path):
+    """A wrong credential at start: each process stays live and not ready, says ``auth`` in its
+    probe, and logs one line at once naming the problem and the fix (never the password);
+    then, once the file holds the right one, works without a restart.
+
+    Live rather than exiting: the fix is a Secret update the running process reads on its next
+    attempt (seconds), where an exit would put the pod in CrashLoopBackOff for up to 5 minutes
+    after the fix, and a token refused for a moment would restart the fleet."""
+    secret = tmp_path / "redis-auth" / "password"
+    secret.parent.mkdir()
+    wrong = "wrong-credential-not-a-secret"
+    secret.write_text(wrong)
+    env = _apps_env(redis_any, secret, "key")
+    worker = Worker({**env, "WORK_SECONDS_MIN": "0", "WORK_SECONDS_MAX": "0"}, tmp_path / "w").start()
+    producer = Process(["-m", "apps.producer", "--forever", "--rate", "2"], {**env, "PRODUCER_METRICS_PORT": "0"},
+                       tmp_path, "producer", "PRODUCER_HEARTBEAT_FILE")
+    try:
+        wait_for(lambda: ((worker.beat() or {}).get("waiting_for_redis") or {}).get("reason") == "auth"
+                 and (producer.beat().get("waiting") or {}).get("reason") == "auth", 30,
+                 message="both waiting, reason auth")
+        live, _ = check(worker.heartbeat, 30.0)
+        ready, why = check(worker.heartbeat, 30.0, ready=True)
+        assert live and not ready and "waiting for Redis (auth)" in why, why
+        for log in (worker.log(), producer.log()):
+            lines = [line for line in log.splitlines() if "Redis refused the credential" in line]
+            assert len(lines) == 1 and "ERROR" in lines[0] and "REDIS_PASSWORD_FILE" in lines[0], log[-2000:]
+            assert wrong not in log and redis_any.password not in log
+        pid = worker.pid
+        secret.write_text(redis_any.password)  # the Secret fixed
+        fixed = time.monotonic()
+        wait_for(lambda: worker.ready() and not producer.beat().get("waiting"), RECOVERY_S, interval=0.2,
+                 message="working once the file holds the right password")
+        assert worker.alive() and worker.pid == pid and producer.proc.poll() is None
+        print(f"{redis_any.profile.name}: working {time.monotonic() - fixed:.1f} s after the fix, no restart")
+    finally:
+        producer.close()
+        worker.kill()
+        worker.close()
