@@ -145,15 +145,23 @@ def _secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
     spec = pod_spec(args)
     if spec is None:
         return
+    secret_volumes = {v.get("name") for v in spec.get("volumes") or [] if v.get("secret")}
     for where, c in containers(spec):
+        secret_dirs = [m.get("mountPath", "").rstrip("/") + "/" for m in c.get("volumeMounts") or []
+                       if m.get("name") in secret_volumes and m.get("mountPath")]
         for env in c.get("env") or []:
             name = env.get("name", "")
             if not SECRET_NAME.search(name):
                 continue
+            value = env.get("value")
+            # REDIS_PASSWORD_FILE=/var/run/secrets/redis/password: a path into a mounted Secret.
+            if name.endswith("_FILE") and isinstance(value, str) and any(value.startswith(d) for d in secret_dirs):
+                continue
             source = env.get("valueFrom") or {}
             if "value" in env or "secretKeyRef" not in source:
                 report(f"{_where(args, where)}: env {name} looks like a secret: take it from a Secret with "
-                       "valueFrom.secretKeyRef, never a literal value or a ConfigMap.", None)
+                       "valueFrom.secretKeyRef (or, for a *_FILE variable, point it into a mounted Secret volume), "
+                       "never a literal value or a ConfigMap.", None)
 
 
 def _probes(args: ResourceValidationArgs, report: ReportViolation) -> None:

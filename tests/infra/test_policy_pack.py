@@ -152,6 +152,9 @@ MUTATIONS = [
      lambda i: _first_container(i).update(image="redis-keda-platform/worker"), "no tag"),
     ("secret-env-from-secret", "local-deployment", "kubernetes:apps/v1:Deployment", "cache-api-deployment",
      lambda i: _first_container(i)["env"].append({"name": "API_TOKEN", "value": "hunter2"}), "secretKeyRef"),
+    ("secret-env-from-secret", "local-deployment", "kubernetes:apps/v1:Deployment", "cache-api-deployment",
+     lambda i: _first_container(i)["env"].append({"name": "API_TOKEN_FILE", "value": "/tmp/token"}),
+     "point it into a mounted Secret volume"),
     ("container-probes", "local-deployment", "kubernetes:apps/v1:Deployment", "producer-deployment",
      lambda i: _first_container(i).pop("readinessProbe"), "readinessProbe"),
     ("container-image-pull-policy", "aks-deployment", "kubernetes:apps/v1:Deployment", "producer-deployment",
@@ -188,11 +191,54 @@ MUTATIONS = [
      _set("enableRBAC", _DELETE), "enableRBAC: true"),
     ("aks-network-policy", "aks-deployment", "azure-native:containerservice:ManagedCluster", "aks-aks",
      _set("networkProfile.networkPolicy", "none"), "networkProfile.networkPolicy"),
+    ("aks-api-server-access", "aks-deployment", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("apiServerAccessProfile.authorizedIPRanges", ["0.0.0.0/0"]), "not 0.0.0.0/0"),
+    ("aks-api-server-access", "aks-job", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("apiServerAccessProfile", _DELETE), "no ranges"),
+    ("aks-api-server-access", "aks-deployment", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("apiServerAccessProfile.disableRunCommand", False), "disableRunCommand: true"),
+    ("aks-add-ons", "aks-deployment", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("addonProfiles.azurepolicy.enabled", False), "addonProfiles.azurepolicy"),
+    ("aks-add-ons", "aks-deployment-classic", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("addonProfiles.omsagent.config.useAADAuth", "false"), 'useAADAuth: "true"'),
+    ("aks-operations", "aks-deployment", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("sku.tier", "Free"), "Free tier has no API server SLA"),
+    ("aks-operations", "aks-deployment", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     _set("securityProfile.imageCleaner", _DELETE), "imageCleaner.enabled: true"),
+    ("aks-operations", "aks-job", "azure-native:containerservice:ManagedCluster", "aks-aks",
+     lambda i: i["agentPoolProfiles"][1].pop("availabilityZones"), "none on user"),
+    ("log-analytics-entra-only", "aks-deployment", "azure-native:operationalinsights:Workspace", "aks-audit-workspace",
+     _set("features.disableLocalAuth", False), "disableLocalAuth: true"),
+    ("acr-admin-user-disabled", "aks-deployment", "azure-native:containerregistry:Registry", "aks-acr",
+     _set("adminUserEnabled", True), "adminUserEnabled: false"),
+]
+
+# (stack policy, variant, what to remove or change, words the message must say)
+STACK_MUTATIONS = [
+    ("azure-audit-trail", "aks-deployment",
+     lambda rs: [r for r in rs if r[1] != "aks-aks-diagnostics"], "ManagedCluster aks-aks: add a diagnostic setting"),
+    ("azure-audit-trail", "aks-deployment-classic",
+     lambda rs: [r for r in rs if r[1] != "redis-cache-diagnostics"], "MSEntraAuthenticationAuditLog"),
+    ("azure-audit-trail", "aks-deployment",
+     lambda rs: [(t, n, {**i, "logs": [lg for lg in i["logs"] if lg["category"] != "guard"]})
+                 if n == "aks-aks-diagnostics" else (t, n, i) for t, n, i in rs], "kube-audit-admin, guard"),
+    ("aks-maintenance-windows", "aks-job",
+     lambda rs: [r for r in rs if r[1] != "aks-aksManagedNodeOSUpgradeSchedule"], "aksManagedNodeOSUpgradeSchedule"),
 ]
 
 
 def test_every_policy_has_a_mutation_that_fires_it():
-    assert {m[0] for m in MUTATIONS} | {"namespace-default-deny"} == set(BY_NAME)
+    assert {m[0] for m in MUTATIONS} | {m[0] for m in STACK_MUTATIONS} | {"namespace-default-deny"} == set(BY_NAME)
+
+
+@pytest.mark.parametrize("policy, variant_id, mutate, says", STACK_MUTATIONS,
+                         ids=[f"{m[0]}-{i}" for i, m in enumerate(STACK_MUTATIONS)])
+def test_a_mutated_stack_fires_exactly_its_stack_policy(policy, variant_id, mutate, says, rendered):
+    variant = BY_ID[variant_id]
+    resources = mutate(copy.deepcopy(_custom(rendered(variant.stack, **dict(variant.settings)))))
+    violations = stack_violations(resources)
+    assert list(violations) == [policy], violations
+    assert len(violations[policy]) == 1 and says in violations[policy][0], violations[policy]
 
 
 @pytest.mark.parametrize("policy, variant_id, type_, name, mutate, says", MUTATIONS,
