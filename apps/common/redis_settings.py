@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +101,18 @@ class RedisCredentials(CredentialProvider):
         return self.get_credentials()
 
 
+_ENTRA: list[CredentialProvider] = []
+
+
+def _entra_credentials() -> CredentialProvider:
+    """One token provider per process: every client shares its token and its renewal."""
+    if not _ENTRA:
+        from apps.common.entra import entra_credentials
+
+        _ENTRA.append(entra_credentials())
+    return _ENTRA[0]
+
+
 class RedisSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
@@ -111,6 +123,9 @@ class RedisSettings(BaseSettings):
     redis_password_file: Path | None = None
     #: An ACL user name (Entra: the identity's object id); unset: Redis's default user.
     redis_username: str | None = None
+    #: ``key``: the password (REDIS_PASSWORD or REDIS_PASSWORD_FILE); ``entra``: an Entra token
+    #: of the pod's workload identity, renewed in the background (apps/common/entra.py).
+    redis_auth: Literal["key", "entra"] = "key"
     redis_db: int = Field(0, ge=0)
     redis_tls: bool = False
     redis_ca_file: Path | None = None
@@ -122,12 +137,16 @@ class RedisSettings(BaseSettings):
             raise ValueError("REDIS_CA_FILE is not a readable file")
         if self.redis_password is not None and self.redis_password_file is not None:
             raise ValueError("set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both")
+        if self.redis_auth == "entra" and (self.redis_password is not None or self.redis_password_file is not None):
+            raise ValueError("REDIS_AUTH=entra signs in with a token: unset REDIS_PASSWORD and REDIS_PASSWORD_FILE")
         if self.redis_password_file is not None and not self.redis_password_file.is_file():
             raise ValueError("REDIS_PASSWORD_FILE is not a readable file")
         return self
 
-    def credentials(self) -> RedisCredentials | None:
+    def credentials(self) -> CredentialProvider | None:
         """The credential provider every client gets (``None``: Redis without a password)."""
+        if self.redis_auth == "entra":
+            return _entra_credentials()
         if self.redis_password is None and self.redis_password_file is None:
             return None
         return RedisCredentials(self.redis_username, self.redis_password, self.redis_password_file)
