@@ -86,7 +86,7 @@ def test_renewed_tokens_keep_both_client_kinds_working(redis_server):
             while time.monotonic() < deadline:
                 for name, op in (("redis-py", lambda: client.incr("entra:ops")),
                                  ("kombu", lambda: broker.default_channel.client.incr("entra:ops"))):
-                    for attempt in range(3):  # a connection the "service" closed: the next one reconnects
+                    for _attempt in range(3):  # a connection the "service" closed: the next one reconnects
                         try:
                             op()
                             done += 1
