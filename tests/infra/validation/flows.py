@@ -5,13 +5,17 @@ labels for what neither creates (CoreDNS, the API server, metrics-server, a pod 
 namespace, a stranger pod in the app namespace).
 
 ``connectivity(objects)`` runs ``nca --connectivity ... -o txt_no_fw_rules`` (one line per
-allowed pair: ``src => dst : connections``) and parses it into a ``Connectivity`` that
-answers ``allows(src, dst, protocol, port)``. A ScaledJob's Jobs are stood in by a Job of
+allowed pair and protocol cube: ``src => dst : connections``; a pair allowed TCP on some
+ports and UDP on others gets two lines) and parses it into a ``Connectivity`` that answers
+``allows(src, dst, protocol, port)``. An address outside the cluster is named by itself
+(``8.8.8.8``, ``169.254.169.254``): it is looked up in the IP ranges NCA splits the outside
+into (``0.0.0.0-169.253.255.255``, ...). A ScaledJob's Jobs are stood in by a Job of
 its ``jobTargetRef`` (NCA does not know KEDA's kinds).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import tempfile
@@ -27,6 +31,10 @@ from .paths import REPO_ROOT
 NCA = REPO_ROOT / ".venv-nca" / "bin" / "nca"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod", "ReplicaSet"}
 OUTSIDE = "0.0.0.0-255.255.255.255"
+#: Addresses outside the cluster the flow table names: a public one on the internet, and the
+#: instance metadata endpoint (Azure IMDS; the same address on every cloud).
+INTERNET = "8.8.8.8"
+METADATA = "169.254.169.254"
 
 
 def _pod(name: str, ns: str, labels: dict[str, str], ports: list[tuple[str, int, str]] = ()) -> dict[str, Any]:
@@ -114,18 +122,51 @@ def parse_connections(text: str) -> tuple[bool, list[Conn]]:
     return negated, cubes
 
 
+#: Joins the connection strings of NCA's several lines for one pair (any of them allows).
+LINES = " ; "
+
+
+def _address(name: str) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(name)
+    except ValueError:
+        return None
+
+
+def _in_range(addr: ipaddress.IPv4Address, endpoint: str) -> bool:
+    """Whether NCA's IP endpoint (``a-b``, ``a``, or several joined by commas) holds ``addr``."""
+    for part in endpoint.split(","):
+        lo, _, hi = part.strip().partition("-")
+        low, high = _address(lo), _address(hi or lo)
+        if low is None or high is None:
+            return False
+        if low <= addr <= high:
+            return True
+    return False
+
+
 @dataclass
 class Connectivity:
     pairs: dict[tuple[str, str], str]
-    """``(src, dst) -> NCA's connection string``; src/dst as ``ns/name`` or an IP range."""
+    """``(src, dst) -> NCA's connection string``; src/dst as ``ns/name`` or an IP range.
+    Several lines for one pair are joined by ``LINES``."""
+
+    @staticmethod
+    def _matches(name: str, endpoint: str) -> bool:
+        addr = _address(name)
+        if addr is None:
+            return name == endpoint
+        return "/" not in endpoint and _in_range(addr, endpoint)
 
     def allows(self, src: str, dst: str, protocol: str, port: int) -> bool:
-        text = self.pairs.get((src, dst))
-        if text is None:
-            return False
-        negated, cubes = parse_connections(text)
-        hit = any(c.allows(protocol, port) for c in cubes)
-        return hit != negated
+        # NCA merges the outside's ranges per pair (a pair's line may name 0.0.0.0-169.253.255.255,
+        # another's 0.0.0.0-255.255.255.255): an address is matched against each pair's own.
+        texts = [text for (s, d), text in self.pairs.items() if self._matches(src, s) and self._matches(dst, d)]
+        for line in (ln for text in texts for ln in text.split(LINES)):
+            negated, cubes = parse_connections(line)
+            if any(c.allows(protocol, port) for c in cubes) != negated:
+                return True
+        return False
 
     def endpoints(self) -> set[str]:
         return {e for pair in self.pairs for e in pair}
@@ -162,7 +203,8 @@ def connectivity(objects: list[dict[str, Any]], extra: list[dict[str, Any]] = ()
     for line in proc.stdout.splitlines():
         match = _LINE.match(line.strip())
         if match:
-            pairs[(_name(match.group("src")), _name(match.group("dst")))] = match.group("conn")
+            key = (_name(match.group("src")), _name(match.group("dst")))
+            pairs[key] = f"{pairs[key]}{LINES}{match.group('conn')}" if key in pairs else match.group("conn")
     if not pairs:
         raise RuntimeError(f"nca printed no connection:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return Connectivity(pairs)
