@@ -1,4 +1,6 @@
-"""KEDA from its official Helm chart, pinned (components/versions.py), in its own namespace."""
+"""KEDA from its official Helm chart, pinned (components/versions.py), in its own namespace,
+fenced by NetworkPolicies of ours (components/network.py ``keda_policy_specs``: default deny,
+then DNS, the API server, Redis and the flows KEDA's own pods need)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from pulumi import ResourceOptions
 
 from components import k8s as kx
 from components import versions
+from components.endpoint import RedisEndpoint
+from components.network import create_policies, keda_policy_specs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +27,11 @@ class KedaArgs:
     """Pinned chart version."""
     image_tag: str = versions.KEDA_APP_VERSION
     """Tag of the three KEDA images (the chart's appVersion)."""
+    endpoint: RedisEndpoint | None = None
+    """The Redis its triggers read: the operator's only egress besides DNS and the API server
+    (required by ``Keda``; the chart values do not need it)."""
+    scraper_namespace: pulumi.Input[str] | None = None
+    """Namespace of Prometheus, let in to the operator's metrics port; None (monitoring off) = none."""
 
     def __post_init__(self) -> None:
         if not self.namespace:
@@ -94,11 +103,18 @@ class Keda(pulumi.ComponentResource):
 
     release: k8s.helm.v3.Release
     namespace: pulumi.Output[str]
+    network_policies: list[k8s.networking.v1.NetworkPolicy]
 
     def __init__(self, name: str, args: KedaArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:Keda", name, None, opts)
+        if args.endpoint is None:
+            raise ValueError("KedaArgs.endpoint: KEDA's NetworkPolicies need the Redis its operator reaches")
         ns = kx.restricted_namespace(f"{name}-ns", args.namespace, self)
         self.namespace = ns.metadata.name
+        # Before the release: its pods start with their flows allowed, never unfenced.
+        self.network_policies = create_policies(name, self.namespace, keda_policy_specs(
+            endpoint=args.endpoint, scraper_namespace=args.scraper_namespace,
+            operator_metrics_port=versions.KEDA_OPERATOR_METRICS_PORT), self)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name="keda",
@@ -112,6 +128,6 @@ class Keda(pulumi.ComponentResource):
             wait_for_jobs=True,
             timeout=600,
             values=keda_values(args),
-            opts=ResourceOptions(parent=self),
+            opts=ResourceOptions(parent=self, depends_on=list(self.network_policies)),
         )
         self.register_outputs({"namespace": self.namespace, "releaseStatus": self.release.status})

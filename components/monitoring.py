@@ -2,6 +2,10 @@
 
 - its own namespace (Pod Security ``restricted``) and the ``kube-prometheus-stack`` Helm
   release, pinned (components/versions.py), sized for a laptop on kind;
+- NetworkPolicies of ours in that namespace (components/network.py
+  ``monitoring_policy_specs``): default deny, then DNS, the API server, what Prometheus
+  scrapes, its pods to one another and the API server to the operator's webhook; the
+  chart's own (off by default) are partial and left off (docs/network.md);
 - Grafana's admin password from ``pulumi-random``, in a Secret the chart reads
   (``grafana.admin.existingSecret``), exported as a secret output;
 - scrape objects: a ServiceMonitor for the cache API, PodMonitors for the worker, the
@@ -28,7 +32,13 @@ from pulumi import Output, ResourceOptions
 
 from components import k8s as kx
 from components import versions
+from components.network import create_policies, monitoring_policy_specs
 from components.redis_exporter import RedisExporter
+
+#: Every port Prometheus scrapes in the app namespace: the cache API (its /metrics is on the
+#: API port), the worker, the producer and redis_exporter.
+APP_METRICS_PORTS = (versions.CACHE_API_PORT, versions.WORKER_METRICS_PORT, versions.PRODUCER_METRICS_PORT,
+                     versions.REDIS_EXPORTER_PORT)
 
 ASSETS = Path(__file__).resolve().parents[1] / "monitoring"
 RULES_FILE = ASSETS / "alerts.yaml"
@@ -228,6 +238,7 @@ class Monitoring(pulumi.ComponentResource):
 
     release: k8s.helm.v3.Release
     namespace: Output[str]
+    network_policies: list[k8s.networking.v1.NetworkPolicy]
     grafana_admin_password: Output[str]
     dead_letter_queue: str
     """The dead-letter list the alerts and the dashboard watch."""
@@ -239,6 +250,10 @@ class Monitoring(pulumi.ComponentResource):
         ns = kx.restricted_namespace(f"{name}-ns", args.namespace, self)
         self.namespace = ns.metadata.name
         admin = self._create_grafana_admin(name)
+        # Before the release: its pods (and its admission Jobs) start fenced, their flows allowed.
+        self.network_policies = create_policies(name, self.namespace, monitoring_policy_specs(
+            app_namespace=args.app_namespace, app_metrics_ports=APP_METRICS_PORTS,
+            keda_namespace=args.keda_namespace, keda_metrics_port=versions.KEDA_OPERATOR_METRICS_PORT), self)
         sidecar_role = k8s.rbac.v1.Role(
             f"{name}-grafana-sidecar-role",
             metadata={"name": GRAFANA_SIDECAR_ROLE, "namespace": self.namespace, "labels": kx.labels("grafana")},
@@ -257,7 +272,7 @@ class Monitoring(pulumi.ComponentResource):
             cleanup_on_fail=True,
             timeout=900,
             values=chart_values(args),
-            opts=ResourceOptions(parent=self, depends_on=[admin, sidecar_role]),
+            opts=ResourceOptions(parent=self, depends_on=[admin, sidecar_role, *self.network_policies]),
         )
         self._create_monitors(args)
         self._create_rules_and_dashboard(name, args)

@@ -221,7 +221,8 @@ def _build(cfg: PlatformConfig, parent: pulumi.Resource) -> dict[str, Output[Any
     auth = RedisAuth("redis-auth", RedisAuthArgs(namespace=ns.name, password=endpoint.password), k8s_opts)
     # watchNamespace from the Namespace's output: the chart puts a RoleBinding there, so the
     # release must wait for the namespace.
-    keda = Keda("keda", args_from(KedaArgs, cfg, watch_namespace=ns.name), k8s_opts)
+    keda = Keda("keda", args_from(KedaArgs, cfg, watch_namespace=ns.name, endpoint=endpoint,
+                                  scraper_namespace=cfg.monitoring_namespace if cfg.monitoring else None), k8s_opts)
     wired = dict(namespace=ns.name, endpoint=endpoint)
     clients = dict(wired, secret_name=auth.secret_name)
 

@@ -109,13 +109,21 @@ def test_redis_egress_is_the_endpoint_subnet(rendered, azure_redis, cidrs):
     assert rule["to"] == [{"ipBlock": {"cidr": endpoints.inputs["addressPrefix"]}}]
     assert endpoints.inputs["addressPrefix"] == r.config.endpoint_subnet_cidr
     assert rule["ports"] == [{"protocol": "TCP", "port": r.outputs["redisPort"]}]
-    assert "0.0.0.0/0" not in str(r.k8s("NetworkPolicy"))
-    # evaluated: a worker reaches an address in the endpoint subnet, not a public one, not another port
+    assert "0.0.0.0/0" not in str([p for p in r.k8s("NetworkPolicy") if p["metadata"]["namespace"] == "platform"])
+    # KEDA's and monitoring's namespaces open any address only on the API server's and the
+    # kubelet's ports (docs/network.md#the-api-server-compromise), never on the Redis port
+    wide = {port["port"] for p in r.k8s("NetworkPolicy") for rule in p["spec"].get("egress") or []
+            if "0.0.0.0/0" in str(rule["to"]) for port in rule["ports"]}
+    assert wide == {443, 6443, 10250}
+    # evaluated: a worker and KEDA's operator reach an address in the endpoint subnet, not a
+    # public one, not another port
     cluster = Cluster(r.k8s("NetworkPolicy"))
     worker = Endpoint("worker", "platform", {"app.kubernetes.io/name": "worker"})
+    keda = Endpoint("keda-operator", "keda", {"app": "keda-operator", "app.kubernetes.io/name": "keda-operator"})
     subnet_ip = str(next(__import__("ipaddress").ip_network(r.config.endpoint_subnet_cidr).hosts()) + 3)
-    assert cluster.egress_allowed(worker, Endpoint("private endpoint", external=True, ip=subnet_ip), r.outputs["redisPort"])
-    assert not cluster.egress_allowed(worker, Endpoint("public Redis", external=True, ip="20.50.60.70"), r.outputs["redisPort"])
+    for pod in (worker, keda):
+        assert cluster.egress_allowed(pod, Endpoint("private endpoint", external=True, ip=subnet_ip), r.outputs["redisPort"])
+        assert not cluster.egress_allowed(pod, Endpoint("public Redis", external=True, ip="20.50.60.70"), r.outputs["redisPort"])
     assert not cluster.egress_allowed(worker, Endpoint("private endpoint", external=True, ip=subnet_ip), 443)
 
 
