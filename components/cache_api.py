@@ -144,7 +144,7 @@ class CacheApi(pulumi.ComponentResource):
             "resources": kx.resources("100m", "192Mi", "1", "512Mi"),
             "livenessProbe": kx.http_probe("/healthz", "http", period=10, initial=10),
             "readinessProbe": kx.http_probe("/readyz", "http", period=5, initial=5),
-            "volumeMounts": [kx.TMP_MOUNT],
+            "volumeMounts": kx.APP_MOUNTS,
         }
 
     @staticmethod
@@ -201,7 +201,7 @@ class CacheApi(pulumi.ComponentResource):
 
     def _create_deployment(self, name: str, args: CacheApiArgs, sa) -> k8s.apps.v1.Deployment:
         containers = [self._api_container(args)]
-        volumes = [kx.tmp_volume()]
+        volumes = kx.app_volumes(args.secret_name)
         skips = kx.APP_SKIPS
         if args.read_path == "replica-sidecar":
             containers.append(self._replica_container(args))

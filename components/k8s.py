@@ -111,17 +111,39 @@ def tmp_volume(size: str = "64Mi") -> dict[str, Any]:
 
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 
+#: Where the apps read the Redis password: the Secret mounted as a volume (not as an env
+#: variable), which the kubelet updates in place when the Secret changes, and the apps read
+#: on every new connection (``REDIS_PASSWORD_FILE``, docs/contract.md): a replaced key needs
+#: no restart (docs/redis-targets.md#rotating-the-access-key).
+REDIS_AUTH_DIR = "/var/run/secrets/redis-auth"
+REDIS_AUTH_MOUNT = {"name": "redis-auth", "mountPath": REDIS_AUTH_DIR, "readOnly": True}
+
+
+def redis_auth_volume(secret_name: pulumi.Input[str]) -> dict[str, Any]:
+    """The password key of the Secret only, readable by the pod's group (``fsGroup``), no one else."""
+    return {"name": "redis-auth", "secret": {"secretName": secret_name, "defaultMode": 0o440,
+                                             "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}]}}
+
+
+def app_volumes(secret_name: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """The volumes of an app pod: ``/tmp`` and the Redis password (``APP_MOUNTS``)."""
+    return [tmp_volume(), redis_auth_volume(secret_name)]
+
+
+APP_MOUNTS = [TMP_MOUNT, REDIS_AUTH_MOUNT]
+
 
 def secret_env(name: str, secret_name: pulumi.Input[str], key: str = PASSWORD_KEY) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
 
 
 def redis_env(endpoint: Any, secret_name: pulumi.Input[str], db: int) -> list[dict[str, Any]]:
-    """The contract's common variables (docs/contract.md): endpoint + password via secretKeyRef."""
+    """The contract's common variables (docs/contract.md): the endpoint, and the password as
+    the file of the mounted Secret (``app_volumes``, ``APP_MOUNTS``; the pod must mount them)."""
     return [
         {"name": "REDIS_HOST", "value": endpoint.host},
         {"name": "REDIS_PORT", "value": str(endpoint.port)},
-        secret_env("REDIS_PASSWORD", secret_name),
+        {"name": "REDIS_PASSWORD_FILE", "value": f"{REDIS_AUTH_DIR}/{PASSWORD_KEY}"},
         {"name": "REDIS_TLS", "value": "true" if endpoint.tls else "false"},
         {"name": "REDIS_DB", "value": str(db)},
     ]
@@ -163,11 +185,11 @@ _TAG_PINNED = {
     "CKV_K8S_43": "images are pinned by an immutable version tag; app images are built locally so no digest exists before the build; a digest can be set in the image config keys",
     "CKV_K8S_15": "pinned immutable tags make IfNotPresent deterministic; kind loads locally built images which Always would try to pull; imagePullPolicy is a config key",
 }
-APP_SKIPS = {
-    **_TAG_PINNED,
-    "CKV_K8S_35": "the app contract reads REDIS_PASSWORD from the environment; it comes from a Secret via secretKeyRef and is never a literal",
-}
+#: The apps read the password from the mounted Secret (REDIS_PASSWORD_FILE): no secret env.
+APP_SKIPS = {**_TAG_PINNED}
 REDIS_SKIPS = {
     **APP_SKIPS,
+    "CKV_K8S_35": "redis-server (the server, or the replica sidecar's masterauth) takes its password from the "
+                  "environment at start; it comes from a Secret via secretKeyRef and is never a literal",
     "CKV_K8S_40": "the official redis image runs as its own redis user uid 999 (non-root)",
 }

@@ -94,7 +94,7 @@ class Producer(pulumi.ComponentResource):
             # Live while it waits for Redis (a restart cannot help), not ready (docs/worker.md).
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, initial=20),
             "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, initial=5),
-            "volumeMounts": [kx.TMP_MOUNT],
+            "volumeMounts": kx.APP_MOUNTS,
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -109,7 +109,8 @@ class Producer(pulumi.ComponentResource):
                 "selector": {"matchLabels": lbl},
                 "template": {
                     "metadata": {"labels": lbl},
-                    "spec": kx.pod_spec(sa, [container], grace_seconds=15, volumes=[kx.tmp_volume()]),
+                    "spec": kx.pod_spec(sa, [container], grace_seconds=15,
+                                         volumes=kx.app_volumes(args.secret_name)),
                 },
             },
             opts=ResourceOptions(parent=self),

@@ -234,13 +234,13 @@ class CeleryWorker(pulumi.ComponentResource):
             # The healthcheck reads the worker's heartbeat file: no broker round trip, fast.
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
             "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, failures=3, initial=10),
-            "volumeMounts": [kx.TMP_MOUNT],
+            "volumeMounts": kx.APP_MOUNTS,
         }
 
     def _pod_spec(self, args: CeleryWorkerArgs, sa, job: bool) -> dict[str, Any]:
         # Grace longer than the longest task: a SIGTERM'd worker finishes its task (warm shutdown).
         spec = kx.pod_spec(sa, [self._container(args, job)], grace_seconds=args.grace_seconds,
-                           volumes=[kx.tmp_volume()])
+                           volumes=kx.app_volumes(args.secret_name))
         if job:
             spec["restartPolicy"] = "Never"
         return spec
@@ -279,7 +279,7 @@ class CeleryWorker(pulumi.ComponentResource):
             "resources": kx.resources("20m", "96Mi", "200m", "192Mi"),
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
             "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, failures=3, initial=10),
-            "volumeMounts": [kx.TMP_MOUNT],
+            "volumeMounts": kx.APP_MOUNTS,
         }
         return k8s.apps.v1.Deployment(
             f"{name}-sweeper",
@@ -296,7 +296,7 @@ class CeleryWorker(pulumi.ComponentResource):
                 "strategy": {"type": "Recreate"},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": kx.pod_spec(sa, [container], volumes=[kx.tmp_volume()]),
+                    "spec": kx.pod_spec(sa, [container], volumes=kx.app_volumes(args.secret_name)),
                 },
             },
             opts=ResourceOptions(parent=self),

@@ -6,7 +6,7 @@
 ``make load`` runs its burst inside the producer pod (``kubectl exec``). With
 ``producerReplicas: 0`` there is no pod: this Pod takes its place. It keeps the template's
 labels (so the NetworkPolicies let it reach Redis), service account, security contexts,
-resources, env (Redis endpoint, password by secretKeyRef) and volumes, and changes only
+resources, env (Redis endpoint, password file from the mounted Secret) and volumes, and changes only
 what a run-to-completion burst needs: the command, ``restartPolicy: Never``, no probes
 (the heartbeat they read is written by the long-running modes only) and no ports.
 """

@@ -11,6 +11,7 @@ import pytest
 from components.cache_api import CacheApi, CacheApiArgs
 from components.endpoint import RedisEndpoint
 from components.worker import GRACE_MARGIN_SECONDS, CeleryWorker, CeleryWorkerArgs
+from tests.infra.validation.manifests import password_secret_ref
 
 STACKS = ("local", "aks")
 MODES = ("deployment", "job")
@@ -259,7 +260,8 @@ def test_keda_trigger_uses_the_pods_endpoint(rendered, variant, mode):
     # the TriggerAuthentication reads the same Secret key the pods read
     ta = one(r.k8s_objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     (ref,) = ta["spec"]["secretTargetRef"]
-    pod_ref = env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    owner = worker_pod_owner(r)
+    pod_ref = password_secret_ref(pod_spec_of(owner), containers_of(owner)[0])
     assert ref == {"parameter": "password", "name": pod_ref["name"], "key": pod_ref["key"]}
     one(r.k8s_objects, "Secret", pod_ref["name"])
 
@@ -349,7 +351,8 @@ def test_read_path_sidecar_vs_central(rendered):
     assert "--replicaof" in script and "--bind 127.0.0.1" in script
     rep_env = env_map(rep)
     assert rep_env["REDIS_PRIMARY_HOST"]["value"] == api_env["REDIS_HOST"]["value"]
-    assert rep_env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == api_env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    pod = one(side.k8s_objects, "Deployment", "cache-api")["spec"]["template"]["spec"]
+    assert rep_env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == password_secret_ref(pod, containers["api"])
     assert rep_env["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"]["name"] == "redis-auth"
 
 

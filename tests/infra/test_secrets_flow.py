@@ -10,6 +10,7 @@ import json
 import pytest
 import yaml
 
+from tests.infra.validation.manifests import password_secret_ref
 from tools.redaction import REDACTED_B64
 from tools.render import write_result
 from tools.render_mocks import (
@@ -25,6 +26,12 @@ STACK_SECRET = {"local": MOCK_PASSWORD, "aks": MOCK_MANAGED_REDIS_PRIMARY_KEY}
 
 def _contains(value, needle: str) -> bool:
     return needle in json.dumps(value)
+
+
+def _pod_spec(res):
+    spec = res.inputs.get("spec") or {}
+    template = spec.get("template") or (spec.get("jobTargetRef") or {}).get("template") or {}
+    return template.get("spec") or {}
 
 
 def _pod_containers(res):
@@ -73,7 +80,13 @@ def test_every_redis_client_reads_the_password_from_the_secret(rendered, stack):
         for c in _pod_containers(res):
             env = {e["name"]: e for e in c.get("env", [])}
             if "REDIS_HOST" in env:
-                assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+                pod = _pod_spec(res)
+                assert password_secret_ref(pod, c) == {"name": "redis-auth", "key": "password"}, res.name
+                if "REDIS_PASSWORD_FILE" in env:  # the apps: the file of the Secret mounted read-only, no env
+                    assert "REDIS_PASSWORD" not in env
+                    (mount,) = [m for m in c["volumeMounts"] if env["REDIS_PASSWORD_FILE"]["value"].startswith(
+                        m["mountPath"] + "/")]
+                    assert mount["readOnly"] is True
 
 
 @pytest.mark.parametrize("stack", ["local", "aks"])

@@ -10,7 +10,7 @@ from tests.infra.validation import manifests, security
 from tests.infra.validation.netpol import Cluster, Endpoint
 
 SWEEPER = "worker-sweeper"
-BROKER_ENV = ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_DB", "CELERY_QUEUE",
+BROKER_ENV = ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD_FILE", "REDIS_TLS", "REDIS_DB", "CELERY_QUEUE",
               "CELERY_VISIBILITY_TIMEOUT", "RESULT_TTL_SECONDS", "DEAD_LETTER_MAX_LENGTH")
 VARIANTS = [("local", {}), ("aks", {}), ("aks", {"azureRedis": "classic"})]
 
@@ -51,7 +51,7 @@ def test_sweeper_pod(rendered, stack, extra):
         assert env[name] == worker[name], name  # same Redis, queue, timeout and bounds as the worker
     assert (env["RESULT_TTL_SECONDS"]["value"], env["DEAD_LETTER_MAX_LENGTH"]["value"],
             env["CELERY_VISIBILITY_TIMEOUT"]["value"]) == ("7200", "500", "300")
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+    assert manifests.password_secret_ref(spec["template"]["spec"], c) == {"name": "redis-auth", "key": "password"}
     assert "WORKER_IDLE_EXIT_SECONDS" not in env  # it never exits when idle
     res = c["resources"]
     assert res["limits"]["memory"] == "192Mi" and res["requests"]["cpu"] == "20m"  # small

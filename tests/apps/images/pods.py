@@ -14,6 +14,7 @@ probes, deduplicated across variants. Running one:
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from collections.abc import Iterable
@@ -90,7 +91,7 @@ def _runtime(container: dict[str, Any]) -> dict[str, Any]:
     env = []
     for entry in container.get("env") or []:
         if _REDIS_HOST.fullmatch(entry["name"]) or _REDIS_PORT.fullmatch(entry["name"]) or entry["name"] in (
-                "REDIS_TLS", "REDIS_PASSWORD"):
+                "REDIS_TLS", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE"):
             entry = {"name": entry["name"], "value": "<local redis-server>"}
         env.append(entry)
     return {**runtime, "env": env}
@@ -101,7 +102,7 @@ def resolve_env(run: ContainerRun, redis: RedisServer, ports: dict[int, int],
     """The container's env with what points at the cluster pointed at this machine:
     Redis endpoint variables (``REDIS_HOST``, ``REDIS_READ_PORT``, ...) at ``redis``, its
     TLS flag at the server's, a secretKeyRef'd ``REDIS_PASSWORD`` filled with the server's
-    password, a ``*_PORT`` equal to a declared containerPort at the local port standing in for
+    password (``REDIS_PASSWORD_FILE``: a local file holding it), a ``*_PORT`` equal to a declared containerPort at the local port standing in for
     it. Anything else that cannot be given a value here raises ``ImageError``."""
     if run.container.get("envFrom"):
         raise ImageError(f"image {run.image} ({run.id}): envFrom is not understood by the image tests")
@@ -125,12 +126,35 @@ def resolve_env(run: ContainerRun, redis: RedisServer, ports: dict[int, int],
             value = str(redis.port)
         elif name == "REDIS_TLS":
             value = redis.env["REDIS_TLS"]
+        elif name == "REDIS_PASSWORD_FILE":
+            value = _password_file(run, value)
         elif name == "REDIS_CA_FILE":
             raise ImageError(f"image {run.image} ({run.id}): REDIS_CA_FILE is not mapped by the image tests")
         elif name.endswith("_PORT") and value.isdigit() and int(value) in ports:
             value = str(ports[int(value)])
         out[name] = value
     return out
+
+
+def _password_file(run: ContainerRun, path: str) -> str:
+    """``REDIS_PASSWORD_FILE`` must point into a volume the container mounts (the redis-auth
+    Secret); ``run_container`` puts the server's password there, as the kubelet would."""
+    mounts = [m["mountPath"].rstrip("/") + "/" for m in run.container.get("volumeMounts") or []]
+    if not any(path.startswith(m) for m in mounts):
+        raise ImageError(f"image {run.image} ({run.id}): REDIS_PASSWORD_FILE {path} is in no volume it mounts")
+    return path
+
+
+def mount_password(env: dict[str, str], image: Image, redis: RedisServer) -> None:
+    """The mounted Secret's file, under the image's stand-in root (every test server has the
+    same password, so parallel runs write the same bytes; atomically)."""
+    if "REDIS_PASSWORD_FILE" not in env:
+        return
+    target = image.host_path(env["REDIS_PASSWORD_FILE"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.{os.getpid()}")
+    staged.write_text(redis.password)
+    os.replace(staged, target)
 
 
 def _config_map_value(run: ContainerRun, ref: dict[str, Any], objects: list[dict[str, Any]]) -> str:
@@ -156,6 +180,7 @@ def run_container(run: ContainerRun, image: Image, redis: RedisServer,
     passed, one line each; raises ``ImageError`` naming the image and the container."""
     local = {port: free_port() for port in {*run.ports.values(), *image.dockerfile.expose}}
     env = resolve_env(run, redis, local, objects)
+    mount_password(env, image, redis)
     argv = remap_ports(argv_of(run, image), local)
     label = f"container {run.id}"
     proc = image.start(argv, env, cwd=run.container.get("workingDir"), context=label)

@@ -158,5 +158,24 @@ def container_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e.get("name"): e for e in container.get("env") or [] if isinstance(e, dict)}
 
 
+def password_secret_ref(pod_spec: dict[str, Any], container: dict[str, Any]) -> dict[str, Any] | None:
+    """``{name, key}`` of the Secret the container's Redis password comes from: the file
+    ``REDIS_PASSWORD_FILE`` names in a Secret volume it mounts (the apps), or a
+    ``secretKeyRef`` of ``REDIS_PASSWORD`` (redis-server, redis_exporter); None: neither."""
+    env = container_env(container)
+    path = (env.get("REDIS_PASSWORD_FILE") or {}).get("value")
+    if path is None:
+        return ((env.get("REDIS_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef")
+    volumes = {v.get("name"): v for v in pod_spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        directory = str(mount.get("mountPath", "")).rstrip("/") + "/"
+        source = (volumes.get(mount.get("name")) or {}).get("secret")
+        if source is not None and path.startswith(directory):
+            name = path[len(directory):]
+            keys = [i["key"] for i in source.get("items") or [] if i.get("path") == name] or [name]
+            return {"name": source.get("secretName"), "key": keys[0]}
+    return None
+
+
 def secret_keys(secret: dict[str, Any]) -> set[str]:
     return set((secret.get("data") or {}).keys()) | set((secret.get("stringData") or {}).keys())

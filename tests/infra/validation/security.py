@@ -185,6 +185,31 @@ def _is_claim(statefulset: dict[str, Any], volume_name: str | None) -> bool:
 _LITERAL_PASSWORD_FLAG = re.compile(r"--(requirepass|masterauth)(?:[ =]|$)")
 
 
+def _secret_file_problem(pt: m.PodTemplate, container: dict[str, Any], path: str, secrets: dict) -> str | None:
+    """Why ``path`` (a ``*_FILE`` variable's value) is not a key of a rendered Secret mounted
+    read-only by the container, or None."""
+    volumes = {v.get("name"): v for v in pt.spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        directory = str(mount.get("mountPath", "")).rstrip("/") + "/"
+        if not path.startswith(directory):
+            continue
+        source = (volumes.get(mount.get("name")) or {}).get("secret")
+        if source is None:
+            return f"points into volume {mount.get('name')!r}, which is not a Secret"
+        if not mount.get("readOnly"):
+            return f"points into Secret volume {mount.get('name')!r}, mounted writable"
+        secret = secrets.get((pt.namespace, source.get("secretName")))
+        if secret is None:
+            return f"reads Secret {source.get('secretName')!r}, which is not rendered in {pt.namespace}"
+        name = path[len(directory):]
+        items = source.get("items")
+        keys = [i.get("key") for i in items if i.get("path") == name] if items else [name]
+        if not keys or keys[0] not in m.secret_keys(secret):
+            return f"reads a key that Secret {source.get('secretName')!r} does not have"
+        return None
+    return "is a literal value in no mounted Secret; use valueFrom.secretKeyRef or a Secret volume"
+
+
 def check_secrets(objects: list[dict[str, Any]]) -> list[Violation]:
     """The Redis password only in a Secret: pods via secretKeyRef, KEDA via a TriggerAuthentication."""
     out: list[Violation] = []
@@ -195,7 +220,12 @@ def check_secrets(objects: list[dict[str, Any]]) -> list[Violation]:
             for env in c.get("env") or []:
                 env_name = str(env.get("name", ""))
                 value_from = env.get("valueFrom") or {}
-                if SECRET_ENV_NAME.search(env_name):
+                if SECRET_ENV_NAME.search(env_name) and env_name.endswith("_FILE") and "value" in env:
+                    # A path, not the secret: it must be a key of a Secret the container mounts.
+                    problem = _secret_file_problem(pt, c, str(env["value"]), secrets)
+                    if problem:
+                        out.append(Violation(pt.where, "secrets.envLiteral", f"{cname}: env {env_name} {problem}"))
+                elif SECRET_ENV_NAME.search(env_name):
                     if "value" in env:
                         out.append(Violation(pt.where, "secrets.envLiteral", f"{cname}: env {env_name} is a literal value; use valueFrom.secretKeyRef"))
                     elif "secretKeyRef" not in value_from:
