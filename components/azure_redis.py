@@ -27,6 +27,7 @@ from components.audit import diagnostic_setting
 from components.azure_network import PrivateLinkPlacement
 from components.endpoint import RedisEndpoint
 from components.private_link import PrivateLink, PrivateLinkArgs
+from components.workload_identity import RedisWorkloadIdentities, RedisWorkloadIdentitiesArgs
 
 _ACCESS = ("Enabled", "Disabled")
 _MANAGED_SKU = re.compile(r"^(Balanced_B|MemoryOptimized_M|ComputeOptimized_X|FlashOptimized_A)[0-9]+$")
@@ -156,7 +157,19 @@ class AzureManagedRedis(_AzureRedisComponent):
             diagnostic_setting(f"{name}-db", "managed-redis-database", self.database.id, args.log_workspace_id, self)
         self.endpoint = _azure_endpoint(self, name, args, self.cluster.id, self.cluster.host_name,
                                         versions.AZURE_MANAGED_REDIS_PORT, keys.primary_key)
+        self._args = args
         self.register_outputs({"host": self.endpoint.host, "password": self.endpoint.password})
+
+    def workload_identities(self, oidc_issuer_url: pulumi.Input[str], namespace: str,
+                            service_accounts: tuple[str, ...]) -> dict[str, Output[str]]:
+        """Keyless apps: an identity per ServiceAccount, let into the database with an Entra
+        token (components/workload_identity.py). ServiceAccount -> the identity's client ID."""
+        identities = RedisWorkloadIdentities("redis-identity", RedisWorkloadIdentitiesArgs(
+            resource_group_name=self._args.resource_group_name, location=self._args.location,
+            oidc_issuer_url=oidc_issuer_url, namespace=namespace, service_accounts=service_accounts,
+            redis_cluster_name=self.cluster.name, redis_database_name=self.database.name, tags=self._args.tags,
+        ), ResourceOptions(parent=self))
+        return identities.client_ids
 
 
 # ---------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ class CacheApiArgs:
     """Redis primary."""
     secret_name: pulumi.Input[str]
     """Secret with the Redis password."""
+    workload_identity_client_id: pulumi.Input[str] | None = None
+    """A workload identity's client ID: the pods sign in to Redis with its Entra token and never
+    see the key (components/workload_identity.py); None: the key from ``secret_name``."""
     image: str
     """Cache API image (pinned)."""
     image_pull_policy: str = "IfNotPresent"
@@ -95,7 +98,8 @@ class CacheApi(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheApiArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:CacheApi", name, None, opts)
         self._labels = kx.labels(self.APP)
-        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self)
+        self._auth = kx.PodRedisAuth(args.secret_name, args.workload_identity_client_id)
+        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self, self._auth.sa_annotations())
         self.deployment = self._create_deployment(name, args, sa)
         service = k8s.core.v1.Service(
             f"{name}-svc",
@@ -122,7 +126,7 @@ class CacheApi(pulumi.ComponentResource):
         self.register_outputs({"serviceAddress": self.service_address})
 
     def _api_container(self, args: CacheApiArgs) -> dict[str, Any]:
-        env = kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + [
+        env = self._auth.env(args.endpoint, args.redis_db) + [
             {"name": "CACHE_TTL_SECONDS", "value": str(args.cache_ttl_seconds)},
             {"name": "REDIS_MAX_CONNECTIONS", "value": str(args.redis_max_connections)},
             {"name": "DATASET_DIR", "value": args.dataset_dir},
@@ -144,7 +148,7 @@ class CacheApi(pulumi.ComponentResource):
             "resources": kx.resources("100m", "192Mi", "1", "512Mi"),
             "livenessProbe": kx.http_probe("/healthz", "http", period=10, initial=10),
             "readinessProbe": kx.http_probe("/readyz", "http", period=5, initial=5),
-            "volumeMounts": kx.APP_MOUNTS,
+            "volumeMounts": self._auth.mounts(),
         }
 
     @staticmethod
@@ -201,7 +205,7 @@ class CacheApi(pulumi.ComponentResource):
 
     def _create_deployment(self, name: str, args: CacheApiArgs, sa) -> k8s.apps.v1.Deployment:
         containers = [self._api_container(args)]
-        volumes = kx.app_volumes(args.secret_name)
+        volumes = self._auth.volumes()
         skips = kx.APP_SKIPS
         if args.read_path == "replica-sidecar":
             containers.append(self._replica_container(args))
@@ -223,7 +227,7 @@ class CacheApi(pulumi.ComponentResource):
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
                     "metadata": {
-                        "labels": self._labels,
+                        "labels": self._auth.pod_labels(self._labels),
                         "annotations": {
                             "prometheus.io/scrape": "true",
                             "prometheus.io/port": str(versions.CACHE_API_PORT),

@@ -190,6 +190,8 @@ class AksCluster(pulumi.ComponentResource):
     """ACR login server, "" without createAcr."""
     log_workspace_id: Output[str]
     """The Log Analytics workspace every Azure resource of the stack sends its diagnostics to."""
+    oidc_issuer_url: Output[str]
+    """The cluster's OIDC issuer (workload identity federation)."""
 
     def __init__(self, name: str, args: AksClusterArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:AksCluster", name, None, opts)
@@ -225,6 +227,7 @@ class AksCluster(pulumi.ComponentResource):
         self.log_workspace_id = self.audit.workspace_id
         self.cluster = self._create_cluster(name, args)
         diagnostic_setting(f"{name}-aks", "cluster", self.cluster.id, self.log_workspace_id, self)
+        self.oidc_issuer_url = self.cluster.oidc_issuer_profile.apply(lambda p: (p.issuer_url if p else None) or "")
         self._maintenance_windows(name, args)
         if args.defender_for_containers:
             self._defender_plan(name)

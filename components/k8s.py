@@ -4,6 +4,7 @@ contexts, resources, the Redis env block. Plain dicts in Kubernetes' own camelCa
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -45,11 +46,15 @@ def restricted_namespace(resource_name: str, name: str, parent: pulumi.Resource,
 
 
 def service_account(name: str, app: str, namespace: pulumi.Input[str], labels: Mapping[str, str],
-                    parent: pulumi.Resource) -> k8s.core.v1.ServiceAccount:
+                    parent: pulumi.Resource,
+                    annotations: Mapping[str, pulumi.Input[str]] | None = None) -> k8s.core.v1.ServiceAccount:
     """``<name>-sa``: the app's own ServiceAccount, named after the app, with no API token mounted."""
+    metadata: dict[str, Any] = {"name": app, "namespace": namespace, "labels": dict(labels)}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return k8s.core.v1.ServiceAccount(
         f"{name}-sa",
-        metadata={"name": app, "namespace": namespace, "labels": dict(labels)},
+        metadata=metadata,
         automount_service_account_token=False,
         opts=ResourceOptions(parent=parent),
     )
@@ -130,7 +135,7 @@ def app_volumes(secret_name: pulumi.Input[str]) -> list[dict[str, Any]]:
     return [tmp_volume(), redis_auth_volume(secret_name)]
 
 
-APP_MOUNTS = [TMP_MOUNT, REDIS_AUTH_MOUNT]
+APP_MOUNTS: list[dict[str, Any]] = [TMP_MOUNT, REDIS_AUTH_MOUNT]
 
 
 def secret_env(name: str, secret_name: pulumi.Input[str], key: str = PASSWORD_KEY) -> dict[str, Any]:
@@ -147,6 +152,44 @@ def redis_env(endpoint: Any, secret_name: pulumi.Input[str], db: int) -> list[di
         {"name": "REDIS_TLS", "value": "true" if endpoint.tls else "false"},
         {"name": "REDIS_DB", "value": str(db)},
     ]
+
+
+#: The ServiceAccount annotation the workload identity webhook reads, and the pod label that
+#: makes it inject the federated token file and the AZURE_* variables.
+WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"
+WORKLOAD_IDENTITY_USE = "azure.workload.identity/use"
+
+
+@dataclass(frozen=True)
+class PodRedisAuth:
+    """How an app pod signs in to Redis: the key, from the mounted redis-auth Secret; or, with
+    ``client_id`` (a workload identity's), an Entra token (``REDIS_SIGN_IN=entra``): then the
+    Secret is neither mounted nor named in the pod."""
+
+    secret_name: pulumi.Input[str]
+    client_id: pulumi.Input[str] | None = None
+
+    @property
+    def entra(self) -> bool:
+        return self.client_id is not None
+
+    def env(self, endpoint: Any, db: int) -> list[dict[str, Any]]:
+        env = redis_env(endpoint, self.secret_name, db)
+        if self.entra:
+            env = [e for e in env if e["name"] != "REDIS_PASSWORD_FILE"] + [{"name": "REDIS_SIGN_IN", "value": "entra"}]
+        return env
+
+    def volumes(self) -> list[dict[str, Any]]:
+        return [tmp_volume()] if self.entra else app_volumes(self.secret_name)
+
+    def mounts(self) -> list[dict[str, Any]]:
+        return [TMP_MOUNT] if self.entra else list(APP_MOUNTS)
+
+    def pod_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
+        return {**labels, WORKLOAD_IDENTITY_USE: "true"} if self.entra else dict(labels)
+
+    def sa_annotations(self) -> dict[str, pulumi.Input[str]]:
+        return {WORKLOAD_IDENTITY_CLIENT_ID: self.client_id} if self.client_id is not None else {}
 
 
 def exec_probe(command: list[str], period: int = 15, timeout: int = 10, failures: int = 3, initial: int = 10) -> dict[str, Any]:

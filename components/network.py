@@ -31,6 +31,8 @@ NS_LABEL = "kubernetes.io/metadata.name"
 #: the rest of 169.254.0.0/16.
 ANY_IPV4 = "0.0.0.0/0"
 LINK_LOCAL = "169.254.0.0/16"
+#: RFC 1918: the VNet, its private endpoints and the cluster's own ranges live here.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 METADATA_ENDPOINT = "169.254.169.254"
 #: Where the API server listens: 443 (the ``kubernetes`` Service, AKS) and 6443 (kind's
 #: control-plane node, what the Service's endpoint is there).
@@ -64,6 +66,9 @@ class NetworkPoliciesArgs:
     """Namespace of Prometheus; None (monitoring off) = no metrics ingress at all."""
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
     """``app.kubernetes.io/name`` -> its metrics port, opened to ``scraper_namespace`` only."""
+    token_clients: Sequence[str] = ()
+    """``app.kubernetes.io/name`` of the pods that fetch Entra tokens (``REDIS_SIGN_IN=entra``):
+    they reach Entra ID (login.microsoftonline.com) on TCP 443, any address but link-local."""
 
     def __post_init__(self) -> None:
         if self.endpoint.pod_labels is None and not self.endpoint.egress_cidrs:
@@ -110,6 +115,17 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policyTypes": ["Egress"],
             "egress": [{"to": to_redis, "ports": [{"protocol": "TCP", "port": ep.port}]}],
         })
+        if args.token_clients:
+            # Entra ID has no fixed addresses: HTTPS to any public address, for these pods only;
+            # not the metadata endpoint (the node's identity is not theirs), not the private
+            # ranges (the VNet, the private endpoints, the cluster).
+            self._policy("entra-token-egress", {
+                "podSelector": {"matchExpressions": [
+                    {"key": NAME_LABEL, "operator": "In", "values": list(args.token_clients)}]},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": ANY_IPV4, "except": [LINK_LOCAL, *PRIVATE_RANGES]}}],
+                            "ports": [_tcp(443)]}],
+            })
         api_ingress: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": args.api_port}]}
         if args.cache_api_callers == "labelled":
             callers: list[dict[str, Any]] = [

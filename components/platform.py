@@ -66,7 +66,7 @@ CONFIG_PREFIXES: dict[type, tuple[str, ...]] = {
     RedisExporterArgs: ("redis_exporter_",),
 }
 #: Config keys that choose implementations instead of feeding one.
-DECISION_KEYS = ("target", "azure_redis", "monitoring")
+DECISION_KEYS = ("target", "azure_redis", "monitoring", "redis_entra_auth")
 
 
 def config_field_for(args_cls: type, field_name: str) -> str | None:
@@ -226,13 +226,19 @@ def _build(cfg: PlatformConfig, parent: pulumi.Resource) -> dict[str, Output[Any
     wired = dict(namespace=ns.name, endpoint=endpoint)
     clients = dict(wired, secret_name=auth.secret_name)
 
-    NetworkPolicies("netpol", args_from(NetworkPoliciesArgs, cfg, **wired, **_monitoring_network(cfg)), k8s_opts)
-    worker = CeleryWorker("worker", args_from(CeleryWorkerArgs, cfg, **clients, keda_release=keda.release), k8s_opts)
+    # Keyless apps where the Redis service offers it (Azure Managed Redis): SA -> client ID.
+    keyless = _workload_identities(cfg, cluster, redis)
+    NetworkPolicies("netpol", args_from(NetworkPoliciesArgs, cfg, **wired, **_monitoring_network(cfg),
+                                        token_clients=_token_clients(keyless)), k8s_opts)
+    worker = CeleryWorker("worker", args_from(CeleryWorkerArgs, cfg, **clients, keda_release=keda.release,
+                                              workload_identity_client_id=keyless.get(CeleryWorker.APP)), k8s_opts)
     # The producer's backpressure and the memory alert count against the same limit.
     limit = cfg.redis_limit
     producer = Producer("producer", args_from(ProducerArgs, cfg, **clients,
-                                              redis_memory_limit_bytes=limit.memory_bytes if limit else None), k8s_opts)
-    cache_api = CacheApi("cache-api", args_from(CacheApiArgs, cfg, **clients, replica_image=cfg.redis_image), k8s_opts)
+                                              redis_memory_limit_bytes=limit.memory_bytes if limit else None,
+                                              workload_identity_client_id=keyless.get(Producer.APP)), k8s_opts)
+    cache_api = CacheApi("cache-api", args_from(CacheApiArgs, cfg, **clients, replica_image=cfg.redis_image,
+                                                workload_identity_client_id=keyless.get(CacheApi.APP)), k8s_opts)
 
     monitoring = None
     if cfg.monitoring:
@@ -269,6 +275,26 @@ def _build(cfg: PlatformConfig, parent: pulumi.Resource) -> dict[str, Output[Any
     if monitoring:
         outputs["grafanaAdminPassword"] = Output.secret(monitoring.grafana_admin_password)
     return outputs
+
+
+#: The ServiceAccounts of the apps that sign in to Redis (the sweeper runs as the worker's).
+REDIS_APP_ACCOUNTS = (CeleryWorker.APP, Producer.APP, CacheApi.APP)
+
+
+def _workload_identities(cfg: PlatformConfig, cluster: Any, redis: Redis) -> dict[str, Output[str]]:
+    """Each app ServiceAccount's workload identity, when the config asks for keyless apps and
+    the Redis service offers it (a ``workload_identities`` method); else ``{}`` (the key)."""
+    make = getattr(redis, "workload_identities", None)
+    if not cfg.redis_entra_auth or make is None:
+        return {}
+    result: dict[str, Output[str]] = make(cluster.oidc_issuer_url, cfg.namespace, REDIS_APP_ACCOUNTS)
+    return result
+
+
+def _token_clients(keyless: dict[str, Output[str]]) -> tuple[str, ...]:
+    """The pods that fetch Entra tokens: the keyless apps, the sweeper with the worker."""
+    apps = tuple(keyless)
+    return apps + ((CeleryWorker.SWEEPER_APP,) if CeleryWorker.APP in keyless else ())
 
 
 def _monitoring_network(cfg: PlatformConfig) -> dict[str, Any]:

@@ -21,6 +21,9 @@ class ProducerArgs:
     """Redis (the Celery broker)."""
     secret_name: pulumi.Input[str]
     """Secret with the Redis password."""
+    workload_identity_client_id: pulumi.Input[str] | None = None
+    """A workload identity's client ID: the pods sign in to Redis with its Entra token and never
+    see the key (components/workload_identity.py); None: the key from ``secret_name``."""
     image: str
     """Producer image (pinned)."""
     image_pull_policy: str = "IfNotPresent"
@@ -79,14 +82,15 @@ class Producer(pulumi.ComponentResource):
     def __init__(self, name: str, args: ProducerArgs, opts: ResourceOptions | None = None):
         super().__init__("redis-keda-platform:index:Producer", name, None, opts)
         lbl = kx.labels(self.APP)
-        sa = kx.service_account(name, self.APP, args.namespace, lbl, self)
+        auth = kx.PodRedisAuth(args.secret_name, args.workload_identity_client_id)
+        sa = kx.service_account(name, self.APP, args.namespace, lbl, self, auth.sa_annotations())
         health = ["python", "-m", "apps.producer.healthcheck"]
         container = {
             "name": "producer",
             "image": args.image,
             "imagePullPolicy": args.image_pull_policy,
             "command": self._command(args.rate),
-            "env": kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + self._env(args),
+            "env": auth.env(args.endpoint, args.redis_db) + self._env(args),
             # Served by the Deployment's process only (a `kubectl exec` burst serves nothing).
             "ports": [{"name": "metrics", "containerPort": versions.PRODUCER_METRICS_PORT, "protocol": "TCP"}],
             "securityContext": kx.container_security_context(),
@@ -94,7 +98,7 @@ class Producer(pulumi.ComponentResource):
             # Live while it waits for Redis (a restart cannot help), not ready (docs/worker.md).
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, initial=20),
             "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, initial=5),
-            "volumeMounts": kx.APP_MOUNTS,
+            "volumeMounts": auth.mounts(),
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -108,9 +112,8 @@ class Producer(pulumi.ComponentResource):
                 "replicas": args.replicas,
                 "selector": {"matchLabels": lbl},
                 "template": {
-                    "metadata": {"labels": lbl},
-                    "spec": kx.pod_spec(sa, [container], grace_seconds=15,
-                                         volumes=kx.app_volumes(args.secret_name)),
+                    "metadata": {"labels": auth.pod_labels(lbl)},
+                    "spec": kx.pod_spec(sa, [container], grace_seconds=15, volumes=auth.volumes()),
                 },
             },
             opts=ResourceOptions(parent=self),

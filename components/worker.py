@@ -38,6 +38,9 @@ class CeleryWorkerArgs:
     """The Redis the worker consumes from and KEDA measures (the same one)."""
     secret_name: pulumi.Input[str]
     """Kubernetes Secret holding the Redis password (key ``password``)."""
+    workload_identity_client_id: pulumi.Input[str] | None = None
+    """A workload identity's client ID: the pods sign in to Redis with its Entra token and never
+    see the key (components/workload_identity.py); None: the key from ``secret_name``."""
     keda_release: pulumi.Resource
     """The KEDA Helm release: every KEDA custom resource depends on it."""
     image: str
@@ -135,7 +138,8 @@ class CeleryWorker(pulumi.ComponentResource):
         super().__init__("redis-keda-platform:index:CeleryWorker", name, None, opts)
         self._labels = kx.labels(self.APP)
         keda_opts = ResourceOptions(parent=self, depends_on=[args.keda_release])
-        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self)
+        self._auth = kx.PodRedisAuth(args.secret_name, args.workload_identity_client_id)
+        sa = kx.service_account(name, self.APP, args.namespace, self._labels, self, self._auth.sa_annotations())
         auth = self._create_trigger_auth(name, args, keda_opts)
         trigger = self._trigger(args, auth, args.queue_name, "queue")
         if args.mode == "deployment":
@@ -202,10 +206,9 @@ class CeleryWorker(pulumi.ComponentResource):
         }
 
     # -- pods ---------------------------------------------------------------------------
-    @staticmethod
-    def _broker_env(args: CeleryWorkerArgs) -> list[dict[str, Any]]:
+    def _broker_env(self, args: CeleryWorkerArgs) -> list[dict[str, Any]]:
         """What the worker and the sweeper both need: Redis, queue, time limits, bounds."""
-        return kx.redis_env(args.endpoint, args.secret_name, args.redis_db) + [
+        return self._auth.env(args.endpoint, args.redis_db) + [
             {"name": "CELERY_QUEUE", "value": args.queue_name},
             {"name": "WORK_SECONDS_MIN", "value": kx.fmt_number(args.work_seconds_min)},
             {"name": "WORK_SECONDS_MAX", "value": kx.fmt_number(args.work_seconds_max)},
@@ -234,13 +237,13 @@ class CeleryWorker(pulumi.ComponentResource):
             # The healthcheck reads the worker's heartbeat file: no broker round trip, fast.
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
             "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, failures=3, initial=10),
-            "volumeMounts": kx.APP_MOUNTS,
+            "volumeMounts": self._auth.mounts(),
         }
 
     def _pod_spec(self, args: CeleryWorkerArgs, sa, job: bool) -> dict[str, Any]:
         # Grace longer than the longest task: a SIGTERM'd worker finishes its task (warm shutdown).
         spec = kx.pod_spec(sa, [self._container(args, job)], grace_seconds=args.grace_seconds,
-                           volumes=kx.app_volumes(args.secret_name))
+                           volumes=self._auth.volumes())
         if job:
             spec["restartPolicy"] = "Never"
         return spec
@@ -258,7 +261,8 @@ class CeleryWorker(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": self._labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": {"metadata": {"labels": self._labels}, "spec": self._pod_spec(args, sa, job=False)},
+                "template": {"metadata": {"labels": self._auth.pod_labels(self._labels)},
+                             "spec": self._pod_spec(args, sa, job=False)},
             },
             opts=ResourceOptions(parent=self, ignore_changes=["spec.replicas"]),
         )
@@ -279,7 +283,7 @@ class CeleryWorker(pulumi.ComponentResource):
             "resources": kx.resources("20m", "96Mi", "200m", "192Mi"),
             "livenessProbe": kx.exec_probe(health, period=20, timeout=10, failures=3, initial=30),
             "readinessProbe": kx.exec_probe([*health, "--ready"], period=10, timeout=10, failures=3, initial=10),
-            "volumeMounts": kx.APP_MOUNTS,
+            "volumeMounts": self._auth.mounts(),
         }
         return k8s.apps.v1.Deployment(
             f"{name}-sweeper",
@@ -295,8 +299,8 @@ class CeleryWorker(pulumi.ComponentResource):
                 # One sweeper at a time is enough; two would only race to restore.
                 "strategy": {"type": "Recreate"},
                 "template": {
-                    "metadata": {"labels": labels},
-                    "spec": kx.pod_spec(sa, [container], volumes=kx.app_volumes(args.secret_name)),
+                    "metadata": {"labels": self._auth.pod_labels(labels)},
+                    "spec": kx.pod_spec(sa, [container], volumes=self._auth.volumes()),
                 },
             },
             opts=ResourceOptions(parent=self),
@@ -313,7 +317,8 @@ class CeleryWorker(pulumi.ComponentResource):
                     "parallelism": 1,
                     "completions": 1,
                     "backoffLimit": 3,
-                    "template": {"metadata": {"labels": self._labels}, "spec": self._pod_spec(args, sa, job=True)},
+                    "template": {"metadata": {"labels": self._auth.pod_labels(self._labels)},
+                                 "spec": self._pod_spec(args, sa, job=True)},
                 },
                 "pollingInterval": args.polling_interval_seconds,
                 "minReplicaCount": args.min_replicas,

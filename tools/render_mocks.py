@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,7 @@ MOCK_SECRET_VALUES = (
     MOCK_PASSWORD, MOCK_REDIS_PRIMARY_KEY, MOCK_REDIS_SECONDARY_KEY,
     MOCK_MANAGED_REDIS_PRIMARY_KEY, MOCK_MANAGED_REDIS_SECONDARY_KEY, MOCK_KUBECONFIG, MOCK_KUBE_CA,
 )
+MOCK_TENANT = "55555555-5555-5555-5555-555555555555"
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 # Azure child resources named by their own key (not by the parent's name they also carry).
@@ -212,6 +214,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     identity={"type": "SystemAssigned", "principalId": "66666666-6666-6666-6666-666666666666",
                               "tenantId": "55555555-5555-5555-5555-555555555555"},
                     fqdn=f"{az_name}.hcp.westeurope.azmk8s.io",
+                    oidcIssuerProfile={"enabled": True, "issuerURL":
+                                       f"https://westeurope.oic.prod-aks.azure.com/{MOCK_TENANT}/{_mock_uuid(az_name)}/"},
                     nodeResourceGroup=f"MC_{az_name}",
                     identityProfile={"kubeletidentity": {
                         "clientId": "11111111-1111-1111-1111-111111111111",
@@ -221,6 +225,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 )
             elif typ == "azure-native:containerregistry:Registry":
                 state["loginServer"] = f"{az_name}.azurecr.io"
+            elif typ == "azure-native:managedidentity:UserAssignedIdentity":
+                # Azure's choice, made up here: distinct per identity, stable between renders.
+                state.update(clientId=_mock_uuid(f"client:{name}"), principalId=_mock_uuid(f"principal:{name}"),
+                             tenantId=MOCK_TENANT)
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]  # the SDK takes either form
@@ -240,6 +248,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "tenantId": "55555555-5555-5555-5555-555555555555",
             }
         return {}
+
+
+def _mock_uuid(seed: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"redis-keda-platform-mock:{seed}"))
 
 
 def _plain(value: Any) -> Any:

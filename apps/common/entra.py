@@ -1,4 +1,4 @@
-"""Keyless Redis: sign in to Azure Managed Redis with an Entra token (``REDIS_AUTH=entra``).
+"""Keyless Redis: sign in to Azure Managed Redis with an Entra token (``REDIS_SIGN_IN=entra``).
 
 The pod's Kubernetes workload identity (the webhook injects ``AZURE_CLIENT_ID``,
 ``AZURE_TENANT_ID`` and ``AZURE_FEDERATED_TOKEN_FILE``) is exchanged for a token of the
@@ -22,7 +22,7 @@ TOKEN_MANAGER = TokenManagerConfig(0.7, 0, 10_000, RetryPolicy(3, 100))
 
 
 def entra_credentials(identity_provider: IdentityProviderInterface | None = None) -> StreamingCredentialProvider:
-    """The credential provider of ``REDIS_AUTH=entra``: tokens from the workload identity
+    """The credential provider of ``REDIS_SIGN_IN=entra``: tokens from the workload identity
     (azure-identity's DefaultAzureCredential, which picks the federated token up), or from
     ``identity_provider`` when one is given."""
     from redis_entraid.cred_provider import EntraIdCredentialsProvider

@@ -125,7 +125,7 @@ class RedisSettings(BaseSettings):
     redis_username: str | None = None
     #: ``key``: the password (REDIS_PASSWORD or REDIS_PASSWORD_FILE); ``entra``: an Entra token
     #: of the pod's workload identity, renewed in the background (apps/common/entra.py).
-    redis_auth: Literal["key", "entra"] = "key"
+    redis_sign_in: Literal["key", "entra"] = "key"
     redis_db: int = Field(0, ge=0)
     redis_tls: bool = False
     redis_ca_file: Path | None = None
@@ -137,15 +137,15 @@ class RedisSettings(BaseSettings):
             raise ValueError("REDIS_CA_FILE is not a readable file")
         if self.redis_password is not None and self.redis_password_file is not None:
             raise ValueError("set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both")
-        if self.redis_auth == "entra" and (self.redis_password is not None or self.redis_password_file is not None):
-            raise ValueError("REDIS_AUTH=entra signs in with a token: unset REDIS_PASSWORD and REDIS_PASSWORD_FILE")
+        if self.redis_sign_in == "entra" and (self.redis_password is not None or self.redis_password_file is not None):
+            raise ValueError("REDIS_SIGN_IN=entra signs in with a token: unset REDIS_PASSWORD and REDIS_PASSWORD_FILE")
         if self.redis_password_file is not None and not self.redis_password_file.is_file():
             raise ValueError("REDIS_PASSWORD_FILE is not a readable file")
         return self
 
     def credentials(self) -> CredentialProvider | None:
         """The credential provider every client gets (``None``: Redis without a password)."""
-        if self.redis_auth == "entra":
+        if self.redis_sign_in == "entra":
             return _entra_credentials()
         if self.redis_password is None and self.redis_password_file is None:
             return None

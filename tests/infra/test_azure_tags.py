@@ -12,7 +12,8 @@ UNTAGGABLE = {
     "azure-native:authorization:RoleAssignment", "azure-native:network:Subnet",
     "azure-native:redisenterprise:Database", "azure-native:network:PrivateDnsZoneGroup",
     "azure-native:monitor:DiagnosticSetting", "azure-native:containerservice:MaintenanceConfiguration",
-    "azure-native:security:Pricing",
+    "azure-native:security:Pricing", "azure-native:managedidentity:FederatedIdentityCredential",
+    "azure-native:redisenterprise:AccessPolicyAssignment",
 }
 
 

@@ -114,8 +114,9 @@ def flow_table(r) -> tuple[list[tuple], list[tuple]]:
                   (f"API server ({src}) -> KEDA admission webhooks", src, "keda/keda-admission-webhooks", "TCP", 9443)]
     deny += [("outside -> worker", "elsewhere/somebody", f"{NS}/worker", "TCP", 9808),
              ("outside -> cache API on another port", "elsewhere/somebody", f"{NS}/cache-api", "TCP", 9000),
-             ("worker -> the internet", f"{NS}/worker", flows.INTERNET, "TCP", 443),
+             ("worker -> the internet on port 80", f"{NS}/worker", flows.INTERNET, "TCP", 80),
              ("worker -> the metadata endpoint", f"{NS}/worker", flows.METADATA, "TCP", 80),
+             ("worker -> the metadata endpoint's HTTPS", f"{NS}/worker", flows.METADATA, "TCP", 443),
              ("another namespace -> KEDA operator (gRPC)", "elsewhere/somebody", "keda/keda-operator", "TCP", 9666),
              ("another namespace -> KEDA operator metrics", "elsewhere/somebody", "keda/keda-operator", "TCP", 8080),
              ("another namespace -> KEDA metrics server on another port", "elsewhere/somebody",
@@ -123,6 +124,12 @@ def flow_table(r) -> tuple[list[tuple], list[tuple]]:
              ("a stranger pod in the app namespace -> KEDA operator", f"{NS}/stranger", "keda/keda-operator", "TCP", 9666),
              ("the metadata endpoint's range -> KEDA webhooks", flows.METADATA, "keda/keda-admission-webhooks", "TCP", 9443),
              ("KEDA webhooks -> KEDA operator", "keda/keda-admission-webhooks", "keda/keda-operator", "TCP", 9666)]
+    # Keyless apps (Azure Managed Redis, redisEntraAuth on) fetch Entra tokens over HTTPS;
+    # every other app pod, and every pod on the other stacks, reaches no internet address.
+    keyless = stack == "aks" and r.variant.setting("azureRedis") != "classic"
+    token_apps = [c for c in clients if c != "redis-exporter"] if keyless else []
+    allow += [(f"{c} -> Entra ID (HTTPS)", f"{NS}/{c}", flows.INTERNET, "TCP", 443) for c in token_apps]
+    deny += [(f"{c} -> the internet", f"{NS}/{c}", flows.INTERNET, "TCP", 443) for c in clients if c not in token_apps]
     fenced_allow, fenced_deny = _fenced(KEDA_PODS + (MONITORING_PODS if monitoring else []), api_servers, monitoring)
     allow += fenced_allow
     deny += fenced_deny

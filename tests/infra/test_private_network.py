@@ -109,7 +109,14 @@ def test_redis_egress_is_the_endpoint_subnet(rendered, azure_redis, cidrs):
     assert rule["to"] == [{"ipBlock": {"cidr": endpoints.inputs["addressPrefix"]}}]
     assert endpoints.inputs["addressPrefix"] == r.config.endpoint_subnet_cidr
     assert rule["ports"] == [{"protocol": "TCP", "port": r.outputs["redisPort"]}]
-    assert "0.0.0.0/0" not in str([p for p in r.k8s("NetworkPolicy") if p["metadata"]["namespace"] == "platform"])
+    # The app namespace opens any address only for the keyless apps' Entra tokens (HTTPS; Azure
+    # Managed Redis), and never to the metadata endpoint
+    wide_apps = [p for p in r.k8s("NetworkPolicy") if p["metadata"]["namespace"] == "platform"
+                 and "0.0.0.0/0" in str(p["spec"])]
+    assert [p["metadata"]["name"] for p in wide_apps] == (["entra-token-egress"] if azure_redis == "managed" else [])
+    for p in wide_apps:
+        assert p["spec"]["egress"] == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+            "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}], "ports": [{"protocol": "TCP", "port": 443}]}]
     # KEDA's and monitoring's namespaces open any address only on the API server's and the
     # kubelet's ports (docs/network.md#the-api-server-compromise), never on the Redis port
     wide = {port["port"] for p in r.k8s("NetworkPolicy") for rule in p["spec"].get("egress") or []

@@ -59,10 +59,10 @@ def test_redis_password_only_from_secrets(r):
         (t.where, c.get("name"))
         for t in manifests.pod_templates(r.objects)
         for _, c in t.containers()
-        if "REDIS_PASSWORD_FILE" in manifests.container_env(c)
-        and manifests.password_secret_ref(t.spec, c) is not None
+        if ("REDIS_PASSWORD_FILE" in manifests.container_env(c) and manifests.password_secret_ref(t.spec, c) is not None)
+        or ((manifests.container_env(c).get("REDIS_SIGN_IN") or {}).get("value") == "entra" and manifests.password_secret_ref(t.spec, c) is None)
     ]
-    assert len(users) >= 3, f"the password file should reach worker, producer and cache API: {users}"
+    assert len(users) >= 3, f"the password file (or an Entra sign-in) should reach worker, producer and cache API: {users}"
 
 
 def test_no_secret_value_in_rendered_files(r):

@@ -1,4 +1,4 @@
-"""``REDIS_AUTH=entra`` (apps/common/entra.py): redis-entraid's token provider, renewing short
+"""``REDIS_SIGN_IN=entra`` (apps/common/entra.py): redis-entraid's token provider, renewing short
 tokens in the background, keeps redis-py's and kombu's clients working against a real
 redis-server whose ACL user takes each token as its password and drops the old ones.
 
@@ -61,13 +61,13 @@ class RotatingIssuer(IdentityProviderInterface):
 
 
 def test_settings_choose_entra_without_a_password(monkeypatch):
-    settings = RedisSettings(redis_host="redis.example", redis_auth="entra")
+    settings = RedisSettings(redis_host="redis.example", redis_sign_in="entra")
     assert isinstance(settings.credentials(), StreamingCredentialProvider)
     assert settings.credentials() is settings.credentials()  # one provider, one renewal, per process
-    with pytest.raises(ValidationError, match="REDIS_AUTH=entra signs in with a token"):
-        RedisSettings(redis_auth="entra", redis_password="s3cret")
-    monkeypatch.setenv("REDIS_AUTH", "token")
-    with pytest.raises(ValidationError, match="redis_auth"):
+    with pytest.raises(ValidationError, match="REDIS_SIGN_IN=entra signs in with a token"):
+        RedisSettings(redis_sign_in="entra", redis_password="s3cret")
+    monkeypatch.setenv("REDIS_SIGN_IN", "token")
+    with pytest.raises(ValidationError, match="redis_sign_in"):
         RedisSettings()
 
 
