@@ -249,7 +249,7 @@ def test_live_prometheus_dashboard_and_report(rendered_local, redis_server, samp
         rendered_rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
         # Prometheus loaded every rule the stack renders (2 recording rules and the alerts).
         assert sorted(r["name"] for r in rules) == sorted(r.get("alert") or r["record"] for r in rendered_rules)
-        assert len(rules) == 16, [r["name"] for r in rules]
+        assert len(rules) == 17, [r["name"] for r in rules]
         assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
         for r in rules:
             assert metric_names(r["query"]) <= live_names | set(EXTERNAL_METRICS), r["name"]
