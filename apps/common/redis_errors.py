@@ -46,7 +46,9 @@ UNAVAILABLE = (*REFUSED, redis.exceptions.ConnectionError, redis.exceptions.Time
 #: What a probe, an API answer and the log say when Redis refuses the credential: the
 #: problem and the fix, never the credential itself.
 AUTH_SAYS = ("authentication failed: Redis refused the credential (check REDIS_PASSWORD, or the file "
-             "REDIS_PASSWORD_FILE names: the redis-auth Secret; docs/redis-targets.md#rotating-the-access-key)")
+             "REDIS_PASSWORD_FILE names: the redis-auth Secret; with REDIS_SIGN_IN=entra, the identity's federated "
+             "credential, its access policy assignment and HTTPS to Entra ID; "
+             "docs/redis-targets.md#rotating-the-access-key)")
 
 #: Label values of the ``*_redis_unavailable_total{reason}`` metrics.
 REASONS = ("auth", "oom", "readonly", "loading", "masterdown", "max_clients", "timeout", "connection")

@@ -15,6 +15,7 @@ key"). ``REDIS_PASSWORD`` (local runs) is read once.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -137,8 +138,16 @@ class RedisSettings(BaseSettings):
             raise ValueError("REDIS_CA_FILE is not a readable file")
         if self.redis_password is not None and self.redis_password_file is not None:
             raise ValueError("set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both")
-        if self.redis_sign_in == "entra" and (self.redis_password is not None or self.redis_password_file is not None):
-            raise ValueError("REDIS_SIGN_IN=entra signs in with a token: unset REDIS_PASSWORD and REDIS_PASSWORD_FILE")
+        if self.redis_sign_in == "entra":
+            if self.redis_password is not None or self.redis_password_file is not None:
+                raise ValueError("REDIS_SIGN_IN=entra signs in with a token: unset REDIS_PASSWORD and REDIS_PASSWORD_FILE")
+            from apps.common.entra import missing_workload_identity
+
+            missing = missing_workload_identity(os.environ)
+            if missing:
+                raise ValueError(f"REDIS_SIGN_IN=entra needs the workload identity's {', '.join(missing)}: label the "
+                                 "pod azure.workload.identity/use=true and give its ServiceAccount the "
+                                 "azure.workload.identity/client-id annotation (the webhook sets them)")
         if self.redis_password_file is not None and not self.redis_password_file.is_file():
             raise ValueError("REDIS_PASSWORD_FILE is not a readable file")
         return self

@@ -21,6 +21,7 @@ import redis
 from kombu import Connection
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
+from redis.auth.err import RequestTokenErr
 from redis.auth.idp import IdentityProviderInterface
 from redis.auth.token import JWToken
 from redis.credentials import StreamingCredentialProvider
@@ -60,7 +61,17 @@ class RotatingIssuer(IdentityProviderInterface):
             return JWToken(token)
 
 
-def test_settings_choose_entra_without_a_password(monkeypatch):
+def test_settings_choose_entra_without_a_password(monkeypatch, tmp_path):
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValidationError) as unlabelled:
+        RedisSettings(redis_host="redis.example", redis_sign_in="entra")
+    assert "AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE" in str(unlabelled.value)
+    assert "azure.workload.identity/use=true" in str(unlabelled.value)
+    (tmp_path / "token").write_text("a-projected-service-account-token")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "00000000-0000-0000-0000-0000000000c1")
+    monkeypatch.setenv("AZURE_TENANT_ID", "00000000-0000-0000-0000-0000000000a1")
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(tmp_path / "token"))
     settings = RedisSettings(redis_host="redis.example", redis_sign_in="entra")
     assert isinstance(settings.credentials(), StreamingCredentialProvider)
     assert settings.credentials() is settings.credentials()  # one provider, one renewal, per process
@@ -107,3 +118,80 @@ def test_renewed_tokens_keep_both_client_kinds_working(redis_server):
             client.close()
             broker.release()
             admin.acl_deluser(OID)
+
+
+class Unreachable(IdentityProviderInterface):
+    """Entra out of reach (or the federation missing): every request fails as azure-identity's would."""
+
+    def __init__(self):
+        self.down = True
+        self.inner: IdentityProviderInterface | None = None
+
+    def request_token(self, force_refresh: bool = False) -> JWToken:
+        if self.down:
+            raise RequestTokenErr(ConnectionError("login.microsoftonline.com unreachable"))
+        assert self.inner is not None
+        return self.inner.request_token(force_refresh)
+
+
+def test_no_token_is_auth_and_the_same_clients_work_once_tokens_come(redis_server):
+    """redis-entraid's own RequestTokenErr killed the worker ("Unrecoverable error"); it is
+    reason auth now, retried by the same clients until a token comes."""
+    with redis.Redis(unix_socket_path=str(redis_server.unix_socket), password=redis_server.password) as admin:
+        idp = Unreachable()
+        provider = entra_credentials(idp)
+        settings = RedisSettings(redis_host="127.0.0.1", redis_port=redis_server.port)
+        client = redis.Redis(**settings.redis_client_kwargs(credential_provider=provider))
+        broker = Connection(settings.redis_url, transport=Transport,
+                            transport_options={**settings.broker_transport_options(), "credential_provider": provider})
+        try:
+            for op in (client.ping, lambda: broker.default_channel.client.ping()):
+                with pytest.raises((redis.AuthenticationError, OperationalError)) as refused:
+                    op()
+                assert reason(refused.value) == "auth"
+                assert "no Entra token for the workload identity" in str(refused.value)
+            idp.inner, idp.down = RotatingIssuer(admin), False
+            assert client.ping() and broker.default_channel.client.ping()
+        finally:
+            client.close()
+            broker.release()
+            admin.acl_deluser(OID)
+
+
+class SlowEntra(Unreachable):
+    """An identity provider that blocks, as azure-identity's HTTP request does, then fails."""
+
+    def request_token(self, force_refresh: bool = False) -> JWToken:
+        time.sleep(0.5)
+        return super().request_token(force_refresh)
+
+
+async def test_an_async_client_waiting_for_a_token_never_blocks_its_event_loop(redis_server):
+    """The cache API's pools are async: a slow Entra must not freeze the loop (its /healthz timed out)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    provider = entra_credentials(SlowEntra())
+    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port, credential_provider=provider,
+                            socket_connect_timeout=5)
+    gaps: list[float] = []
+
+    async def ticker():
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(ticker())
+    try:
+        with pytest.raises(redis.AuthenticationError) as refused:
+            await client.ping()
+        assert reason(refused.value) == "auth"
+        # each token request blocks 0.5 s in its thread; the loop never stalled that long
+        assert len(gaps) >= 15 and max(gaps) < 0.3, max(gaps)
+    finally:
+        beat.cancel()
+        await client.aclose()

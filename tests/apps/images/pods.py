@@ -13,10 +13,12 @@ probes, deduplicated across variants. Running one:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,10 @@ class ContainerRun:
     """Every place (variant, object, container) this same container appears."""
     container: dict[str, Any]
     namespace: str | None
+    template_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The pod template's labels (the first place it appears)."""
+    service_account: str = ""
+    """The pod's ServiceAccount."""
 
     @property
     def variant(self) -> str:
@@ -77,9 +83,12 @@ def app_containers(rendered_variants: Iterable[tuple[str, list[dict[str, Any]]]]
                 where = f"{variant_id} {tpl.owner['kind']}/{tpl.owner['metadata']['name']} {field}/{container['name']}"
                 if key in seen:
                     prev = seen[key]
-                    seen[key] = ContainerRun(prev.image, prev.where + (where,), prev.container, prev.namespace)
+                    seen[key] = ContainerRun(prev.image, prev.where + (where,), prev.container, prev.namespace,
+                                             prev.template_labels, prev.service_account)
                 else:
-                    seen[key] = ContainerRun(container["image"], (where,), container, tpl.namespace)
+                    seen[key] = ContainerRun(container["image"], (where,), container, tpl.namespace,
+                                             dict((tpl.template.get("metadata") or {}).get("labels") or {}),
+                                             str(tpl.spec.get("serviceAccountName", "")))
     return list(seen.values())
 
 
@@ -174,12 +183,50 @@ def argv_of(run: ContainerRun, image: Image) -> list[str]:
     return list(args) if args else list(image.dockerfile.cmd)
 
 
+#: Where the workload identity webhook projects the pod's federated token.
+FEDERATED_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"
+#: How long a keyless container is watched staying live and not ready.
+UNREADY_WATCH = 8.0
+
+
+def keyless(env: dict[str, str]) -> bool:
+    """The container signs in with an Entra token of its workload identity (aks, Azure Managed Redis)."""
+    return env.get("REDIS_SIGN_IN") == "entra"
+
+
+def webhook_env(run: ContainerRun, image: Image, objects: list[dict[str, Any]]) -> dict[str, str]:
+    """What the workload identity webhook adds to a labelled pod: the ServiceAccount's client ID,
+    a tenant, the projected token file (written here), and the authority, which here is a
+    closed port on this machine: no token can come, and nothing leaves 127.0.0.1."""
+    labels = run.template_labels
+    if labels.get("azure.workload.identity/use") != "true":
+        raise ImageError(f"image {run.image} ({run.id}): REDIS_SIGN_IN=entra in a pod without the workload "
+                         "identity label: the webhook would inject nothing")
+    sa_name = run.service_account
+    accounts = [o for o in objects if o.get("kind") == "ServiceAccount" and o["metadata"]["name"] == sa_name]
+    client_id = ((accounts[0]["metadata"].get("annotations") or {}) if accounts else {}).get(
+        "azure.workload.identity/client-id")
+    if not client_id:
+        raise ImageError(f"image {run.image} ({run.id}): ServiceAccount {sa_name!r} has no client-id annotation")
+    token = image.host_path(FEDERATED_TOKEN_FILE)
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("a-projected-service-account-token-of-the-image-tests")
+    return {"AZURE_CLIENT_ID": str(client_id), "AZURE_TENANT_ID": "00000000-0000-0000-0000-00000000e1d0",
+            "AZURE_FEDERATED_TOKEN_FILE": FEDERATED_TOKEN_FILE,
+            "AZURE_AUTHORITY_HOST": f"https://127.0.0.1:{free_port()}/"}
+
+
 def run_container(run: ContainerRun, image: Image, redis: RedisServer,
                   objects: list[dict[str, Any]] | None = None) -> list[str]:
     """Start the container's main process, pass every probe, check its ports. Returns what
-    passed, one line each; raises ``ImageError`` naming the image and the container."""
+    passed, one line each; raises ``ImageError`` naming the image and the container.
+
+    A keyless container (``REDIS_SIGN_IN=entra``) gets no token here (``webhook_env``): it must
+    stay live, and say why whenever it is not ready (``_stays_unready``)."""
     local = {port: free_port() for port in {*run.ports.values(), *image.dockerfile.expose}}
     env = resolve_env(run, redis, local, objects)
+    if keyless(env):
+        env.update(webhook_env(run, image, objects or []))
     mount_password(env, image, redis)
     argv = remap_ports(argv_of(run, image), local)
     label = f"container {run.id}"
@@ -188,6 +235,10 @@ def run_container(run: ContainerRun, image: Image, redis: RedisServer,
     try:
         for kind, probe in run.probes:
             check = _probe_check(run, image, proc, env, probe, local)
+            if kind == "readinessProbe" and keyless(env):  # after liveness has passed
+                _stays_unready(proc, check, run)
+                passed.append(f"{kind} {_describe(probe)}: up without a token, and saying why when not ready")
+                continue
             try:
                 proc.wait_for(check, PROBE_DEADLINE, f"{kind} passing", interval=0.5)
             except ImageError as exc:
@@ -201,6 +252,22 @@ def run_container(run: ContainerRun, image: Image, redis: RedisServer,
     finally:
         proc.stop()
     return passed
+
+
+def _stays_unready(proc, check: _Check, run: ContainerRun) -> None:
+    """Without a token the container stays up for ``UNREADY_WATCH`` seconds (no crash loop), and
+    whenever it is not ready it says why: no token, reason auth (its log or its probe's answer).
+    A container that does not ask Redis before it works (the standby producer) may be ready."""
+    deadline = time.monotonic() + UNREADY_WATCH
+    unready = []
+    while time.monotonic() < deadline:
+        if not check():
+            unready.append(check.last)
+        proc.require_alive(" while it waited for a token")
+        time.sleep(0.5)
+    said = proc.output() + "\n".join(unready)
+    if unready and not re.search(r"no Entra token for the workload identity|authentication failed", said):
+        raise ImageError(f"container {run.id}: not ready, but never said why:\n{said[-2000:]}")
 
 
 class _Check:
