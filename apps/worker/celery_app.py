@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from urllib.parse import quote
 
 from celery import Celery
 from pydantic import ValidationError
@@ -18,6 +19,17 @@ from apps.worker.settings import WorkerSettings
 
 #: kombu transport with a recoverable pop (see broker.py).
 RELIABLE_TRANSPORT = "apps.worker.broker:Transport"
+
+
+def _url_with_credential(settings: WorkerSettings) -> str:
+    """Plain Celery (the benchmark's baseline) runs kombu's stock transport, which takes the
+    credential only from the URL; ours never puts it there (apps/common/redis_settings.py)."""
+    creds = settings.credentials()
+    if creds is None:
+        return settings.redis_url
+    userinfo = ":".join(quote(part, safe="") for part in creds.get_credentials())
+    scheme, rest = settings.redis_url.split("://", 1)
+    return f"{scheme}://{userinfo if ':' in userinfo else ':' + userinfo}@{rest}"
 
 
 def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
@@ -89,7 +101,7 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
         })
     else:
         conf.update({"task_acks_late": False, "task_reject_on_worker_lost": False,
-                     "worker_prefetch_multiplier": 4})
+                     "worker_prefetch_multiplier": 4, "broker_url": _url_with_credential(settings)})
     return conf
 
 
