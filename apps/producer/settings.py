@@ -11,6 +11,10 @@ from apps.common.redis_settings import RedisSettings
 #: The worker's task name (apps/worker/settings.py holds the same string; a test
 #: checks they agree). The producer never imports the worker package.
 TASK_NAME = "users.process"
+#: What a task's headers say of its arguments (``argsrepr``, read by ``celery inspect`` and
+#: task events only): Celery's default repeats the whole user record (name, e-mail, address)
+#: there, about 110 bytes of every queued task and personal data where no one needs it.
+ARGSREPR = "(<user record>,)"
 
 
 class ProducerSettings(RedisSettings):

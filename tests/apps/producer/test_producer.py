@@ -379,3 +379,24 @@ def test_a_burst_is_pipelined_in_order_on_every_redis_profile(redis_any, count):
     # TLS splits a 90 kB pipeline into 16 kB records, which the proxy reads one by one.
     assert writes < count / 4, f"{writes} writes to Redis for {count} tasks: not pipelined"
     print(f"{count} tasks in {writes} writes to Redis")
+
+
+def test_a_queued_task_carries_the_record_once_and_no_personal_data_in_its_headers(redis_server):
+    """Celery's default ``argsrepr`` repeated the whole user record in the headers (name,
+    e-mail, address: about 110 bytes of every queued task, shown by ``celery inspect`` and
+    task events). The body alone carries it now."""
+    from apps.producer.settings import ARGSREPR
+
+    env = {**redis_server.env, "CELERY_QUEUE": "lean"}
+    out = producer(env, "--count", "3", "--rate", "0", "--seed", "7")
+    assert out.returncode == 0, out.stderr
+    expected = [r for r, _ in zip(records(7), range(3), strict=False)]
+    with redis_server.client() as c:
+        messages = [json.loads(m) for m in reversed(c.lrange("lean", 0, -1))]
+    assert len(messages) == 3
+    for message, record in zip(messages, expected, strict=True):
+        assert message["headers"]["argsrepr"] == ARGSREPR
+        headers = json.dumps(message["headers"])
+        assert record["email"] not in headers and record["name"] not in headers
+        body = __import__("base64").b64decode(message["body"]).decode()
+        assert json.loads(body)[0] == [record]  # the record itself is the task's argument
