@@ -1,8 +1,9 @@
-"""What one task costs Redis, this worker against Celery's delivery defaults, one run.
+"""What one task costs Redis, this project's producer and worker against plain Celery with its
+defaults (its own send_task loop, bench/plain_producer.py, and its delivery defaults), one run.
 
     python -m bench.per_task [--tasks 2000] [--rounds 3] [--concurrency 2]
 
-The rounds of bench/worker_bench.py (same Redis, same producer, same task code, same
+The rounds of bench/worker_bench.py (same Redis, same records, same task code, same
 concurrency, alternating order), read from Redis's side: per task, the commands the
 producer and the worker sent (``INFO commandstats``), their requests (``total_reads_processed``:
 a pipeline is one, so this is the round trips), the Redis CPU those commands took, and the

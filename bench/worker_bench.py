@@ -148,9 +148,11 @@ class Round:
         return (self.tasks - 1) / self.seconds
 
 
-def queue_tasks(env: dict[str, str], n: int) -> None:
-    out = subprocess.run([sys.executable, "-m", "apps.producer", "--count", str(n), "--rate", "0",
-                          "--seed", "1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+def queue_tasks(env: dict[str, str], n: int, plain: bool = False) -> None:
+    """The project's producer, or (``plain``, for Celery's defaults) Celery's own send_task loop."""
+    argv = ([sys.executable, "-m", "bench.plain_producer", str(n)] if plain else
+            [sys.executable, "-m", "apps.producer", "--count", str(n), "--rate", "0", "--seed", "1"])
+    out = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         sys.exit(f"producer failed:\n{out.stderr}")
 
@@ -164,7 +166,7 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
                CELERY_VISIBILITY_TIMEOUT="60", WORKER_METRICS_PORT="0",
                WORKER_CONCURRENCY=str(concurrency), WORKER_HEARTBEAT_FILE=str(workdir / f"{profile}.hb"))
     before = RedisCounters.of(c)
-    queue_tasks(env, n)
+    queue_tasks(env, n, plain=profile == "defaults")
     queued = RedisCounters.of(c)
     assert c.llen("celery") == n, "tasks not all queued in the CELERY_QUEUE list"
     c.rename("celery", "bench:staging")  # hidden until the worker is up
