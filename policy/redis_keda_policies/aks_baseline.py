@@ -5,10 +5,7 @@ property names are azure-native v3's (docs/security.md maps each to the baseline
 
 from __future__ import annotations
 
-from typing import Any
-
 from pulumi_policy import (
-    EnforcementLevel,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -16,10 +13,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-MANDATORY = EnforcementLevel.MANDATORY
-ADVISORY = EnforcementLevel.ADVISORY
+from redis_keda_policies.azure import ADVISORY, AKS, CACHE_REDIS, MANAGED_REDIS_DB, MANDATORY, _where
 
-AKS = "azure-native:containerservice:ManagedCluster"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 REGISTRY = "azure-native:containerregistry:Registry"
 DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
@@ -28,15 +23,11 @@ MAINTENANCE = "azure-native:containerservice:MaintenanceConfiguration"
 AUDIT_CATEGORIES = {
     AKS: ("kube-audit-admin", "guard"),
     REGISTRY: ("ContainerRegistryLoginEvents",),
-    "azure-native:redis:Redis": ("MSEntraAuthenticationAuditLog",),
-    "azure-native:redisenterprise:Database": ("ConnectionEvents",),
+    CACHE_REDIS: ("MSEntraAuthenticationAuditLog",),
+    MANAGED_REDIS_DB: ("ConnectionEvents",),
 }
 UPGRADE_WINDOWS = ("aksManagedAutoUpgradeSchedule", "aksManagedNodeOSUpgradeSchedule")
 OPEN = ("0.0.0.0/0", "0.0.0.0")
-
-
-def _where(args: Any) -> str:
-    return f"{args.resource_type.rsplit(':', 1)[-1]} {args.name}"
 
 
 def _api_server(args: ResourceValidationArgs, report: ReportViolation) -> None:
