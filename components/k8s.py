@@ -130,28 +130,8 @@ def redis_auth_volume(secret_name: pulumi.Input[str]) -> dict[str, Any]:
                                              "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}]}}
 
 
-def app_volumes(secret_name: pulumi.Input[str]) -> list[dict[str, Any]]:
-    """The volumes of an app pod: ``/tmp`` and the Redis password (``APP_MOUNTS``)."""
-    return [tmp_volume(), redis_auth_volume(secret_name)]
-
-
-APP_MOUNTS: list[dict[str, Any]] = [TMP_MOUNT, REDIS_AUTH_MOUNT]
-
-
 def secret_env(name: str, secret_name: pulumi.Input[str], key: str = PASSWORD_KEY) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
-
-
-def redis_env(endpoint: Any, secret_name: pulumi.Input[str], db: int) -> list[dict[str, Any]]:
-    """The contract's common variables (docs/contract.md): the endpoint, and the password as
-    the file of the mounted Secret (``app_volumes``, ``APP_MOUNTS``; the pod must mount them)."""
-    return [
-        {"name": "REDIS_HOST", "value": endpoint.host},
-        {"name": "REDIS_PORT", "value": str(endpoint.port)},
-        {"name": "REDIS_PASSWORD_FILE", "value": f"{REDIS_AUTH_DIR}/{PASSWORD_KEY}"},
-        {"name": "REDIS_TLS", "value": "true" if endpoint.tls else "false"},
-        {"name": "REDIS_DB", "value": str(db)},
-    ]
 
 
 #: The ServiceAccount annotation the workload identity webhook reads, and the pod label that
@@ -174,16 +154,24 @@ class PodRedisAuth:
         return self.client_id is not None
 
     def env(self, endpoint: Any, db: int) -> list[dict[str, Any]]:
-        env = redis_env(endpoint, self.secret_name, db)
-        if self.entra:
-            env = [e for e in env if e["name"] != "REDIS_PASSWORD_FILE"] + [{"name": "REDIS_SIGN_IN", "value": "entra"}]
-        return env
+        """The contract's common variables (docs/contract.md): the endpoint, and how to sign in:
+        the file of the mounted Secret (``volumes``, ``mounts``) or an Entra token."""
+        credential = ({"name": "REDIS_SIGN_IN", "value": "entra"} if self.entra else
+                      {"name": "REDIS_PASSWORD_FILE", "value": f"{REDIS_AUTH_DIR}/{PASSWORD_KEY}"})
+        return [
+            {"name": "REDIS_HOST", "value": endpoint.host},
+            {"name": "REDIS_PORT", "value": str(endpoint.port)},
+            credential,
+            {"name": "REDIS_TLS", "value": "true" if endpoint.tls else "false"},
+            {"name": "REDIS_DB", "value": str(db)},
+        ]
 
     def volumes(self) -> list[dict[str, Any]]:
-        return [tmp_volume()] if self.entra else app_volumes(self.secret_name)
+        """``/tmp``, and with the key the Secret's password file."""
+        return [tmp_volume()] + ([] if self.entra else [redis_auth_volume(self.secret_name)])
 
     def mounts(self) -> list[dict[str, Any]]:
-        return [TMP_MOUNT] if self.entra else list(APP_MOUNTS)
+        return [TMP_MOUNT] + ([] if self.entra else [REDIS_AUTH_MOUNT])
 
     def pod_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         return {**labels, WORKLOAD_IDENTITY_USE: "true"} if self.entra else dict(labels)

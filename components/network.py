@@ -123,8 +123,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 "podSelector": {"matchExpressions": [
                     {"key": NAME_LABEL, "operator": "In", "values": list(args.token_clients)}]},
                 "policyTypes": ["Egress"],
-                "egress": [{"to": [{"ipBlock": {"cidr": ANY_IPV4, "except": [LINK_LOCAL, *PRIVATE_RANGES]}}],
-                            "ports": [_tcp(443)]}],
+                "egress": [{"to": [anywhere_but_link_local(*PRIVATE_RANGES)], "ports": [_tcp(443)]}],
             })
         api_ingress: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": args.api_port}]}
         if args.cache_api_callers == "labelled":
@@ -180,9 +179,10 @@ def _tcp(port: int) -> dict[str, Any]:
     return {"protocol": "TCP", "port": port}
 
 
-def anywhere_but_link_local() -> dict[str, Any]:
-    """An ``ipBlock`` peer: any IPv4 address except 169.254.0.0/16 (the metadata endpoint)."""
-    return {"ipBlock": {"cidr": ANY_IPV4, "except": [LINK_LOCAL]}}
+def anywhere_but_link_local(*also: str) -> dict[str, Any]:
+    """An ``ipBlock`` peer: any IPv4 address except 169.254.0.0/16 (the metadata endpoint) and
+    the ranges in ``also``."""
+    return {"ipBlock": {"cidr": ANY_IPV4, "except": [LINK_LOCAL, *also]}}
 
 
 def api_server_egress() -> dict[str, Any]:
