@@ -15,6 +15,7 @@ key"). ``REDIS_PASSWORD`` (local runs) is read once.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
@@ -102,16 +103,12 @@ class RedisCredentials(CredentialProvider):
         return self.get_credentials()
 
 
-_ENTRA: list[CredentialProvider] = []
-
-
+@functools.cache
 def _entra_credentials() -> CredentialProvider:
     """One token provider per process: every client shares its token and its renewal."""
-    if not _ENTRA:
-        from apps.common.entra import entra_credentials
+    from apps.common.entra import entra_credentials
 
-        _ENTRA.append(entra_credentials())
-    return _ENTRA[0]
+    return entra_credentials()
 
 
 class RedisSettings(BaseSettings):
