@@ -2,26 +2,25 @@
 defaults (one ``LPUSH`` round trip a task, Celery's own headers, ``argsrepr`` included), the
 same records as the project's producer (apps/producer/records.py), kombu's stock transport.
 
-    python -m bench.plain_producer N     # REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, CELERY_QUEUE
+    python -m bench.plain_producer N     # the REDIS_* contract variables, CELERY_QUEUE
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from urllib.parse import quote
 
 from celery import Celery
 
+from apps.common.redis_settings import RedisSettings
 from apps.producer.records import records
 from apps.producer.settings import TASK_NAME
+from apps.worker.celery_app import url_with_credential
 
 
 def main(argv: list[str]) -> int:
     n = int(argv[0])
-    password = quote(os.environ.get("REDIS_PASSWORD", ""), safe="")
-    url = f"redis://:{password}@{os.environ['REDIS_HOST']}:{os.environ['REDIS_PORT']}/0"
-    app = Celery("bench-plain-producer", broker=url)
+    app = Celery("bench-plain-producer", broker=url_with_credential(RedisSettings()))
     queue = os.environ.get("CELERY_QUEUE", "celery")
     with app.producer_or_acquire() as producer:
         for record, _ in zip(records(1), range(n), strict=False):

@@ -12,7 +12,7 @@ from celery import Celery
 from pydantic import ValidationError
 
 from apps.common.config_errors import format_errors
-from apps.common.redis_settings import tcp_keepalive_options
+from apps.common.redis_settings import RedisSettings, tcp_keepalive_options
 from apps.worker import metrics, pool_signals, quiet_logs, tasks
 from apps.worker.runtime import RuntimeStep
 from apps.worker.settings import WorkerSettings
@@ -21,7 +21,7 @@ from apps.worker.settings import WorkerSettings
 RELIABLE_TRANSPORT = "apps.worker.broker:Transport"
 
 
-def _url_with_credential(settings: WorkerSettings) -> str:
+def url_with_credential(settings: RedisSettings) -> str:
     """Plain Celery (the benchmark's baseline) runs kombu's stock transport, which takes the
     credential only from the URL; ours never puts it there (apps/common/redis_settings.py)."""
     creds = settings.credentials()
@@ -101,7 +101,7 @@ def celery_config(settings: WorkerSettings, safe: bool = True) -> dict:
         })
     else:
         conf.update({"task_acks_late": False, "task_reject_on_worker_lost": False,
-                     "worker_prefetch_multiplier": 4, "broker_url": _url_with_credential(settings)})
+                     "worker_prefetch_multiplier": 4, "broker_url": url_with_credential(settings)})
     return conf
 
 
