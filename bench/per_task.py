@@ -6,14 +6,16 @@ defaults (its own send_task loop, bench/plain_producer.py, and its delivery defa
 The rounds of bench/worker_bench.py (same Redis, same records, same task code, same
 concurrency, alternating order), read from Redis's side: per task, the commands the
 producer and the worker sent (``INFO commandstats``), their requests (``total_reads_processed``:
-a pipeline is one, so this is the round trips), the Redis CPU those commands took, and the
-bytes a queued task takes (``used_memory`` after queueing, over the tasks); with the
+a pipeline is one, so this is the round trips), the CPU the Redis server spent (``INFO cpu``,
+its process's user + system time: reading, running and replying; the commands' own time from
+``commandstats`` is shown beside it, with a script's inner commands counted twice, as Redis
+counts them), and the bytes a queued task takes (``used_memory`` after queueing, over the tasks); with the
 worker's own tasks/s and CPU. Medians, and each as a ratio to Celery's defaults
 (docs/benchmarks.md has a run).
 
-The worker's figures include the bench's own polling while the worker drains (a few
-commands every half second) and the worker's start-up: noise of a few hundredths of a
-command per task at 2,000 tasks.
+The worker's figures start when the queued tasks appear to a started worker, and include
+the bench's own polling while it drains (a few commands every half second) and Redis's own
+background cycle: noise of a few hundredths of a command per task at 2,000 tasks.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ COLUMNS = (
     ("producer trips/task", lambda r: r.producer.reads / r.tasks),
     ("worker cmds/task", lambda r: r.worker.calls / r.tasks),
     ("worker trips/task", lambda r: r.worker.reads / r.tasks),
-    ("Redis CPU us/task", lambda r: (r.producer.usec + r.worker.usec) / r.tasks),
+    ("Redis CPU us/task", lambda r: (r.producer.cpu_usec + r.worker.cpu_usec) / r.tasks),
+    ("command us/task", lambda r: (r.producer.usec + r.worker.usec) / r.tasks),
     ("bytes/queued task", lambda r: r.producer.used_memory / r.tasks),
     ("worker CPU ms/task", lambda r: r.cpu_ms_per_task),
 )

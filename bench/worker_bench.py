@@ -113,18 +113,24 @@ class RedisCounters:
     usec: int
     reads: int
     used_memory: int
+    cpu_usec: int = 0
+    """The server process's own CPU (``INFO cpu``: user + system), reading, parsing and
+    replying included: what bounds one primary. ``usec`` (commandstats) counts a script's
+    inner commands twice (their own time, and again inside EVALSHA's) and no I/O."""
 
     @classmethod
     def of(cls, client: redis.Redis) -> RedisCounters:
         stats = client.info("commandstats")
+        cpu = client.info("cpu")
         return cls(calls=sum(int(v["calls"]) for v in stats.values()),
                    usec=sum(int(v["usec"]) for v in stats.values()),
                    reads=int(client.info("stats")["total_reads_processed"]),
-                   used_memory=int(client.info("memory")["used_memory"]))
+                   used_memory=int(client.info("memory")["used_memory"]),
+                   cpu_usec=round(1e6 * (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))))
 
     def __sub__(self, other: RedisCounters) -> RedisCounters:
         return RedisCounters(self.calls - other.calls, self.usec - other.usec, self.reads - other.reads,
-                             self.used_memory - other.used_memory)
+                             self.used_memory - other.used_memory, self.cpu_usec - other.cpu_usec)
 
 
 @dataclass
@@ -136,8 +142,8 @@ class Round:
     producer: RedisCounters | None = None
     """What Redis counted while the producer queued the tasks (used_memory: what they take)."""
     worker: RedisCounters | None = None
-    """What Redis counted while the worker drained them (the bench's own polling included:
-    a few commands every half second)."""
+    """What Redis counted while the worker drained them, from the moment the queue appeared
+    (the bench's own polling included: a few commands every half second)."""
 
     @property
     def cpu_ms_per_task(self) -> float:
@@ -185,6 +191,7 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
             time.sleep(0.1)
         time.sleep(0.5)
         cpu0 = tree_cpu_seconds(proc.pid)
+        started = RedisCounters.of(c)  # the worker's start-up is not a task's cost
         c.rename("bench:staging", "celery")
         while True:
             time.sleep(0.5)
@@ -214,7 +221,7 @@ def one_round(server: Server, profile: str, n: int, concurrency: int, workdir: P
         pipe.hget(key, "processed_at")
     stamps = sorted(float(s) for s in pipe.execute())
     return Round(profile, len(stamps), stamps[-1] - stamps[0], cpu, producer=queued - before,
-                 worker=drained - queued)
+                 worker=drained - started)
 
 
 def tree_cpu_seconds(pid: int) -> float:
