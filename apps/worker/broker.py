@@ -5,10 +5,19 @@ Stock kombu consumes with ``BRPOP``: Redis removes the message from the list, an
 afterwards does the worker record it as unacknowledged (``ZADD``/``HSET``). A worker
 killed between the two (SIGKILL, OOM, node loss) loses that message for good.
 
-Here the pop is ``BRPOPLPUSH <queue> <queue>.inflight`` (Redis 2.2+; the same move as
-6.2's ``BLMOVE ... RIGHT LEFT``): the message stays in Redis while in flight. Once kombu
-has recorded it as unacknowledged it is removed from ``<queue>.inflight``. The periodic
-restore sweep (the one that redelivers unacked messages older than
+Here, while the queue has messages, the pop is one script (``_POP_AND_RECORD``): the oldest
+message moves from the queue into kombu's unacked records (``ZADD`` + ``HSET``, scored with
+Redis's clock) in one step, so it is never outside Redis and kombu records nothing more.
+One round trip, where stock kombu takes two (BRPOP, then MULTI/EXEC) and the blocking form
+below three. The script finds the delivery tag in the message text (kombu's own
+``"delivery_tag": "..."``, once); a message whose tag it cannot find that way takes the
+blocking form's path below, and a message that turns out not to be a kombu envelope is
+dead-lettered from ``unacked`` (``_take_recorded``).
+
+When the queue is empty the pop blocks: ``BRPOPLPUSH <queue> <queue>.inflight`` (Redis
+2.2+; the same move as 6.2's ``BLMOVE ... RIGHT LEFT``): the message stays in Redis while
+in flight. Once kombu has recorded it as unacknowledged it is removed from
+``<queue>.inflight``. The next pop is the script again. The periodic restore sweep (the one that redelivers unacked messages older than
 ``visibility_timeout``) also pushes back inflight entries that have stayed there for
 ``visibility_timeout``: their worker died in that window. The worst case is a duplicate
 delivery, which the task tolerates (it rewrites the same key).
@@ -29,7 +38,8 @@ At Redis's limits (docs/worker.md, "At Redis's limits"): at ``maxmemory`` with
 on a healthy connection, so here they pause the pop (bounded backoff, apps/worker/
 availability.py) instead of killing the worker or reconnecting:
 
-- a refused pop took nothing;
+- a refused pop took nothing (the script's first write is ``ZADD``, refused at ``maxmemory``
+  before anything moved);
 - a popped message whose unacked record (or dead letter) is refused goes back to the queue
   at once, with the inflight restore script: its first write is ``LREM``, which Redis runs
   at ``maxmemory``, and a script that has written runs to its end (docs/redis-targets.md);
@@ -56,6 +66,7 @@ from kombu.transport import redis as kredis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
+from redis.exceptions import NoScriptError
 
 from apps.common import redis_transport
 from apps.common.redis_errors import REFUSED, UNAVAILABLE
@@ -69,8 +80,47 @@ on_dead_letter: Callable[[str], None] | None = None
 
 INFLIGHT_SUFFIX = ".inflight"
 
-#: The pop: BLMOVE src dst RIGHT LEFT, in the form Redis has had since 2.2.
+#: The pop on an empty queue: BLMOVE src dst RIGHT LEFT, in the form Redis has had since 2.2.
 POP_COMMAND = "BRPOPLPUSH"
+
+# The pop on a queue with messages. The oldest message (the list's right end) moves into
+# kombu's unacked records under its delivery tag, in kombu's format ([message, exchange,
+# routing key]; ARGV[1] closes it with the anonymous exchange and the queue, which is where
+# kombu's restore sends it back). The tag is found as plain text, not by decoding the JSON
+# (cjson costs ~20 us a message here): kombu writes `"delivery_tag": "<tag>"`, and a JSON
+# string cannot hold an unescaped quote, so a single unescaped `"delivery_tag"` is a key.
+# Anything else (none, two, an odd tag) goes to the inflight list, as the blocking pop's
+# messages do, and Python judges it. TIME and LINDEX are reads; the first write is ZADD,
+# which Redis refuses at maxmemory: then nothing moved. Returns false (empty queue),
+# {message, tag} (recorded) or {message} (in KEYS[4], not recorded).
+_POP_AND_RECORD = """
+local raw = redis.call('LINDEX', KEYS[1], -1)
+if not raw then return false end
+local s, e = string.find(raw, '"delivery_tag": "', 1, true)
+local close = e and string.find(raw, '"', e + 1, true)
+if close and string.find(raw, '"delivery_tag"', 1, true) == s
+    and not string.find(raw, '"delivery_tag"', close + 1, true) then
+  local tag = string.sub(raw, e + 1, close - 1)
+  if string.find(tag, '^[%w%-_.:]+$') then
+    local now = redis.call('TIME')
+    redis.call('ZADD', KEYS[2], tonumber(now[1]) + tonumber(now[2]) / 1000000, tag)
+    redis.call('HSET', KEYS[3], tag, '[' .. raw .. ARGV[1])
+    redis.call('RPOP', KEYS[1])
+    return {raw, tag}
+  end
+end
+return {redis.call('RPOPLPUSH', KEYS[1], KEYS[4])}
+"""
+
+# A popped message recorded in unacked that Celery must not get (not an envelope, or its
+# dead letter refused): the record goes, the message back to the queue's pop end. The
+# first write is HDEL, which Redis runs at maxmemory.
+_UNRECORD = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('RPUSH', KEYS[3], ARGV[2])
+end
+"""
 
 # Move one inflight entry back to its queue, once, even if two sweepers race.
 _RESTORE_INFLIGHT = """
@@ -155,7 +205,11 @@ def check_envelope(payload: Any) -> dict:
                          "'exchange' and 'routing_key'")
     if not isinstance(payload.get("headers") or {}, dict):
         raise ValueError("not a kombu envelope: 'headers' must be an object")
-    for key in ("body", "content-type", "content-encoding"):
+    # A binary body without the transport's base64 (body_encoding null) is kombu's typed
+    # JSON, {"__type__": "base64", ...}, which kombu's loads turns into bytes.
+    if payload.get("body") is not None and not isinstance(payload["body"], (str, bytes)):
+        raise ValueError("not a kombu envelope: 'body' must be a string")
+    for key in ("content-type", "content-encoding"):
         if payload.get(key) is not None and not isinstance(payload[key], str):
             raise ValueError(f"not a kombu envelope: {key!r} must be a string")
     return payload
@@ -168,8 +222,17 @@ def _left_in_unacked(exc: BaseException, doing: str, delivery_tag: str) -> None:
 
 
 class QoS(kredis.QoS):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: Tags whose unacked record the task's own transaction removed (apps/worker/tasks.py).
+        self._acked_in_redis: set[str] = set()
+
     def append(self, message, delivery_tag):
-        """Record the message as unacked and drop its inflight copy in one transaction."""
+        """Record the message as unacked and drop its inflight copy in one transaction
+        (nothing to write when the pop script recorded it)."""
+        if self.channel._pending_recorded is not None:
+            self.channel._pending_recorded = None
+            return virtual.QoS.append(self, message, delivery_tag)
         inflight = self.channel._pending_inflight
         if inflight is None:
             return super().append(message, delivery_tag)
@@ -197,6 +260,9 @@ class QoS(kredis.QoS):
         timeout, a duplicate the task tolerates; this worker forgets it either way. A tag it
         kept would hold its prefetch slot for good, and with one slot per process the
         consumer would never pop again (seen after a 45 s outage that answered nothing)."""
+        if delivery_tag in self._acked_in_redis:
+            self._acked_in_redis.discard(delivery_tag)
+            return virtual.QoS.ack(self, delivery_tag)
         try:
             with self.channel.conn_or_acquire() as client:
                 self.channel.ack_script(keys=[self.unacked_key, self.unacked_index_key],
@@ -204,6 +270,11 @@ class QoS(kredis.QoS):
         except UNAVAILABLE as exc:
             _left_in_unacked(exc, "ack", delivery_tag)
         virtual.QoS.ack(self, delivery_tag)
+
+    def acked_in_redis(self, delivery_tag) -> None:
+        """The task's own transaction removed this message's unacked record (with its
+        result): its ack is this worker's bookkeeping only, no round trip."""
+        self._acked_in_redis.add(delivery_tag)
 
     def reject(self, delivery_tag, requeue=False):
         """kombu's, with the ack above; a requeue Redis refuses or cannot take leaves the
@@ -263,10 +334,21 @@ class QoS(kredis.QoS):
         return restored
 
     def restore_by_tag(self, tag, client=None, leftmost=False) -> bool:
-        """kombu's, returning whether this call put the message back (False: someone else did)."""
+        """kombu's, returning whether this call put the message back (False: someone else did).
+        A record that is not kombu's JSON (the pop script records a message before Python
+        reads it, and its worker may die in between) is dead-lettered instead: kombu's raised."""
 
         def restore_transaction(pipe):
             raw = pipe.hget(self.unacked_key, tag)
+            if raw and not _decodes(raw):
+                try:
+                    self.channel._dead_letter(bytes_to_str(raw), self.unacked_key,
+                                              ValueError(f"unacked record {bytes_to_str(tag)!r} is not JSON"))
+                except NotRecorded:
+                    return False  # refused: the record stays for the next sweep
+                pipe.multi()
+                self._remove_from_indices(tag, pipe)
+                return False
             pipe.multi()
             self._remove_from_indices(tag, pipe)
             if raw:
@@ -291,7 +373,12 @@ class Channel(redis_transport.Channel):
                               "dead_letter_list", "dead_letter_max_length", "dead_letter_max_entry_bytes")
 
     _pop_key: str | None = None
+    #: The pop sent: the script (queue not known empty) or the blocking BRPOPLPUSH.
+    _pop_blocking = False
+    _pop_sent_blocking = False
     _pending_inflight: tuple[str, bytes] | None = None
+    #: Delivery tag the pop script recorded, until QoS.append has seen the message.
+    _pending_recorded: str | None = None
     #: monotonic time before which no pop is sent (Redis refused the last one).
     _pop_paused_until: float = 0.0
 
@@ -306,6 +393,14 @@ class Channel(redis_transport.Channel):
     @cached_property
     def record_script(self):
         return self._create_client().register_script(_RECORD)
+
+    @cached_property
+    def pop_script(self):
+        return self._create_client().register_script(_POP_AND_RECORD)
+
+    @cached_property
+    def unrecord_script(self):
+        return self._create_client().register_script(_UNRECORD)
 
     @cached_property
     def ack_script(self):
@@ -340,15 +435,28 @@ class Channel(redis_transport.Channel):
         self._pop_key = key
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu's, declared None
-        self.client.connection.send_command(POP_COMMAND, key, key + INFLIGHT_SUFFIX, timeout or 0)
+        self._pop_sent_blocking = self._pop_blocking
+        if self._pop_blocking:
+            self.client.connection.send_command(POP_COMMAND, key, key + INFLIGHT_SUFFIX, timeout or 0)
+        else:
+            self.client.connection.send_command(
+                "EVALSHA", self.pop_script.sha, 4, key, self.unacked_index_key, self.unacked_key,
+                key + INFLIGHT_SUFFIX, f',"",{dumps(key)}]')
 
     def _brpop_read(self, **options):
         key = self._pop_key
         if key is None:
             return super()._brpop_read(**options)
+        blocking = self._pop_sent_blocking
         try:
             try:
-                item = self.client.parse_response(self.client.connection, POP_COMMAND, **options)
+                item = self.client.parse_response(self.client.connection,
+                                                  POP_COMMAND if blocking else "EVALSHA", **options)
+            except NoScriptError:
+                # Redis restarted or failed over since the script was loaded.
+                with self.conn_or_acquire() as client:
+                    client.script_load(_POP_AND_RECORD)
+                raise Empty() from None
             except REFUSED as exc:
                 # A reply on a working connection (OOM, READONLY, LOADING, MASTERDOWN):
                 # nothing was popped. Wait, then pop again; no reconnect.
@@ -358,8 +466,14 @@ class Channel(redis_transport.Channel):
                 self.client.connection.disconnect()
                 raise
             WAIT.succeeded()
+            # Empty: block on the next pop. A message: the script again.
+            self._pop_blocking = item is None
             if item is None:
                 raise Empty()
+            if not blocking and len(item) == 2:
+                return self._take_recorded(key, item[0], bytes_to_str(item[1]))
+            if not blocking:
+                item = item[0]
             inflight = key + INFLIGHT_SUFFIX
             try:
                 return self._take(key, inflight, item)
@@ -368,6 +482,7 @@ class Channel(redis_transport.Channel):
                 self._pause(exc.cause, exc.doing)
                 raise Empty() from None
         finally:
+            self._pending_recorded = None
             self._pending_inflight = None
             self._in_poll = None  # type: ignore[assignment]  # kombu's, declared False
             self._pop_key = None
@@ -414,6 +529,55 @@ class Channel(redis_transport.Channel):
         if payload is None:
             raise Empty()
         return True
+
+    def _take_recorded(self, key: str, item: bytes, tag: str) -> bool:
+        """Hand a message the pop script recorded in ``unacked`` to Celery, or dead-letter
+        it (and drop its record). A dead letter Redis refuses puts it back in the queue."""
+        raw = bytes_to_str(item)
+        try:
+            payload = check_envelope(loads(raw))
+            if payload["properties"]["delivery_tag"] != tag:
+                raise ValueError(f"its delivery tag is not {tag!r}, the one its text names")
+        except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
+            return self._drop_recorded(raw, key, tag, exc)
+        queue = key.rsplit(self.sep, 1)[0]
+        self._queue_cycle.rotate(queue)
+        self._pending_recorded = tag
+        try:
+            self.connection._deliver(payload, queue)
+        except NotRecorded:
+            raise
+        except Exception as exc:
+            if self._pending_recorded is None:
+                raise  # Celery's own handling failed after QoS.append: not the payload
+            return self._drop_recorded(raw, key, tag, exc)  # kombu could not build its Message
+        if self._pending_recorded is not None:
+            # Delivered without QoS.append (a consumer without acks): no ack will come.
+            self._unrecord(key, tag, None)
+        return True
+
+    def _drop_recorded(self, raw: str, key: str, tag: str, exc: Exception) -> bool:
+        try:
+            self._dead_letter(raw, key, exc)
+        except NotRecorded as refused:
+            self._unrecord(key, tag, raw)
+            self._pause(refused.cause, refused.doing)
+            raise Empty() from None
+        self._unrecord(key, tag, None)
+        raise Empty()
+
+    def _unrecord(self, key: str, tag: str, raw: str | None) -> None:
+        """Remove a record the pop script made; with ``raw``, the message goes back to the
+        queue's pop end. Not reachable now: it stays in unacked, for the sweep."""
+        try:
+            with self.conn_or_acquire() as client:
+                if raw is None:
+                    self.ack_script(keys=[self.unacked_key, self.unacked_index_key], args=[tag], client=client)
+                else:
+                    self.unrecord_script(keys=[self.unacked_key, self.unacked_index_key, key],
+                                         args=[tag, raw], client=client)
+        except UNAVAILABLE as exc:
+            _left_in_unacked(exc, "put back" if raw is not None else "drop", tag)
 
     def _pause(self, exc: BaseException, doing: str) -> None:
         """No pop for the backoff delay; a timer wakes the event loop when it ends."""
@@ -480,6 +644,14 @@ class Channel(redis_transport.Channel):
             logger.warning("restored %d message(s) popped by a worker that died before "
                            "recording them", restored)
         return restored
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        message, _exchange, _routing_key = loads(bytes_to_str(raw))
+    except Exception:  # noqa: BLE001 - not kombu's record, whatever the reason
+        return False
+    return isinstance(message, dict)
 
 
 def _wake() -> None:

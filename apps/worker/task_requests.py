@@ -89,28 +89,39 @@ class WorkerRequest(Request):
     rather than vanishing with neither a result nor a dead letter."""
 
     _keep_for_redelivery = False
+    #: The task succeeded, and its own transaction removed the unacked record (tasks.ack_with).
+    _acked_in_redis = False
 
     def acknowledge(self):
         if self._keep_for_redelivery:
             return self.reject(requeue=True)
+        if self._acked_in_redis:
+            acked_in_redis = getattr(self._message.channel.qos, "acked_in_redis", None)
+            if acked_in_redis is not None:
+                acked_in_redis(self._message.delivery_tag)
         return super().acknowledge()
+
+    def _note_success(self, failed__retval__runtime) -> None:
+        _count_success(failed__retval__runtime)
+        if not failed__retval__runtime[0] and getattr(self.task, "ack_in_write", False):
+            self._acked_in_redis = True
 
     def on_accepted(self, pid, time_accepted):
         metrics.LAST_ACTIVITY.set_to_current_time()
         return super().on_accepted(pid, time_accepted)
 
     def on_success(self, failed__retval__runtime, **kwargs):
-        _count_success(failed__retval__runtime)
+        self._note_success(failed__retval__runtime)
         return super().on_success(failed__retval__runtime, **kwargs)
 
     def __init_subclass__(cls, **kwargs):
         # Celery's strategy builds a subclass per task (create_request_cls) whose
-        # on_success does not call super(): wrap it so successes are still counted.
+        # on_success does not call super(): wrap it so successes are still noted.
         super().__init_subclass__(**kwargs)
         inner = cls.__dict__.get("on_success")
         if inner is not None:
             def on_success(self, failed__retval__runtime, **kw):
-                _count_success(failed__retval__runtime)
+                self._note_success(failed__retval__runtime)
                 return inner(self, failed__retval__runtime, **kw)
 
             cls.on_success = on_success  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ import time
 import redis
 from celery import Celery, Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
+from kombu.transport.redis import Channel as KombuRedisChannel
 
 from apps.common.redis_errors import UNAVAILABLE, reason
 from apps.worker.settings import TASK_NAME, WorkerSettings
@@ -21,6 +22,10 @@ MAX_RETRIES = 5
 WAIT_MARGIN_SECONDS = 0.5
 
 _clients: dict[int, redis.Redis] = {}
+
+#: kombu's unacked records (the transport's defaults, which the worker keeps).
+UNACKED_KEY = KombuRedisChannel.unacked_key
+UNACKED_INDEX_KEY = KombuRedisChannel.unacked_index_key
 
 
 class RedisUnavailable(Reject):
@@ -66,8 +71,23 @@ def store_waiting(write, deadline: float, *, clock=time.monotonic, sleep=time.sl
         delay = min(delay * 2, 1.0)
 
 
-def register(app: Celery, settings: WorkerSettings) -> Task:
-    """Register the task on ``app`` (the worker's app, or the benchmark's baseline)."""
+def ack_with(delivery_tag: str | None):
+    """The message's ack (kombu's: its unacked record, ``HDEL`` + ``ZREM``) as commands for
+    the task's own transaction: the result and the ack land together or not at all, and
+    the main process's ack is then bookkeeping only (apps/worker/task_requests.py)."""
+    if not delivery_tag:
+        return None
+
+    def ack(pipe) -> None:
+        pipe.hdel(UNACKED_KEY, delivery_tag)
+        pipe.zrem(UNACKED_INDEX_KEY, delivery_tag)
+
+    return ack
+
+
+def register(app: Celery, settings: WorkerSettings, ack_in_write: bool = True) -> Task:
+    """Register the task on ``app`` (the worker's app, or, ``ack_in_write=False``, the
+    benchmark's plain-Celery baseline, which acks as Celery does)."""
 
     # retry_on_worker_lost: a pool process that dies mid-task (OOM kill, segfault) gets
     # its task re-sent as a retry, counted against max_retries, so a message that kills
@@ -88,8 +108,19 @@ def register(app: Celery, settings: WorkerSettings) -> Task:
             raise Reject(problem, requeue=False) from None
         simulate_work(work_time(settings.work_seconds_min, settings.work_seconds_max))
         worker_id = f"{self.request.hostname}/{os.getpid()}"
+        ack = ack_with(delivery_tag(self.request)) if ack_in_write else None
         return store_waiting(
-            lambda: store_user(client, self.request.id, record, worker_id, settings.result_ttl_seconds),
+            lambda: store_user(client, self.request.id, record, worker_id, settings.result_ttl_seconds,
+                               also=ack),
             deadline)
 
+    process_user.ack_in_write = ack_in_write
     return process_user
+
+
+def delivery_tag(request) -> str | None:
+    """The message's kombu delivery tag, as the pool process sees it (Celery passes the
+    message's properties with the request)."""
+    properties = getattr(request, "properties", None) or {}
+    tag = properties.get("delivery_tag")
+    return tag if isinstance(tag, str) and tag else None

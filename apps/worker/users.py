@@ -50,15 +50,18 @@ def user_key(task_id: str) -> str:
 
 
 def store_user(client: redis.Redis, task_id: str, record: UserRecord, worker_id: str,
-               ttl_seconds: int, now: Callable[[], float] = time.time) -> str:
+               ttl_seconds: int, now: Callable[[], float] = time.time,
+               also: Callable[[redis.client.Pipeline], object] | None = None) -> str:
     """Write the HASH ``users:<task id>`` with its retention, in one ``MULTI/EXEC``
-    (HSET + EXPIRE: a record never exists without its TTL). A redelivery rewrites the
-    same key and restarts the TTL."""
+    (HSET + EXPIRE: a record never exists without its TTL), with ``also``'s commands in
+    the same transaction. A redelivery rewrites the same key and restarts the TTL."""
     key = user_key(task_id)
     mapping: dict[str, Any] = {**record.model_dump(), "worker_id": worker_id, "processed_at": f"{now():.6f}"}
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # str, int and float values
         pipe.expire(key, ttl_seconds)
+        if also is not None:
+            also(pipe)
         pipe.execute()
     return key
 
