@@ -155,7 +155,7 @@ def _publish(settings, args: argparse.Namespace, stop):
     from apps.producer.publisher import NotPublished, Publisher
     from apps.producer.records import records
     from apps.producer.results import redis_client
-    from apps.producer.settings import ARGSREPR, TASK_NAME
+    from apps.producer.settings import TASK_NAME
 
     app = build_app(settings)
     if args.forever:
@@ -182,7 +182,7 @@ def _publish(settings, args: argparse.Namespace, stop):
             with producer.batch(max_size=max(1, len(items))):
                 for record, task_id in items:
                     app.send_task(TASK_NAME, args=[record], queue=settings.celery_queue,
-                                  producer=producer, task_id=task_id, argsrepr=ARGSREPR)
+                                  producer=producer, task_id=task_id)
 
         publisher = Publisher(publish, admission, max_wait=None if args.forever else args.max_wait,
                               stopped=lambda: stop.requested, tick=beat_while_waiting)

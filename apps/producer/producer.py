@@ -23,7 +23,7 @@ logger = logging.getLogger("apps.producer")
 
 
 def build_app(settings: ProducerSettings) -> Celery:
-    app = Celery("producer", set_as_current=False)
+    app = Celery("producer", set_as_current=False, amqp="apps.producer.message:LeanAMQP")
     app.conf.update(
         broker_url=settings.redis_url,
         # kombu's Redis transport, minus redis-py's CLIENT SETINFO handshake (Redis 7.2), with
@@ -35,6 +35,8 @@ def build_app(settings: ProducerSettings) -> Celery:
         broker_transport_options={"priority_steps": [0], "socket_timeout": 10,
                                   "socket_connect_timeout": 5, "socket_keepalive": True,
                                   "socket_keepalive_options": tcp_keepalive_options(),
+                                  # the body as JSON text, not base64 (apps/producer/message.py)
+                                  "body_encoding": None,
                                   # the credential, read on every new connection
                                   **settings.broker_transport_options()},
         broker_connection_timeout=5,

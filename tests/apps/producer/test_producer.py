@@ -34,9 +34,7 @@ def test_count_sends_exactly_n_realistic_records(redis_server):
         assert c.llen("burst") == 300
         msg = json.loads(c.lindex("burst", 0))
     assert msg["headers"]["task"] == "users.process"
-    import base64
-
-    args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
+    args, kwargs, _ = json.loads(msg["body"])  # JSON text, not base64 (apps/producer/message.py)
     assert set(args[0]) == {"name", "email", "address"} and "@" in args[0]["email"]
 
 
@@ -384,7 +382,8 @@ def test_a_burst_is_pipelined_in_order_on_every_redis_profile(redis_any, count):
 def test_a_queued_task_carries_the_record_once_and_no_personal_data_in_its_headers(redis_server):
     """Celery's default ``argsrepr`` repeated the whole user record in the headers (name,
     e-mail, address: about 110 bytes of every queued task, shown by ``celery inspect`` and
-    task events). The body alone carries it now."""
+    task events). The body alone carries it now, as JSON text; the headers hold only what
+    says something, and no property repeats the task id (apps/producer/message.py)."""
     from apps.producer.settings import ARGSREPR
 
     env = {**redis_server.env, "CELERY_QUEUE": "lean"}
@@ -398,5 +397,26 @@ def test_a_queued_task_carries_the_record_once_and_no_personal_data_in_its_heade
         assert message["headers"]["argsrepr"] == ARGSREPR
         headers = json.dumps(message["headers"])
         assert record["email"] not in headers and record["name"] not in headers
-        body = __import__("base64").b64decode(message["body"]).decode()
-        assert json.loads(body)[0] == [record]  # the record itself is the task's argument
+        assert json.loads(message["body"]) == [[record], {}, {}]  # the record is the argument
+        assert set(message["headers"]) == {"lang", "task", "id", "argsrepr"}
+        assert message["properties"]["body_encoding"] is None
+        assert "correlation_id" not in message["properties"] and "reply_to" not in message["properties"]
+        assert len(json.dumps(message)) < 600  # Celery's send_task: about 1,130 characters
+
+
+def test_lean_headers_keep_every_field_that_says_something():
+    """Only Celery's defaults go: a retry count, an ETA, a time limit, a parent or a root
+    other than the task itself stay, so a message that carries them means the same."""
+    from apps.producer.message import lean_headers
+
+    celery = {"lang": "py", "task": "users.process", "id": "t1", "shadow": None, "eta": None, "expires": None,
+              "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": "t1",
+              "parent_id": None, "argsrepr": "(<user record>,)", "kwargsrepr": "{}", "origin": "gen1@host",
+              "ignore_result": False, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}}
+    assert lean_headers(celery) == {"lang": "py", "task": "users.process", "id": "t1",
+                                    "argsrepr": "(<user record>,)"}
+    said = {**celery, "retries": 2, "eta": "2026-12-06T10:00:00+00:00", "timelimit": [30, None],
+            "root_id": "t0", "parent_id": "t0", "ignore_result": True, "stamps": {"a": 1}}
+    kept = lean_headers(said)
+    assert {k: kept[k] for k in ("retries", "eta", "timelimit", "root_id", "parent_id", "ignore_result", "stamps")} \
+        == {k: said[k] for k in ("retries", "eta", "timelimit", "root_id", "parent_id", "ignore_result", "stamps")}
