@@ -22,7 +22,8 @@ def test_the_per_task_bench_prints_every_figure_for_both_profiles():
     lines = [line for line in out.stdout.splitlines() if re.match(r"^[a-zA-Z/ ]+ {2,}[\d.]", line)]
     figures = {line[:22].strip(): line[22:].split() for line in lines}
     assert set(figures) == {"tasks/s", "producer cmds/task", "producer trips/task", "worker cmds/task",
-                            "worker trips/task", "Redis CPU us/task", "bytes/queued task", "worker CPU ms/task"}
+                            "worker trips/task", "Redis CPU us/task", "command us/task", "bytes/queued task",
+                            "worker CPU ms/task"}
     for label, cells in figures.items():
         defaults, safe = float(cells[0]), float(cells[2])
         assert defaults > 0 and safe > 0, (label, cells)

@@ -82,11 +82,15 @@ def test_a_burst_larger_than_memory_is_held_back_then_drained(profile, redis_fac
     # A tiny Redis: the ~13 kB each client connection takes (docs/capacity.md) is a large share
     # of it, so the producer keeps 30 % for the workers, not the default 20 %.
     env = env_for(server, PUBLISH_MAX_MEMORY_PERCENT=70)
-    # More than 4 MB holds: with the fleet connected (~1.8 MB used before any task) 2,200 queued
-    # tasks are 3 MB more (docs/capacity.md: ~1.4 kB each), so a producer that does not hold
-    # makes Redis refuse writes. Their results (~0.9 MB, ~400 B each) still fit under the
-    # threshold once every task is done: a bigger burst here would hold the producer forever.
+    # More than the room holds: 2,200 queued tasks are 1.2 MB (docs/capacity.md: ~570 B each)
+    # and their results ~0.9 MB (~410 B each), while the threshold leaves ~1.0 MB once the
+    # fleet is connected. Before the fleet, 0.9 MB of other data (the ballast, deleted when the
+    # workers start) stands for the room the queue must not take, so the producer holds well
+    # before the end of the burst; the results still fit once every task is done (a bigger
+    # burst would hold the producer forever: results are not the queue's to give back).
     n = 2200
+    with server.client() as c:
+        c.set("ballast", b"x" * 900_000)
     burst = start_producer(env, tmp_path, "--count", str(n), "--rate", "0", "--max-wait", "60",
                            "--wait-results", "120")
     with server.client() as c:
@@ -97,6 +101,7 @@ def test_a_burst_larger_than_memory_is_held_back_then_drained(profile, redis_fac
         assert 500 < held_at < n - 500, held_at  # held well before the end of the burst
         time.sleep(1.5)
         assert c.llen("celery") == held_at  # holding, not failing, not publishing
+        c.delete("ballast")
         for _ in range(2):
             workers(env, concurrency=2)
         code, log = stop_producer_when_done(burst, tmp_path, timeout=150)
