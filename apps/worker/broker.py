@@ -17,10 +17,11 @@ dead-lettered from ``unacked`` (``_take_recorded``).
 When the queue is empty the pop blocks: ``BRPOPLPUSH <queue> <queue>.inflight`` (Redis
 2.2+; the same move as 6.2's ``BLMOVE ... RIGHT LEFT``): the message stays in Redis while
 in flight. Once kombu has recorded it as unacknowledged it is removed from
-``<queue>.inflight``. The next pop is the script again. The periodic restore sweep (the one that redelivers unacked messages older than
-``visibility_timeout``) also pushes back inflight entries that have stayed there for
-``visibility_timeout``: their worker died in that window. The worst case is a duplicate
-delivery, which the task tolerates (it rewrites the same key).
+``<queue>.inflight``. The next pop is the script again. The periodic restore sweep (the
+one that redelivers unacked messages older than ``visibility_timeout``) also pushes back
+inflight entries that have stayed there for ``visibility_timeout``: their worker died in
+that window. The worst case is a duplicate delivery, which the task tolerates (it rewrites
+the same key).
 
 kombu 5.7 itself sends two Redis 6.2 forms, both replaced here with 6.0 equivalents:
 the unacked sweep's ``ZRANGE ... BYSCORE REV`` (``ZREVRANGEBYSCORE``, as kombu did before)
