@@ -153,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             list_bytes = c.memory_usage("celery", samples=0) / n
             message = len(c.lindex("celery", 0))
             body = json.loads(c.lindex("celery", 0))
-            record = len(json.dumps(json.loads(base64.b64decode(body["body"]))[0][0]))
+            text = body["body"]  # JSON text (the producer's), or base64 of it (Celery's default)
+            if body["properties"].get("body_encoding") == "base64":
+                text = base64.b64decode(text)
+            record = len(json.dumps(json.loads(text)[0][0]))
 
             # commands per processed task, and results
             c.config_resetstat()
