@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 #: Bytes one published task may add to Redis, counted between two INFO readings. The
-#: producer's tasks take about 1.4 kB each in the queue (docs/capacity.md);
+#: producer's tasks take about 0.6 kB each in the queue (docs/capacity.md);
 #: tests/apps/producer/test_admission.py checks that this bound holds.
 TASK_BYTES = 2048
 
