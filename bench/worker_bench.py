@@ -22,9 +22,11 @@ Profiles (same task code, same Request/Consumer classes, same Redis, same machin
 - ``defaults``: Celery's delivery defaults: acks early, prefetch multiplier 4, no
   reject-on-worker-lost, kombu's stock BRPOP transport and unacked sweep;
 - ``safe``: what the worker runs (apps/worker/celery_app.py): acks late, reject on worker
-  lost, prefetch 1, visibility timeout + tuned sweep, BRPOPLPUSH transport (apps/worker/broker.py);
+  lost, prefetch 1, visibility timeout + tuned sweep, the recoverable pop (one script that
+  pops and records; BRPOPLPUSH on an empty queue: apps/worker/broker.py) and the ack inside
+  the task's transaction;
 - ``safe-brpop``: ``safe`` on kombu's stock BRPOP transport, to show what the recoverable
-  pop (BRPOPLPUSH + the inflight list) costs.
+  pop costs or saves.
 """
 
 from __future__ import annotations

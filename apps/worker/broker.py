@@ -361,6 +361,12 @@ class QoS(kredis.QoS):
             return client.transaction(restore_transaction, self.unacked_key, value_from_callable=True)
 
 
+def _script(source: str) -> cached_property:
+    """A channel attribute: ``source`` registered once per channel (redis-py's Script, which
+    sends EVALSHA and loads the script again after NOSCRIPT)."""
+    return cached_property(lambda channel: channel._create_client().register_script(source))
+
+
 class Channel(redis_transport.Channel):
     QoS = QoS
 
@@ -387,25 +393,11 @@ class Channel(redis_transport.Channel):
         super().__init__(*args, **kwargs)
         self._inflight_seen: dict[bytes, float] = {}
 
-    @cached_property
-    def _refresh_binding(self):
-        return self._create_client().register_script(REFRESH_BINDING_6_0)
-
-    @cached_property
-    def record_script(self):
-        return self._create_client().register_script(_RECORD)
-
-    @cached_property
-    def pop_script(self):
-        return self._create_client().register_script(_POP_AND_RECORD)
-
-    @cached_property
-    def unrecord_script(self):
-        return self._create_client().register_script(_UNRECORD)
-
-    @cached_property
-    def ack_script(self):
-        return self._create_client().register_script(_ACK)
+    _refresh_binding = _script(REFRESH_BINDING_6_0)
+    record_script = _script(_RECORD)
+    pop_script = _script(_POP_AND_RECORD)
+    unrecord_script = _script(_UNRECORD)
+    ack_script = _script(_ACK)
 
     @cached_property
     def dead_letters(self) -> DeadLetters | None:
@@ -545,9 +537,7 @@ class Channel(redis_transport.Channel):
         self._queue_cycle.rotate(queue)
         self._pending_recorded = tag
         try:
-            self.connection._deliver(payload, queue)
-        except NotRecorded:
-            raise
+            self.connection._deliver(payload, queue)  # QoS.append writes nothing: no NotRecorded
         except Exception as exc:
             if self._pending_recorded is None:
                 raise  # Celery's own handling failed after QoS.append: not the payload
