@@ -58,12 +58,14 @@ PROFILES = {
 def __getattr__(name: str):
     """``celery -A bench.worker_bench:defaults_app``: apps built lazily, in the worker process."""
     if name in ("defaults_app", "safe_brpop_app"):
-        from apps.worker.celery_app import build_app, load_settings
+        from apps.worker.celery_app import build_app, load_settings, url_with_credential
 
+        settings = load_settings()
         if name == "defaults_app":
-            return build_app(load_settings(), safe=False, main="bench-defaults")
-        app = build_app(load_settings(), safe=True, main="bench-safe-brpop")
-        app.conf.broker_transport = None  # the URL scheme picks kombu's own redis transport
+            return build_app(settings, safe=False, main="bench-defaults")
+        app = build_app(settings, safe=True, main="bench-safe-brpop")
+        app.conf.broker_transport = None  # the URL scheme picks kombu's own redis transport,
+        app.conf.broker_url = url_with_credential(settings)  # which reads the credential there only
         return app
     raise AttributeError(name)
 
