@@ -6,6 +6,9 @@
 # go.mod files replace with local paths, which `go install mod@version` refuses). Versions are
 # stamped with -ldflags the way the upstream builds do. A tool is rebuilt only when its
 # wrapper's go.sum or this script changes; Go's module and build caches make a rebuild cheap.
+# What a build produced is also kept in a machine-wide cache (TOOLCHAIN_CACHE_DIR, default
+# ~/.cache/redis-keda-platform/toolchain; empty: off), under the same key as the stamp, so a
+# fresh checkout of the same pins (every CI run) links nothing: it takes the kept binaries.
 #
 #   toolchain/build.sh            build every tool that is not up to date
 #   toolchain/build.sh NAME...    only these (pulumi pulumi-yaml pulumi-kubernetes kubernetes etcd kwok keda)
@@ -38,11 +41,38 @@ version() {
 
 fresh() { # fresh <name> <bins...>: the stamp matches and every binary is there
   local name=$1; shift
-  local want; want=$(cat "toolchain/$name/go.sum" "toolchain/$name/go.mod" toolchain/build.sh | sha256sum | cut -c1-16)
-  [[ "$(cat "$STAMPS/$name" 2>/dev/null)" == "$want" ]] || return 1
+  [[ "$(cat "$STAMPS/$name" 2>/dev/null)" == "$(key "$name")" ]] || return 1
   local b; for b in "$@"; do [[ -x "$BIN/$b" ]] || return 1; done
 }
-stamp() { cat "toolchain/$1/go.sum" "toolchain/$1/go.mod" toolchain/build.sh | sha256sum | cut -c1-16 >"$STAMPS/$1"; }
+stamp() { key "$1" >"$STAMPS/$1"; }
+key() { cat "toolchain/$1/go.sum" "toolchain/$1/go.mod" toolchain/build.sh | sha256sum | cut -c1-16; }
+
+CACHE=${TOOLCHAIN_CACHE_DIR-${XDG_CACHE_HOME:-$HOME/.cache}/redis-keda-platform/toolchain}
+
+# place <from> <to>: a hard link where the file system allows it (no copy of ~1 GB), else a copy.
+place() { ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"; }
+
+from_cache() { # from_cache <name> <bins...>: the same build, kept by an earlier checkout on this machine
+  [[ -n "$CACHE" ]] || return 1
+  local name=$1 dir b; dir=$CACHE/$1-$(key "$1"); shift
+  [[ -f "$dir/complete" ]] || return 1
+  for b in "$@"; do rm -f "$BIN/$b"; place "$dir/bin/$b" "$BIN/$b"; done
+  if [[ -d "$dir/share/$name" ]]; then
+    rm -rf "${TOOLS:?}/share/$name" && mkdir -p "$TOOLS/share" && cp -r "$dir/share/$name" "$TOOLS/share/"
+  fi
+}
+
+to_cache() { # to_cache <name> <bins...>: keep this build (only the newest one per tool)
+  [[ -n "$CACHE" ]] || return 0
+  local name=$1 dir b; dir=$CACHE/$1-$(key "$1"); shift
+  mkdir -p "$CACHE"
+  find "$CACHE" -maxdepth 1 -name "$name-*" -exec rm -rf {} +  # older builds, and this one's
+  mkdir -p "$dir.tmp/bin"
+  for b in "$@"; do place "$BIN/$b" "$dir.tmp/bin/$b"; done
+  if [[ -d "$TOOLS/share/$name" ]]; then mkdir -p "$dir.tmp/share" && cp -r "$TOOLS/share/$name" "$dir.tmp/share/"; fi
+  touch "$dir.tmp/complete"
+  mv "$dir.tmp" "$dir"
+}
 
 build_pulumi() {
   local v; v=$(version pulumi github.com/pulumi/pulumi/pkg/v3)
@@ -149,10 +179,18 @@ for name in "${SELECTED[@]}"; do
     echo "toolchain: $name up to date (${BINS[$name]})"
     continue
   fi
+  if from_cache "$name" "${bins[@]}"; then
+    stamp "$name"
+    echo "toolchain: $name taken from the machine's cache ${CACHE} (${BINS[$name]})"
+    continue
+  fi
   start=$SECONDS
   echo "toolchain: building $name ..."
+  # A binary may be a hard link into the cache: never let the build write through it.
+  for b in "${bins[@]}"; do rm -f "$BIN/$b"; done
   "build_$name"
   stamp "$name"
+  to_cache "$name" "${bins[@]}"
   echo "toolchain: built $name (${BINS[$name]}) in $((SECONDS - start)) s"
 done
 echo "toolchain: done in $((SECONDS - total_start)) s; binaries in ${BIN#"$ROOT"/}"
