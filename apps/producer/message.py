@@ -47,11 +47,13 @@ def _says_nothing(key: str, value, headers: dict) -> bool:
 
 class LeanAMQP(AMQP):
     """Celery's message builder, with the lean headers, no properties of Celery's own and
-    an empty workflow part."""
+    the workflow part empty unless it holds something (the producer sends no workflows; a
+    caller that did would keep its callbacks)."""
 
     def as_task_v2(self, task_id, name, args=None, kwargs=None, *rest, **options):
         options["argsrepr"] = ARGSREPR
         message = super().as_task_v2(task_id, name, args, kwargs, *rest, **options)
-        args_, kwargs_, _embed = message.body
+        args_, kwargs_, embed = message.body
+        embed = {key: value for key, value in embed.items() if value is not None}
         return message._replace(headers=lean_headers(message.headers), properties={},
-                                body=(args_, kwargs_, {}))
+                                body=(args_, kwargs_, embed))

@@ -420,3 +420,21 @@ def test_lean_headers_keep_every_field_that_says_something():
     kept = lean_headers(said)
     assert {k: kept[k] for k in ("retries", "eta", "timelimit", "root_id", "parent_id", "ignore_result", "stamps")} \
         == {k: said[k] for k in ("retries", "eta", "timelimit", "root_id", "parent_id", "ignore_result", "stamps")}
+
+
+def test_the_lean_message_keeps_a_workflow_part_that_holds_something():
+    """The producer sends no workflows, but a caller of its app that adds a callback keeps it."""
+    import os
+    from unittest import mock
+
+    from apps.producer.message import LeanAMQP
+    from apps.producer.producer import build_app
+    from apps.producer.settings import ProducerSettings
+
+    with mock.patch.dict(os.environ, {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379"}, clear=True):
+        app = build_app(ProducerSettings())
+    assert isinstance(app.amqp, LeanAMQP)
+    plain = app.amqp.as_task_v2("t1", "users.process", args=[{"a": 1}])
+    assert plain.body == ([{"a": 1}], {}, {}) and plain.properties == {}
+    chained = app.amqp.as_task_v2("t2", "users.process", args=[{"a": 1}], callbacks=[{"task": "next"}])
+    assert chained.body[2] == {"callbacks": [{"task": "next"}]}
