@@ -66,7 +66,8 @@ to_cache() { # to_cache <name> <bins...>: keep this build (only the newest one p
   [[ -n "$CACHE" ]] || return 0
   local name=$1 dir b; dir=$CACHE/$1-$(key "$1"); shift
   mkdir -p "$CACHE"
-  find "$CACHE" -maxdepth 1 -name "$name-*" -exec rm -rf {} +  # older builds, and this one's
+  # older builds of this tool (the key is 16 hex digits: "pulumi-*" would also take pulumi-yaml's)
+  local old; for old in "$CACHE/$name"-????????????????{,.tmp}; do [[ -e "$old" ]] && rm -rf "$old"; done
   mkdir -p "$dir.tmp/bin"
   for b in "$@"; do place "$BIN/$b" "$dir.tmp/bin/$b"; done
   if [[ -d "$TOOLS/share/$name" ]]; then mkdir -p "$dir.tmp/share" && cp -r "$TOOLS/share/$name" "$dir.tmp/share/"; fi
