@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable
 from functools import cached_property
 from queue import Empty
-from typing import Any
+from typing import Any, NoReturn
 
 from kombu.transport import redis as kredis
 from kombu.transport import virtual
@@ -341,21 +341,19 @@ class QoS(kredis.QoS):
 
         def restore_transaction(pipe):
             raw = pipe.hget(self.unacked_key, tag)
-            if raw and not _decodes(raw):
+            record = _record(raw) if raw else None
+            if raw and record is None:
                 try:
                     self.channel._dead_letter(bytes_to_str(raw), self.unacked_key,
                                               ValueError(f"unacked record {bytes_to_str(tag)!r} is not JSON"))
                 except NotRecorded:
                     return False  # refused: the record stays for the next sweep
-                pipe.multi()
-                self._remove_from_indices(tag, pipe)
-                return False
             pipe.multi()
             self._remove_from_indices(tag, pipe)
-            if raw:
-                message, exchange, routing_key = loads(bytes_to_str(raw))
+            if record is not None:
+                message, exchange, routing_key = record
                 self.channel._do_restore_message(message, exchange, routing_key, pipe, leftmost)
-            return bool(raw)
+            return record is not None
 
         with self.channel.conn_or_acquire(client) as client:
             return client.transaction(restore_transaction, self.unacked_key, value_from_callable=True)
@@ -532,7 +530,7 @@ class Channel(redis_transport.Channel):
             if payload["properties"]["delivery_tag"] != tag:
                 raise ValueError(f"its delivery tag is not {tag!r}, the one its text names")
         except Exception as exc:  # noqa: BLE001 - anything here is a bad payload
-            return self._drop_recorded(raw, key, tag, exc)
+            self._drop_recorded(raw, key, tag, exc)
         queue = key.rsplit(self.sep, 1)[0]
         self._queue_cycle.rotate(queue)
         self._pending_recorded = tag
@@ -541,13 +539,14 @@ class Channel(redis_transport.Channel):
         except Exception as exc:
             if self._pending_recorded is None:
                 raise  # Celery's own handling failed after QoS.append: not the payload
-            return self._drop_recorded(raw, key, tag, exc)  # kombu could not build its Message
+            self._drop_recorded(raw, key, tag, exc)  # kombu could not build its Message
         if self._pending_recorded is not None:
             # Delivered without QoS.append (a consumer without acks): no ack will come.
             self._unrecord(key, tag, None)
         return True
 
-    def _drop_recorded(self, raw: str, key: str, tag: str, exc: Exception) -> bool:
+    def _drop_recorded(self, raw: str, key: str, tag: str, exc: Exception) -> NoReturn:
+        """Dead-letter a recorded message and drop its record; raises Empty either way."""
         try:
             self._dead_letter(raw, key, exc)
         except NotRecorded as refused:
@@ -637,12 +636,13 @@ class Channel(redis_transport.Channel):
         return restored
 
 
-def _decodes(raw: bytes) -> bool:
+def _record(raw: bytes) -> tuple[dict, str, str] | None:
+    """kombu's unacked record ``[message, exchange, routing key]``, or None if it is not one."""
     try:
-        message, _exchange, _routing_key = loads(bytes_to_str(raw))
+        message, exchange, routing_key = loads(bytes_to_str(raw))
     except Exception:  # noqa: BLE001 - not kombu's record, whatever the reason
-        return False
-    return isinstance(message, dict)
+        return None
+    return (message, exchange, routing_key) if isinstance(message, dict) else None
 
 
 def _wake() -> None:
